@@ -1,0 +1,461 @@
+"""The sandbox: every node runs in its own git worktree, as a subprocess with hard limits.
+
+What a job may change and what scores it are kept apart (karpathy/autoresearch's line between
+`train.py` and `prepare.py`): a patch that touches the rules, the scoring, the evaluation or the
+ladder is refused before anything runs, and the protected files are hash-checked in the worktree
+after the patch is applied.
+
+    job = start_job(repo_root, node_id=7, overrides=["train.lr=0.01"], patch=None,
+                    run_dir=W / "runs/7", wall_clock_s=900, mem_limit_mb=8192, extra_env={})
+    while job.poll() is None: ...        # never blocks; kills the job past its wall-clock limit
+    result = job.wait()                  # JobResult(status, summary, error, log_tail)
+
+Statuses (the node statuses of the experiment tree):
+- `ok`       the job wrote `summary.json` with status ok;
+- `crash`    it exited without a valid summary (or its summary says crash), with the log tail;
+- `timeout`  it ran past `wall_clock_s`: its whole process group was killed;
+- `invalid`  Hydra refused the config (bad override: non-zero exit, no summary, Hydra's error in
+             the log), or the patch does not apply (`git apply --check` fails; git's message is
+             the error) -- the proposal is malformed, not the idea refuted;
+- `refused`  the patch touches a protected file (reason recorded); nothing was run.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.rundir import atomic_write_text, read_summary, write_summary
+
+# Rules, scoring, evaluation and the ladder: what scores a run must not be editable by the run.
+# The one list; `git apply` paths and worktree hashes are both checked against it.
+PROTECTED_PATTERNS: tuple[str, ...] = (
+    "go_core/board.py",
+    "go_core/reference_board.py",
+    "go_core/match.py",
+    "go_core/elo.py",
+    "go_core/stats.py",
+    "go_core/ladder.py",
+    "experiments/evaluate.py",
+    "experiments/rundir.py",
+    "conf/eval/**",
+)
+
+DEFAULT_JOB_MODULE = "experiments.train"
+LOG_NAME = "job.log"          # the job's stdout + stderr, in its run directory
+PID_NAME = "job.pid"          # pid (= process group id) and start time, for --resume clean-up
+LOG_TAIL_CHARS = 4000
+KILL_GRACE_S = 5.0            # SIGTERM, then SIGKILL after this many seconds
+
+# Hydra's messages for a config it could not compose (a bad override, an unknown group option).
+_HYDRA_CONFIG_ERRORS = re.compile(
+    r"ConfigCompositionException|OverrideParseException|Could not override|"
+    r"Error merging override|Could not find '|Could not load '|Could not append to config|"
+    r"Error parsing override|Key '[^']*' (is )?not in struct|ConfigKeyError|"
+    r"Ambiguous value for argument|mismatched input|ValidationError")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not be set up (not a git repo, git missing)."""
+
+
+@dataclass
+class JobResult:
+    status: str                                     # ok | crash | timeout | invalid | refused
+    summary: dict[str, Any] | None = None           # summary.json as written (or synthesised)
+    error: str | None = None                        # what went wrong, in one message
+    log_tail: str = ""                              # last lines of job.log (or git's output)
+    wall_s: float = 0.0                             # seconds from launch to exit
+    returncode: int | None = None
+    worktree: str | None = None
+    branch: str | None = None
+
+
+# ---------------------------------------------------------------------------- patches
+
+def patch_paths(patch: str) -> list[str]:
+    """Every file a unified diff touches (old and new names, so a rename counts twice)."""
+    paths: set[str] = set()
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            for tok in shlex.split(line[len("diff --git "):], posix=True)[:2]:
+                paths.add(_strip_prefix(tok))
+        elif line.startswith(("--- ", "+++ ")):
+            tok = line[4:].split("\t")[0].strip()
+            if tok != "/dev/null":
+                paths.add(_strip_prefix(tok))
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            paths.add(line.split(" ", 2)[2].strip())
+    return sorted(p for p in paths if p)
+
+
+def _strip_prefix(tok: str) -> str:
+    tok = tok.strip().strip('"')
+    return tok[2:] if tok[:2] in ("a/", "b/") else tok
+
+
+def is_protected(path: str, patterns: tuple[str, ...] = PROTECTED_PATTERNS) -> bool:
+    path = os.path.normpath(path).lstrip("./")
+    for pat in patterns:
+        if pat.endswith("/**"):
+            if path == pat[:-3] or path.startswith(pat[:-2]):
+                return True
+        elif fnmatch.fnmatchcase(path, pat):
+            return True
+    return False
+
+
+def protected_in_patch(patch: str, patterns: tuple[str, ...] = PROTECTED_PATTERNS) -> list[str]:
+    return [p for p in patch_paths(patch) if is_protected(p, patterns)]
+
+
+def patch_sha256(patch: str | None) -> str | None:
+    return hashlib.sha256(patch.encode()).hexdigest() if patch and patch.strip() else None
+
+
+def protected_hashes(root: Path, patterns: tuple[str, ...] = PROTECTED_PATTERNS) -> dict[str, str]:
+    """sha256 of every file under `root` matching the protected patterns (absent files omitted)."""
+    out: dict[str, str] = {}
+    root = Path(root)
+    for pat in patterns:
+        base = pat[:-3] if pat.endswith("/**") else None
+        files = sorted((root / base).rglob("*")) if base else [root / pat]
+        for f in files:
+            if f.is_file():
+                out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+# ---------------------------------------------------------------------------- git
+
+def _git(cwd: Path, *args: str, check: bool = True, input: str | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess:
+    try:
+        cp = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                            input=input, timeout=timeout)
+    except FileNotFoundError as e:
+        raise SandboxError("git is not installed: install it (apt-get install git)") from e
+    if check and cp.returncode != 0:
+        raise SandboxError(f"git {' '.join(args)} failed in {cwd}: {cp.stderr.strip()}")
+    return cp
+
+
+def repo_toplevel(path: Path) -> Path:
+    cp = _git(Path(path), "rev-parse", "--show-toplevel", check=False)
+    if cp.returncode != 0:
+        raise SandboxError(f"{path} is not inside a git repository; the sandbox makes a worktree "
+                           f"per node from HEAD, so run from a clone of the project")
+    return Path(cp.stdout.strip())
+
+
+def make_worktree(repo_root: Path, path: Path, branch: str) -> Path:
+    """A fresh worktree at `path` on `branch`, reset to the repo's HEAD (replacing leftovers)."""
+    path = Path(path)
+    if path.exists():
+        remove_worktree(repo_root, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _git(repo_root, "worktree", "prune", check=False)
+    _git(repo_root, "worktree", "add", "--force", "-B", branch, str(path), "HEAD")
+    return path
+
+
+def remove_worktree(repo_root: Path, path: Path) -> None:
+    """Remove the worktree; its branch (with the node's commit) stays."""
+    _git(repo_root, "worktree", "remove", "--force", str(path), check=False)
+    if Path(path).exists():
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+    _git(repo_root, "worktree", "prune", check=False)
+
+
+# ---------------------------------------------------------------------------- the job
+
+def job_env(extra_env: dict[str, str] | None = None, worktree: Path | None = None) -> dict[str, str]:
+    """The job's environment: ours without API keys (a run must never reach the LLM)."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.endswith("_API_KEY") or k.startswith("ANTHROPIC_"))}
+    if worktree is not None:
+        # the worktree's packages, not the editable install's, are what the patch changed
+        env["PYTHONPATH"] = os.pathsep.join([str(worktree)] + (
+            [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["HYDRA_FULL_ERROR"] = "1"
+    for k, v in (extra_env or {}).items():
+        if not (k.endswith("_API_KEY") or k.startswith("ANTHROPIC_")):
+            env[k] = str(v)
+    return env
+
+
+def _limits(mem_limit_mb: int):
+    def preexec() -> None:  # runs in the child, after fork, before exec
+        if mem_limit_mb and mem_limit_mb > 0:
+            limit = int(mem_limit_mb) * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return preexec
+
+
+def tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - chars))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class Job:
+    """One running node. `poll()` never blocks; `wait()` polls until the job is over."""
+
+    def __init__(self, *, node_id: int, run_dir: Path, wall_clock_s: float,
+                 proc: subprocess.Popen | None = None, result: JobResult | None = None,
+                 repo_root: Path | None = None, worktree: Path | None = None,
+                 branch: str | None = None, command: list[str] | None = None,
+                 keep_worktree: bool = False, log_file=None):
+        self.node_id = node_id
+        self.run_dir = Path(run_dir)
+        self.wall_clock_s = wall_clock_s
+        self.proc = proc
+        self.repo_root = repo_root
+        self.worktree = worktree
+        self.branch = branch
+        self.command = command or []
+        self.keep_worktree = keep_worktree
+        self.started = time.time()
+        self._log_file = log_file
+        self._kill_reason: str | None = None
+        self._result = result
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def poll(self) -> str | None:
+        """None while running; else the final status. Enforces the wall-clock limit."""
+        if self._result is not None:
+            return self._result.status
+        assert self.proc is not None
+        rc = self.proc.poll()
+        if rc is None:
+            if self.wall_clock_s and time.time() - self.started > self.wall_clock_s:
+                self.kill(f"timeout: ran past its wall-clock limit of {self.wall_clock_s:g} s")
+                rc = self.proc.returncode
+            else:
+                return None
+        self._result = self._finish(rc)
+        return self._result.status
+
+    def kill(self, reason: str) -> None:
+        """Kill the job's whole process group (SIGTERM, then SIGKILL)."""
+        if self._result is not None or self.proc is None:
+            return
+        self._kill_reason = reason
+        kill_group(self.proc.pid, grace_s=KILL_GRACE_S, proc=self.proc)
+
+    def wait(self, poll_s: float = 0.2) -> JobResult:
+        while self.poll() is None:
+            time.sleep(poll_s)
+        assert self._result is not None
+        return self._result
+
+    # -- classification
+    def _finish(self, rc: int | None) -> JobResult:
+        if self._log_file is not None:
+            self._log_file.close()
+        wall = time.time() - self.started
+        log_tail = tail(self.run_dir / LOG_NAME)
+        summary = read_summary(self.run_dir)
+        res = JobResult(status="crash", summary=summary, log_tail=log_tail, wall_s=wall,
+                        returncode=rc, worktree=str(self.worktree) if self.worktree else None,
+                        branch=self.branch)
+        if self._kill_reason and self._kill_reason.startswith("timeout"):
+            res.status, res.error = "timeout", self._kill_reason
+        elif self._kill_reason:
+            res.status, res.error = "crash", f"killed: {self._kill_reason}"
+        elif summary is not None and summary.get("status") in ("ok", "crash", "timeout", "invalid"):
+            res.status = summary["status"]
+            res.error = summary.get("error")
+            if res.status == "ok" and rc not in (0, None):
+                res.status = "crash"
+                res.error = f"summary.json says ok but the job exited with code {rc}"
+        elif rc != 0 and _HYDRA_CONFIG_ERRORS.search(log_tail):
+            res.status = "invalid"
+            hits = [ln.strip() for ln in log_tail.splitlines() if _HYDRA_CONFIG_ERRORS.search(ln)]
+            res.error = "Hydra rejected the config: " + " / ".join(dict.fromkeys(hits[:3]))
+        else:
+            res.status = "crash"
+            res.error = (f"job exited with code {rc} without writing summary.json: "
+                         f"{_first_error_line(log_tail)}" if rc != 0 else
+                         "job exited 0 but wrote no summary.json")
+        if summary is None or summary.get("status") != res.status:
+            # the run directory always ends with a summary.json saying what happened
+            res.summary = write_summary(self.run_dir, res.status if res.status != "refused"
+                                        else "invalid", metrics=(summary or {}).get("metrics"),
+                                        error=res.error, git={"commit": None, "branch": self.branch},
+                                        compute={"wall_s": wall}, returncode=rc)
+        _clear_pid(self.run_dir)
+        if self.worktree is not None and not self.keep_worktree and self.repo_root is not None:
+            remove_worktree(self.repo_root, self.worktree)
+        return res
+
+
+def _first_error_line(log: str) -> str:
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if _HYDRA_CONFIG_ERRORS.search(ln) or re.match(r"^\w*(Error|Exception)\b", ln):
+            return ln[:500]
+    return (lines[-1] if lines else "(no output)")[:500]
+
+
+def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.time() + (grace_s if sig == signal.SIGTERM else 10)
+        while time.time() < deadline:
+            if proc is not None:
+                if proc.poll() is not None and not _group_alive(pgid):
+                    return
+            elif not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+    if proc is not None:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _write_pid(run_dir: Path, pid: int) -> None:
+    atomic_write_text(Path(run_dir) / PID_NAME, f"{pid} {time.time():.0f}\n")
+
+
+def _clear_pid(run_dir: Path) -> None:
+    try:
+        (Path(run_dir) / PID_NAME).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def kill_orphan(run_dir: Path) -> bool:
+    """After a `kill -9` of the loop its jobs live on (own session): end the one for `run_dir`.
+
+    The pid file is trusted only if that process's command line names this run directory.
+    Returns True if a process group was killed.
+    """
+    pid_file = Path(run_dir) / PID_NAME
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    killed = False
+    if str(Path(run_dir).resolve()) in cmdline or str(run_dir) in cmdline:
+        kill_group(pid, grace_s=2.0)
+        killed = True
+    _clear_pid(run_dir)
+    return killed
+
+
+def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: str | None,
+              run_dir: Path | str, wall_clock_s: float, mem_limit_mb: int,
+              extra_env: dict[str, str] | None = None, *,
+              job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
+              branch_prefix: str = "node/", python: str | None = None,
+              keep_worktree: bool = False, commit_message: str | None = None,
+              protected: tuple[str, ...] = PROTECTED_PATTERNS) -> Job:
+    """Launch one node: worktree on branch `node/<id>` from HEAD, patch checked and committed,
+    then `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group.
+
+    Returns a Job at once. A patch that is refused or does not apply gives a Job that is already
+    finished (`refused` / `invalid`), so callers treat every outcome the same way.
+    `worktrees_dir` defaults to `<run_dir>/../../worktrees` (i.e. `W/worktrees/` for `W/runs/<id>`).
+    """
+    repo_root = repo_toplevel(Path(repo_root))
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("summary.json", LOG_NAME):
+        (run_dir / stale).unlink(missing_ok=True)
+    worktrees_dir = Path(worktrees_dir) if worktrees_dir else run_dir.parent.parent / "worktrees"
+    branch = f"{branch_prefix}{node_id}"
+
+    def finished(status: str, error: str, log_tail: str = "") -> Job:
+        summary = write_summary(run_dir, "invalid" if status == "refused" else status,
+                                error=error, git={"commit": None, "branch": branch,
+                                                  "patch_sha256": patch_sha256(patch)},
+                                refused=(status == "refused"))
+        atomic_write_text(run_dir / LOG_NAME, log_tail or error)
+        return Job(node_id=node_id, run_dir=run_dir, wall_clock_s=wall_clock_s, branch=branch,
+                   result=JobResult(status=status, summary=summary, error=error,
+                                    log_tail=log_tail or error, branch=branch))
+
+    if patch and patch.strip():
+        hit = protected_in_patch(patch, protected)
+        if hit:
+            return finished("refused", "patch touches protected files (rules, scoring, evaluation "
+                            f"or the ladder may not be changed by a run): {', '.join(hit)}")
+
+    worktree = make_worktree(repo_root, worktrees_dir / str(node_id), branch)
+    try:
+        if patch and patch.strip():
+            before = protected_hashes(worktree, protected)
+            text = patch if patch.endswith("\n") else patch + "\n"
+            check = _git(worktree, "apply", "--check", "-", input=text, check=False)
+            if check.returncode != 0:
+                remove_worktree(repo_root, worktree)
+                return finished("invalid", "patch does not apply (git apply --check): "
+                                + check.stderr.strip()[:1000], check.stderr)
+            _git(worktree, "apply", "-", input=text)
+            after = protected_hashes(worktree, protected)
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            if changed:
+                remove_worktree(repo_root, worktree)
+                return finished("refused", "patch changed protected files (hash check after "
+                                f"applying): {', '.join(changed)}")
+            _git(worktree, "add", "-A")
+            _git(worktree, "-c", "user.name=tengen", "-c", "user.email=tengen@localhost",
+                 "commit", "-q", "--no-verify", "-m", commit_message or f"node {node_id}")
+    except Exception:
+        remove_worktree(repo_root, worktree)
+        raise
+
+    cmd = [python or sys.executable, "-m", job_module, *overrides, f"hydra.run.dir={run_dir}"]
+    log_file = open(run_dir / LOG_NAME, "wb")
+    log_file.write(("$ " + shlex.join(cmd) + "\n").encode())
+    log_file.flush()
+    proc = subprocess.Popen(cmd, cwd=worktree, env=job_env(extra_env, worktree),
+                            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=_limits(mem_limit_mb))
+    _write_pid(run_dir, proc.pid)
+    return Job(node_id=node_id, run_dir=run_dir, wall_clock_s=wall_clock_s, proc=proc,
+               repo_root=repo_root, worktree=worktree, branch=branch, command=cmd,
+               keep_worktree=keep_worktree, log_file=log_file)
+
+
+def job_command(overrides: list[str], run_dir: Path | str,
+                job_module: str = DEFAULT_JOB_MODULE) -> str:
+    """The command a node runs, as a shell line (stored in the tree for reproduction)."""
+    return shlex.join(["python", "-m", job_module, *overrides, f"hydra.run.dir={run_dir}"])

@@ -1,0 +1,2 @@
+"""Protected: the rules."""
+RULES = "tromp-taylor"

@@ -1,0 +1,33 @@
+"""A tiny git repository with a fake training job (tests/fake_project/), for sandbox and loop tests."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+FAKE_PROJECT = Path(__file__).parent / "fake_project"
+JOB_MODULE = "fakejob"
+
+
+def make_fake_repo(dest: Path) -> Path:
+    """Copy the fake project to `dest`, `git init` and commit it; return the repo path."""
+    shutil.copytree(FAKE_PROJECT, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "fake project"]):
+        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def behaviour_patch(behaviour: str = "ok", bonus: float = 0.0) -> str:
+    """A unified diff that changes the fake job's behaviour (what a code proposal would be)."""
+    return ("diff --git a/fake_behaviour.py b/fake_behaviour.py\n"
+            "--- a/fake_behaviour.py\n+++ b/fake_behaviour.py\n"
+            "@@ -1,3 +1,3 @@\n"
+            " # What a code patch edits in the fake project: the job's behaviour and a flat Elo bonus.\n"
+            f"-BEHAVIOUR = \"ok\"\n-ELO_BONUS = 0.0\n+BEHAVIOUR = \"{behaviour}\"\n+ELO_BONUS = {bonus}\n")
+
+
+PROTECTED_PATCH = ("diff --git a/go_core/board.py b/go_core/board.py\n"
+                   "--- a/go_core/board.py\n+++ b/go_core/board.py\n"
+                   "@@ -1,2 +1,2 @@\n \"\"\"Protected: the rules.\"\"\"\n"
+                   "-RULES = \"tromp-taylor\"\n+RULES = \"anything-goes\"\n")
