@@ -1,0 +1,792 @@
+"""Numba kernels of the Tromp-Taylor rules engine, on one flat int64 array per board.
+
+Other numba code may call these directly (they are ``@njit`` functions of plain arrays);
+``go_core.board.Board`` and ``Boards`` are thin Python wrappers around them.
+
+State layout (one ``np.int64`` array ``st``; a batch is a C-contiguous 2-D array, one row per
+board). The board is padded by one ring of ``BORDER`` points: with ``W = size + 2`` the point
+``m = row * size + col`` lives at the padded index ``p = (row + 1) * W + col + 1``, so the four
+neighbours of ``p`` are ``p - W, p - 1, p + 1, p + W`` with no bounds checks. ``P = W * W``.
+
+    st[0:HEADER]           header, the H_* slots below
+    st[OFF_COLOR + p]      EMPTY / BLACK / WHITE / BORDER at padded point p
+    st[OFF_HEAD + p]       the chain's head (representative) for a stone at p
+    st[OFF_NEXT + p]       the next stone of p's chain (a circular linked list)
+    st[OFF_GSIZE + g]      stones in the chain whose head is g
+    st[OFF_PLIB + g]       pseudo-liberties of chain g: (stone, empty neighbour) pairs;
+                           a chain is captured exactly when this is 0
+    st[OFF_LSUM + g]       sum of the empty neighbours' indices over those pairs
+    st[OFF_LSQ + g]        sum of their squares; the chain has exactly one liberty (atari)
+                           iff PLIB > 0 and LSUM**2 == PLIB * LSQ (all pairs name one point)
+    st[OFF_ELIST + i]      the empty points (padded), i < st[H_NEMPTY], in no order
+    st[OFF_EPOS + p]       where empty point p sits in ELIST
+    st[off_moves + k]      the k-th move played (move numbers, passes included), k < H_MOVE_NUMBER
+    st[off_table + j]      open-addressing hash set (linear probing) of the Zobrist hashes of
+                           every position of the game so far (positional superko); 0 = free slot
+
+with ``OFF_X = HEADER + i * P`` for the i-th per-point array (``offsets(size)``), and
+``off_moves = HEADER + N_POINT_ARRAYS * P``, ``off_table = off_moves + cap``, where
+``cap = st[H_CAP]`` is a power of two. The table must stay at most half full: callers grow the
+state (``grow_state``) before ``move_number + 2 > cap // 2``.
+
+Zobrist hashes cover stones only (positional superko; the player to move is not part of a
+position). A single-stone suicide recreates the position before it and is therefore refused
+by superko; a multi-stone suicide removes the group (Tromp-Taylor) and is legal unless the
+resulting position repeated.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+EMPTY, BLACK, WHITE, BORDER = 0, 1, 2, 3
+MAX_SIZE = 25
+
+# header slots
+H_SIZE = 0          # board size N
+H_TO_PLAY = 1       # BLACK or WHITE
+H_PASSES = 2        # consecutive passes
+H_MOVE_NUMBER = 3   # moves played, passes included
+H_RESIGNED = 4      # 0, or the colour that resigned
+H_OVER = 5          # 1 once two consecutive passes or a resignation happened
+H_HASH = 6          # Zobrist hash of the current position
+H_NHIST = 7         # positions stored in the superko table
+H_CAP = 8           # capacity of the moves list and of the table (a power of two)
+H_NEMPTY = 9        # empty points (length of ELIST)
+H_LAST = 10         # last move (-1 before the first)
+H_MAXSTONES = 11    # most stones on the board in any position of the game so far
+HEADER = 16
+
+N_POINT_ARRAYS = 9
+OFF_COLOR = HEADER  # P does not depend on a slot: the other offsets are computed per size
+
+
+# Play status codes returned by the kernels.
+OK, ILLEGAL_OCCUPIED, ILLEGAL_SUPERKO, ILLEGAL_OVER, ILLEGAL_OFF_BOARD = 0, 1, 2, 3, 4
+STATUS_REASONS = {ILLEGAL_OCCUPIED: "occupied", ILLEGAL_SUPERKO: "superko",
+                  ILLEGAL_OVER: "game over", ILLEGAL_OFF_BOARD: "off board"}
+
+_PMAX = (MAX_SIZE + 2) ** 2
+_zrng = np.random.default_rng(0x7E46E1)
+ZOBRIST = np.zeros((4, _PMAX), dtype=np.int64)
+ZOBRIST[1:3] = _zrng.integers(-(2 ** 63), 2 ** 63 - 1, size=(2, _PMAX), dtype=np.int64)
+_ZERO_KEY = np.int64(0x1F3D5B79A2C4E6F1)  # stands in for hash 0 (the empty board) in the table
+
+
+def padded_size(size: int) -> int:
+    """P, the number of padded points of a ``size`` board."""
+    return (size + 2) * (size + 2)
+
+
+def state_length(size: int, cap: int) -> int:
+    """Length of the state array of a ``size`` board whose move list and table hold ``cap``."""
+    return HEADER + N_POINT_ARRAYS * padded_size(size) + 2 * cap
+
+
+def default_cap(size: int, moves: int = 0) -> int:
+    """Smallest power-of-two capacity keeping the table at most half full for ``moves`` moves,
+    and at least room for 2 * size * size moves."""
+    need = 2 * max(moves + 2, 2 * size * size)
+    cap = 64
+    while cap < need:
+        cap *= 2
+    return cap
+
+
+@njit(cache=True, inline="always")
+def _offsets(st):
+    N = st[H_SIZE]
+    W = N + 2
+    P = W * W
+    return N, W, P
+
+
+@njit(cache=True)
+def _table_insert(st, off_table, mask, key):
+    if key == 0:
+        key = _ZERO_KEY
+    i = key & mask
+    while True:
+        v = st[off_table + i]
+        if v == key:
+            return
+        if v == 0:
+            st[off_table + i] = key
+            st[H_NHIST] += 1
+            return
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def _table_contains(st, off_table, mask, key):
+    if key == 0:
+        key = _ZERO_KEY
+    i = key & mask
+    while True:
+        v = st[off_table + i]
+        if v == key:
+            return True
+        if v == 0:
+            return False
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def init_state(st, size, cap):
+    """Fill ``st`` (length ``state_length(size, cap)``) with the empty board, black to play."""
+    st[:] = 0
+    W = size + 2
+    P = W * W
+    st[H_SIZE] = size
+    st[H_TO_PLAY] = BLACK
+    st[H_CAP] = cap
+    st[H_LAST] = -1
+    oc = HEADER
+    oel = HEADER + 7 * P
+    oep = HEADER + 8 * P
+    n = 0
+    for p in range(P):
+        r = p // W
+        c = p % W
+        if r == 0 or c == 0 or r == W - 1 or c == W - 1:
+            st[oc + p] = BORDER
+            st[oep + p] = -1
+        else:
+            st[oc + p] = EMPTY
+            st[oel + n] = p
+            st[oep + p] = n
+            n += 1
+    st[H_NEMPTY] = n
+    st[H_HASH] = 0
+    off_table = HEADER + N_POINT_ARRAYS * P + cap
+    _table_insert(st, off_table, cap - 1, np.int64(0))
+
+
+def new_state(size: int, cap: int | None = None) -> np.ndarray:
+    """A fresh state array: the empty ``size`` board, black to play."""
+    if not 2 <= size <= MAX_SIZE:
+        raise ValueError(f"unacceptable board size {size}: this engine plays 2x2 to "
+                         f"{MAX_SIZE}x{MAX_SIZE}")
+    cap = default_cap(size) if cap is None else cap
+    st = np.empty(state_length(size, cap), dtype=np.int64)
+    init_state(st, size, cap)
+    return st
+
+
+@njit(cache=True, inline="always")
+def to_padded(m, N):
+    """Padded index of board point ``m`` (0 <= m < N*N)."""
+    return (m // N + 1) * (N + 2) + (m % N) + 1
+
+
+@njit(cache=True, inline="always")
+def to_move(p, N):
+    """Board point ``m`` of padded index ``p``."""
+    W = N + 2
+    return (p // W - 1) * N + (p % W - 1)
+
+
+@njit(cache=True)
+def _chain_hash(st, g, colour, P):
+    on = HEADER + 2 * P
+    x = np.int64(0)
+    s = g
+    while True:
+        x ^= ZOBRIST[colour, s]
+        s = st[on + s]
+        if s == g:
+            break
+    return x
+
+
+@njit(cache=True)
+def legal_point(st, p, c):
+    """Would placing colour ``c`` on the empty padded point ``p`` be legal (positional superko)?
+
+    Does not look at H_OVER or whether ``p`` is empty; ``is_legal`` does.
+    """
+    N, W, P = _offsets(st)
+    oc = HEADER
+    oh = HEADER + P
+    opl = HEADER + 4 * P
+    ols = HEADER + 5 * P
+    olq = HEADER + 6 * P
+    o = 3 - c
+    has_lib = False
+    captured = False
+    own_safe = False
+    cap_h = np.int64(0)
+    sui_h = np.int64(0)
+    s0 = -1
+    s1 = -1
+    s2 = -1
+    nown = 0
+    for d in (-W, -1, 1, W):
+        q = p + d
+        cq = st[oc + q]
+        if cq == EMPTY:
+            has_lib = True
+        elif cq != BORDER:
+            g = st[oh + q]
+            if g == s0 or g == s1 or g == s2:
+                continue
+            if s0 == -1:
+                s0 = g
+            elif s1 == -1:
+                s1 = g
+            else:
+                s2 = g
+            pl = st[opl + g]
+            ls = st[ols + g]
+            atari = ls * ls == pl * st[olq + g]  # p is a liberty, so pl > 0
+            if cq == o:
+                if atari:
+                    captured = True
+                    cap_h ^= _chain_hash(st, g, o, P)
+            else:
+                nown += 1
+                if atari:
+                    sui_h ^= _chain_hash(st, g, c, P)
+                else:
+                    own_safe = True
+    h = st[H_HASH]
+    if captured:
+        newh = h ^ ZOBRIST[c, p] ^ cap_h
+    elif has_lib or own_safe:
+        # a plain placement: a position with more stones than any before cannot repeat
+        if N * N - st[H_NEMPTY] + 1 > st[H_MAXSTONES]:
+            return True
+        newh = h ^ ZOBRIST[c, p]
+    else:
+        if nown == 0:
+            return False  # single-stone suicide: the position stays as it is, a repeat
+        newh = h ^ sui_h
+    cap = st[H_CAP]
+    off_table = HEADER + N_POINT_ARRAYS * P + cap
+    return not _table_contains(st, off_table, cap - 1, newh)
+
+
+@njit(cache=True)
+def is_legal(st, m):
+    """Is move ``m`` (a point, or ``N*N`` for pass) legal for the player to move?"""
+    N = st[H_SIZE]
+    if st[H_OVER] != 0:
+        return False
+    if m == N * N:
+        return True
+    if m < 0 or m > N * N:
+        return False
+    p = to_padded(m, N)
+    if st[HEADER + p] != EMPTY:
+        return False
+    return legal_point(st, p, st[H_TO_PLAY])
+
+
+@njit(cache=True)
+def move_status(st, m):
+    """OK or the ILLEGAL_* code saying why move ``m`` may not be played now."""
+    N = st[H_SIZE]
+    if st[H_OVER] != 0:
+        return ILLEGAL_OVER
+    if m == N * N:
+        return OK
+    if m < 0 or m > N * N:
+        return ILLEGAL_OFF_BOARD
+    p = to_padded(m, N)
+    if st[HEADER + p] != EMPTY:
+        return ILLEGAL_OCCUPIED
+    if not legal_point(st, p, st[H_TO_PLAY]):
+        return ILLEGAL_SUPERKO
+    return OK
+
+
+@njit(cache=True)
+def _remove_chain(st, g, colour, P, W):
+    """Take chain g off the board; give its points back as liberties; return its hash."""
+    oc = HEADER
+    oh = HEADER + P
+    on = HEADER + 2 * P
+    opl = HEADER + 4 * P
+    ols = HEADER + 5 * P
+    olq = HEADER + 6 * P
+    oel = HEADER + 7 * P
+    oep = HEADER + 8 * P
+    x = np.int64(0)
+    ne = st[H_NEMPTY]
+    s = g
+    while True:
+        x ^= ZOBRIST[colour, s]
+        st[oc + s] = EMPTY
+        st[oel + ne] = s
+        st[oep + s] = ne
+        ne += 1
+        s = st[on + s]
+        if s == g:
+            break
+    st[H_NEMPTY] = ne
+    s = g
+    while True:
+        for d in (-W, -1, 1, W):
+            t = s + d
+            ct = st[oc + t]
+            if ct == BLACK or ct == WHITE:
+                gt = st[oh + t]
+                st[opl + gt] += 1
+                st[ols + gt] += s
+                st[olq + gt] += s * s
+        s = st[on + s]
+        if s == g:
+            break
+    return x
+
+
+@njit(cache=True)
+def apply_move(st, m):
+    """Play move ``m`` (a point or a pass) for the player to move, WITHOUT a legality check."""
+    N, W, P = _offsets(st)
+    cap = st[H_CAP]
+    off_moves = HEADER + N_POINT_ARRAYS * P
+    st[off_moves + st[H_MOVE_NUMBER]] = m
+    st[H_MOVE_NUMBER] += 1
+    st[H_LAST] = m
+    c = st[H_TO_PLAY]
+    o = 3 - c
+    st[H_TO_PLAY] = o
+    if m == N * N:
+        st[H_PASSES] += 1
+        if st[H_PASSES] >= 2:
+            st[H_OVER] = 1
+        return
+    st[H_PASSES] = 0
+    oc = HEADER
+    oh = HEADER + P
+    on = HEADER + 2 * P
+    osz = HEADER + 3 * P
+    opl = HEADER + 4 * P
+    ols = HEADER + 5 * P
+    olq = HEADER + 6 * P
+    oel = HEADER + 7 * P
+    oep = HEADER + 8 * P
+    p = to_padded(m, N)
+    # take p off the empty list
+    ne = st[H_NEMPTY] - 1
+    i = st[oep + p]
+    last = st[oel + ne]
+    st[oel + i] = last
+    st[oep + last] = i
+    st[oep + p] = -1
+    st[H_NEMPTY] = ne
+    # place the stone as its own chain
+    st[oc + p] = c
+    st[oh + p] = p
+    st[on + p] = p
+    st[osz + p] = 1
+    pl = 0
+    ls = 0
+    lq = 0
+    for d in (-W, -1, 1, W):
+        q = p + d
+        cq = st[oc + q]
+        if cq == EMPTY:
+            pl += 1
+            ls += q
+            lq += q * q
+        elif cq != BORDER:
+            g = st[oh + q]
+            st[opl + g] -= 1
+            st[ols + g] -= p
+            st[olq + g] -= p * p
+    st[opl + p] = pl
+    st[ols + p] = ls
+    st[olq + p] = lq
+    h = st[H_HASH] ^ ZOBRIST[c, p]
+    # merge with friendly neighbours (the larger chain absorbs the smaller)
+    for d in (-W, -1, 1, W):
+        q = p + d
+        if st[oc + q] == c:
+            a = st[oh + q]
+            b = st[oh + p]
+            if a != b:
+                if st[osz + a] < st[osz + b]:
+                    a, b = b, a
+                # b joins a
+                s = b
+                while True:
+                    st[oh + s] = a
+                    s = st[on + s]
+                    if s == b:
+                        break
+                tmp = st[on + a]
+                st[on + a] = st[on + b]
+                st[on + b] = tmp
+                st[osz + a] += st[osz + b]
+                st[opl + a] += st[opl + b]
+                st[ols + a] += st[ols + b]
+                st[olq + a] += st[olq + b]
+    # capture enemy neighbours left without liberties
+    for d in (-W, -1, 1, W):
+        q = p + d
+        if st[oc + q] == o:
+            g = st[oh + q]
+            if st[opl + g] == 0:
+                h ^= _remove_chain(st, g, o, P, W)
+    # suicide (legal in Tromp-Taylor): the chain is removed
+    g = st[oh + p]
+    if st[opl + g] == 0:
+        h ^= _remove_chain(st, g, c, P, W)
+    st[H_HASH] = h
+    nst = N * N - st[H_NEMPTY]
+    if nst > st[H_MAXSTONES]:
+        st[H_MAXSTONES] = nst
+    off_table = off_moves + cap
+    _table_insert(st, off_table, cap - 1, h)
+
+
+@njit(cache=True)
+def play(st, m):
+    """Check then play move ``m``; return OK or an ILLEGAL_* code (the state is then unchanged)."""
+    s = move_status(st, m)
+    if s == OK:
+        apply_move(st, m)
+    return s
+
+
+@njit(cache=True)
+def resign(st, colour):
+    """``colour`` resigns: the game is over."""
+    st[H_RESIGNED] = colour
+    st[H_OVER] = 1
+
+
+@njit(cache=True)
+def legal_mask(st, out):
+    """Fill the bool array ``out`` (N*N + 1) with the legal moves; pass is legal until the end."""
+    N, W, P = _offsets(st)
+    out[:] = False
+    if st[H_OVER] != 0:
+        return
+    out[N * N] = True
+    c = st[H_TO_PLAY]
+    oel = HEADER + 7 * P
+    for i in range(st[H_NEMPTY]):
+        p = st[oel + i]
+        if legal_point(st, p, c):
+            out[to_move(p, N)] = True
+
+
+@njit(cache=True)
+def is_own_eye(st, p, c):
+    """Is the empty padded point ``p`` a single-point eye of ``c``: every on-board orthogonal
+    neighbour a stone of ``c``? (The random player's "do not fill your own eye" rule.)"""
+    W = st[H_SIZE] + 2
+    for d in (-W, -1, 1, W):
+        cq = st[HEADER + p + d]
+        if cq != c and cq != BORDER:
+            return False
+    return True
+
+
+@njit(cache=True)
+def area_counts(st):
+    """Tromp-Taylor area (black, white): stones plus empty regions reaching only that colour."""
+    N, W, P = _offsets(st)
+    oc = HEADER
+    seen = np.zeros(P, dtype=np.uint8)
+    stack = np.empty(P, dtype=np.int64)
+    b = 0
+    w = 0
+    for r in range(1, N + 1):
+        for col in range(1, N + 1):
+            p = r * W + col
+            cp = st[oc + p]
+            if cp == BLACK:
+                b += 1
+            elif cp == WHITE:
+                w += 1
+            elif seen[p] == 0:
+                seen[p] = 1
+                n = 0
+                stack[0] = p
+                top = 1
+                reach_b = False
+                reach_w = False
+                while top > 0:
+                    top -= 1
+                    s = stack[top]
+                    n += 1
+                    for d in (-W, -1, 1, W):
+                        t = s + d
+                        ct = st[oc + t]
+                        if ct == EMPTY:
+                            if seen[t] == 0:
+                                seen[t] = 1
+                                stack[top] = t
+                                top += 1
+                        elif ct == BLACK:
+                            reach_b = True
+                        elif ct == WHITE:
+                            reach_w = True
+                if reach_b and not reach_w:
+                    b += n
+                elif reach_w and not reach_b:
+                    w += n
+    return b, w
+
+
+@njit(cache=True)
+def score(st, komi):
+    """Tromp-Taylor score: black area - white area - komi."""
+    b, w = area_counts(st)
+    return b - w - komi
+
+
+@njit(cache=True)
+def stones(st, out):
+    """Copy the colours of the N*N board points (row-major, row 0 on top) into ``out``."""
+    N, W, P = _offsets(st)
+    k = 0
+    for r in range(1, N + 1):
+        base = HEADER + r * W
+        for col in range(1, N + 1):
+            out[k] = st[base + col]
+            k += 1
+
+
+@njit(cache=True)
+def set_position(st, colours, to_play):
+    """Reset ``st`` (already sized) to the position ``colours`` (N*N of EMPTY/BLACK/WHITE), the
+    game's only position so far, ``to_play`` to move. Return the number of points in chains
+    without a liberty (such a position cannot arise in play; callers refuse it)."""
+    N, W, P = _offsets(st)
+    cap = st[H_CAP]
+    init_state(st, N, cap)
+    oc = HEADER
+    oh = HEADER + P
+    on = HEADER + 2 * P
+    osz = HEADER + 3 * P
+    opl = HEADER + 4 * P
+    ols = HEADER + 5 * P
+    olq = HEADER + 6 * P
+    oel = HEADER + 7 * P
+    oep = HEADER + 8 * P
+    h = np.int64(0)
+    for m in range(N * N):
+        p = to_padded(m, N)
+        st[oc + p] = colours[m]
+        if colours[m] != EMPTY:
+            h ^= ZOBRIST[colours[m], p]
+    # empty list
+    ne = 0
+    for m in range(N * N):
+        p = to_padded(m, N)
+        if st[oc + p] == EMPTY:
+            st[oel + ne] = p
+            st[oep + p] = ne
+            ne += 1
+        else:
+            st[oep + p] = -1
+    st[H_NEMPTY] = ne
+    # chains by flood fill
+    done = np.zeros(P, dtype=np.uint8)
+    stack = np.empty(P, dtype=np.int64)
+    dead = 0
+    for m in range(N * N):
+        p = to_padded(m, N)
+        c = st[oc + p]
+        if c == EMPTY or done[p]:
+            continue
+        done[p] = 1
+        stack[0] = p
+        top = 1
+        prev = p
+        n = 0
+        pl = 0
+        ls = 0
+        lq = 0
+        while top > 0:
+            top -= 1
+            s = stack[top]
+            st[oh + s] = p
+            if n > 0:
+                st[on + prev] = s
+            prev = s
+            n += 1
+            for d in (-W, -1, 1, W):
+                t = s + d
+                ct = st[oc + t]
+                if ct == EMPTY:
+                    pl += 1
+                    ls += t
+                    lq += t * t
+                elif ct == c and done[t] == 0:
+                    done[t] = 1
+                    stack[top] = t
+                    top += 1
+        st[on + prev] = p
+        st[osz + p] = n
+        st[opl + p] = pl
+        st[ols + p] = ls
+        st[olq + p] = lq
+        if pl == 0:
+            dead += n
+    st[H_TO_PLAY] = to_play
+    st[H_HASH] = h
+    st[H_MAXSTONES] = N * N - ne
+    off_table = HEADER + N_POINT_ARRAYS * P + cap
+    st[off_table:off_table + cap] = 0
+    st[H_NHIST] = 0
+    _table_insert(st, off_table, cap - 1, h)
+    return dead
+
+
+@njit(cache=True)
+def copy_grown(st, new):
+    """Copy ``st`` into the larger state ``new`` (its H_CAP already set), rehashing the table."""
+    N, W, P = _offsets(st)
+    cap = st[H_CAP]
+    ncap = new[H_CAP]
+    fixed = HEADER + N_POINT_ARRAYS * P
+    new[:fixed] = st[:fixed]
+    new[H_CAP] = ncap
+    new[fixed:] = 0
+    nm = st[H_MOVE_NUMBER]
+    new[fixed:fixed + nm] = st[fixed:fixed + nm]
+    new[H_NHIST] = 0
+    old_table = fixed + cap
+    new_table = fixed + ncap
+    for j in range(cap):
+        v = st[old_table + j]
+        if v != 0:
+            # insert the stored key as is (it is already the mapped key of its hash)
+            i = v & (ncap - 1)
+            while new[new_table + i] != 0:
+                i = (i + 1) & (ncap - 1)
+            new[new_table + i] = v
+            new[H_NHIST] += 1
+
+
+def grow_state(st: np.ndarray, moves: int = 0) -> np.ndarray:
+    """A copy of ``st`` with room for at least ``moves`` more moves (table half full at most)."""
+    size = int(st[H_SIZE])
+    cap = default_cap(size, int(st[H_MOVE_NUMBER]) + moves)
+    if cap <= st[H_CAP]:
+        cap = int(st[H_CAP]) * 2
+    new = np.empty(state_length(size, cap), dtype=np.int64)
+    new[H_CAP] = cap
+    copy_grown(st, new)
+    return new
+
+
+@njit(cache=True, inline="always")
+def _xorshift(x):
+    x ^= x << 13
+    x ^= (x >> 7) & 0x01FFFFFFFFFFFFFF
+    x ^= x << 17
+    return x
+
+
+@njit(cache=True)
+def random_playout(st, seed, max_moves):
+    """Play uniformly random moves on ``st`` (in place) until the game ends or ``max_moves`` more
+    moves were played; return the number of moves played.
+
+    Each move is uniform over the legal points that do not fill the mover's own single-point
+    eye (``is_own_eye``); with none, the player passes. Two passes in a row end the game.
+    The caller must give the state room for ``max_moves`` more moves (``grow_state``).
+    """
+    N, W, P = _offsets(st)
+    oel = HEADER + 7 * P
+    oep = HEADER + 8 * P
+    x = np.int64(seed)
+    if x == 0:
+        x = np.int64(0x2545F4914F6CDD1D)
+    played = 0
+    pass_m = N * N
+    while st[H_OVER] == 0 and played < max_moves:
+        c = st[H_TO_PLAY]
+        k = st[H_NEMPTY]
+        chosen = -1
+        while k > 0:
+            x = _xorshift(x)
+            r = (x >> 32) & 0xFFFFFFFF
+            i = (r * k) >> 32
+            p = st[oel + i]
+            if not is_own_eye(st, p, c) and legal_point(st, p, c):
+                chosen = p
+                break
+            # move the rejected point out of the candidate range [0, k)
+            k -= 1
+            q = st[oel + k]
+            st[oel + i] = q
+            st[oep + q] = i
+            st[oel + k] = p
+            st[oep + p] = k
+        if chosen >= 0:
+            apply_move(st, to_move(chosen, N))
+        else:
+            apply_move(st, pass_m)
+        played += 1
+    return played
+
+
+@njit(cache=True)
+def playout_benchmark(st0, n, seed, max_moves, komi):
+    """Run ``n`` random playouts from ``st0`` (not modified); return (total moves, black wins)."""
+    st = st0.copy()
+    total = 0
+    bwins = 0
+    x = np.int64(seed) | 1
+    for _ in range(n):
+        st[:] = st0
+        x = _xorshift(x)
+        total += random_playout(st, x, max_moves)
+        if score(st, komi) > 0:
+            bwins += 1
+    return total, bwins
+
+
+# ---- batch kernels: a 2-D array, one state per row -------------------------------------------
+
+@njit(cache=True)
+def batch_status(states, moves, done, out):
+    """``out[i]`` = move_status of ``moves[i]`` on row i (OK for rows with ``done[i]``)."""
+    for i in range(states.shape[0]):
+        if done[i] or moves[i] == -1:
+            out[i] = OK
+        else:
+            out[i] = move_status(states[i], moves[i])
+
+
+@njit(cache=True)
+def batch_apply(states, moves):
+    """Play ``moves[i]`` on every row not over (-1 = the player to move resigns); no checks.
+    Return the largest move number afterwards."""
+    most = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        if st[H_OVER] == 0:
+            if moves[i] == -1:
+                resign(st, st[H_TO_PLAY])
+            else:
+                apply_move(st, moves[i])
+        if st[H_MOVE_NUMBER] > most:
+            most = st[H_MOVE_NUMBER]
+    return most
+
+
+@njit(cache=True)
+def batch_legal_masks(states, out):
+    for i in range(states.shape[0]):
+        legal_mask(states[i], out[i])
+
+
+@njit(cache=True)
+def batch_scores(states, komi, out):
+    for i in range(states.shape[0]):
+        out[i] = score(states[i], komi)
+
+
+@njit(cache=True)
+def batch_stones(states, out):
+    for i in range(states.shape[0]):
+        stones(states[i], out[i])
