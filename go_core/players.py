@@ -1,0 +1,103 @@
+"""Players: anything that picks a move for a position.
+
+A `Player` has a `name`, `genmove(board) -> move` (a legal point, the pass move `size*size`, or
+`RESIGN`) and `reset()` (called when a new game starts). `make_player(kind, **kw)` builds one by
+name: `random` lives here; `policy` and `mcts` (net players) live in `go_core.net_players`,
+imported only when asked for so that the GTP server starts without loading torch.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+RESIGN = -1
+BLACK, WHITE = 1, 2
+PLAYER_KINDS = ("random", "policy", "mcts")
+
+
+@runtime_checkable
+class Player(Protocol):
+    """What the GTP server, the match runner and evaluation need from a player."""
+
+    name: str
+
+    def genmove(self, board) -> int:
+        """A move for `board.to_play`: a legal point, the pass `board.size**2`, or RESIGN (-1)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget per-game state (a new game starts)."""
+        ...
+
+
+@functools.lru_cache(maxsize=32)
+def neighbour_table(size: int) -> np.ndarray:
+    """(size*size, 4) neighbour move numbers of each point; off-board neighbours are -1."""
+    table = np.full((size * size, 4), -1, dtype=np.int64)
+    for m in range(size * size):
+        r, c = divmod(m, size)
+        for k, (dr, dc) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < size and 0 <= cc < size:
+                table[m, k] = rr * size + cc
+    return table
+
+
+def own_eye_mask(stones: np.ndarray, colour: int, size: int) -> np.ndarray:
+    """(size*size,) bool: empty points all of whose on-board neighbours are `colour`'s stones.
+
+    This is the playout convention's "single-point eye" (no diagonal test): a random player that
+    never fills one eventually passes, so random games end.
+    """
+    nb = neighbour_table(size)
+    padded = np.append(np.asarray(stones, dtype=np.int64), colour)  # index -1 -> `colour`
+    return (np.asarray(stones) == 0) & np.all(padded[nb] == colour, axis=1)
+
+
+class RandomPlayer:
+    """Uniform over the legal points that do not fill one's own single-point eye; pass when none."""
+
+    def __init__(self, seed: int | None = None, name: str = "random"):
+        self.name = name
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        pass  # no per-game state; the random stream continues so games differ
+
+    def genmove(self, board) -> int:
+        size = board.size
+        pass_move = size * size
+        if board.is_over:
+            return pass_move
+        mask = np.asarray(board.legal_mask())[:pass_move].copy()
+        mask &= ~own_eye_mask(board.stones, board.to_play, size)
+        candidates = np.flatnonzero(mask)
+        if candidates.size == 0:
+            return pass_move
+        return int(candidates[self.rng.integers(candidates.size)])
+
+
+def make_player(kind: str, **kw) -> Player:
+    """A player by name: 'random' (kw: seed), 'policy' / 'mcts' (kw: checkpoint, visits, device, ...)."""
+    if kind == "random":
+        allowed = {"seed", "name"}
+        unknown = set(kw) - allowed
+        kw = {k: v for k, v in kw.items() if k in allowed and v is not None}
+        if unknown - {"checkpoint", "visits", "device"}:
+            raise TypeError(f"random player takes no options {sorted(unknown)}")
+        return RandomPlayer(**kw)
+    if kind in ("policy", "mcts"):
+        try:
+            net_players = importlib.import_module("go_core.net_players")
+        except ImportError as e:
+            raise RuntimeError(f"player '{kind}' needs go_core.net_players (and torch): {e}") from e
+        factory = getattr(net_players, "make_net_player", None)
+        if factory is not None:
+            return factory(kind, **kw)
+        cls = getattr(net_players, {"policy": "PolicyPlayer", "mcts": "MCTSPlayer"}[kind])
+        return cls(**kw)
+    raise ValueError(f"unknown player kind {kind!r}; choose one of {', '.join(PLAYER_KINDS)}")
