@@ -6,13 +6,14 @@
     params:                             # Hydra override key -> distribution
       train.lr: {type: float, low: 1.0e-4, high: 0.1, log: true}
       mcts.c_puct: {type: float, low: 0.5, high: 4.0}
-      mcts.num_simulations: {type: int, low: 16, high: 128, step: 16}
+      selfplay.visits: {type: int, low: 16, high: 128, step: 16}
       model.blocks: {type: categorical, choices: [2, 4, 6]}
     pruner: {type: median, n_startup_trials: 2, n_warmup_steps: 1}
     sampler: {type: tpe, seed: 0}
     base_overrides: [budget=tiny]       # applied to every trial, before the sampled values
     trials: 20                          # default for --trials
     job: {module: experiments.train, wall_clock_s: 3600}
+    enqueue: [{train.lr: 0.002, mcts.c_puct: 1.5}]   # tried first when the study is new
 
 `suggest_overrides(trial, spec)` turns an Optuna trial into the job's Hydra override list.
 This module knows nothing of Go; the keys are whatever `conf/` defines.
@@ -83,6 +84,7 @@ class SweepSpec:
     base_overrides: list[str] = field(default_factory=list)
     trials: int = 10                                    # default number of trials (--trials wins)
     job: JobSpec = field(default_factory=JobSpec)
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # points tried first (new study)
     description: str = ""                               # what the sweep asks, for people
     path: str | None = None                             # the file it was loaded from
 
@@ -198,7 +200,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not isinstance(raw, dict):
         raise _fail(path, "must be a YAML mapping")
     known = {"name", "description", "objective", "directions", "direction", "intermediate", "params",
-             "pruner", "sampler", "base_overrides", "trials", "job"}
+             "pruner", "sampler", "base_overrides", "trials", "job", "enqueue"}
     if set(raw) - known:
         raise _fail(path, f"unknown fields {sorted(set(raw) - known)}; known: {sorted(known)}")
     name = str(raw.get("name") or path.stem)
@@ -225,8 +227,15 @@ def load_sweep(path: str | Path) -> SweepSpec:
                      intermediate=raw.get("intermediate", objectives[0] if not multi else None),
                      pruner=_parse_pruner(path, raw.get("pruner"), multi), sampler=dict(sampler),
                      base_overrides=list(base), trials=int(raw.get("trials", 10)),
-                     job=JobSpec(**job_raw), description=str(raw.get("description", "")).strip(),
+                     job=JobSpec(**job_raw), enqueue=[dict(e) if isinstance(e, dict) else e
+                                                      for e in (raw.get("enqueue") or [])],
+                     description=str(raw.get("description", "")).strip(),
                      path=str(path))
+    names = {p.name for p in params}
+    for point in spec.enqueue:
+        if not isinstance(point, dict) or set(point) - names:
+            raise _fail(path, f"enqueue: each entry maps parameter names {sorted(names)} to values; "
+                              f"got {point!r}")
     make_sampler(spec)  # unknown sampler types fail here
     return spec
 

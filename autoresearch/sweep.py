@@ -1,0 +1,451 @@
+"""`research sweep conf/sweep/NAME.yaml`: an Optuna study whose trials are experiment-tree nodes.
+
+    research sweep conf/sweep/lr_cpuct.yaml --trials 12 --workers 2
+    research sweep conf/sweep/lr_cpuct.yaml --storage postgresql://user:pw@db/tengen   # many machines
+
+One study per sweep file (its `name`). Storage: by default an Optuna journal file in the workspace
+(`W/optuna-journal.log`, guarded by a file lock, so several processes on one machine -- or on a
+shared disk -- share it); any SQLAlchemy URL (`sqlite:///...`, `postgresql://...`) works too.
+
+Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through the
+sandbox (its own worktree, process group and wall-clock limit) -> while it runs, read new lines of
+its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
+job and mark the node `pruned` -> tell the study. A trial that crashes, times out or is refused
+is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
+in the tree exactly once. `--trials N` runs N more trials (split among the workers); running the
+command again continues the same study.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoresearch.search_space import (SweepSpec, SweepSpecError, load_sweep, make_pruner,
+                                       make_sampler, objective_values, suggest_overrides)
+
+JOURNAL_NAME = "optuna-journal.log"
+QUESTION_PREFIX = "[sweep "          # question text: "[sweep NAME] description"
+POLL_S = 0.5                         # how often a worker looks at a running trial
+
+
+@dataclass
+class WorkerOptions:
+    """What one worker process needs (picklable: workers are started with `spawn`)."""
+    sweep_path: str                  # the sweep YAML (each worker loads it again)
+    storage: str                     # Optuna storage URL or journal file path
+    workspace: str                   # the workspace folder (tree.db, runs/)
+    question_id: int                 # the sweep's question in the tree
+    trials: int                      # trials this worker runs
+    repo_root: str                   # the git repository whose HEAD each trial runs
+    worker: int = 0                  # worker index, for log lines
+    job_module: str | None = None    # overrides the sweep file's job.module
+    wall_clock_s: float | None = None  # overrides the sweep file's job.wall_clock_s
+    poll_s: float = POLL_S
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- storage
+
+def is_rdb_url(storage: str) -> bool:
+    return "://" in storage and not storage.startswith("file://")
+
+
+def default_storage(workspace: str | Path) -> str:
+    return str(Path(workspace).resolve() / JOURNAL_NAME)
+
+
+def make_storage(storage: str):
+    """An Optuna storage from a URL (RDB) or a path (journal file with a file lock)."""
+    import optuna
+
+    if is_rdb_url(storage):
+        # pool_pre_ping: a worker survives a database restart or an idle connection being dropped
+        kwargs: dict[str, Any] = {}
+        if not storage.startswith("sqlite"):
+            kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+        try:
+            return optuna.storages.RDBStorage(storage, **kwargs)
+        except ImportError as e:
+            raise SystemExit(f"research sweep: the driver for {storage.split('://')[0]} is missing "
+                             f"({e}); for PostgreSQL: pip install psycopg2-binary") from None
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    path = storage[len("file://"):] if storage.startswith("file://") else storage
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
+def open_study(spec: SweepSpec, storage: str, create: bool):
+    """Create (or load) the sweep's study; a study of the same name must have the same directions."""
+    import optuna
+
+    st = make_storage(storage)
+    if create:
+        study = optuna.create_study(study_name=spec.name, storage=st, directions=spec.directions,
+                                    sampler=make_sampler(spec), pruner=make_pruner(spec.pruner),
+                                    load_if_exists=True)
+        have = [d.name.lower() for d in study.directions]
+        if have != spec.directions:
+            raise SweepSpecError(f"study {spec.name!r} in {storage} already exists with directions "
+                                 f"{have}, but {spec.path} asks for {spec.directions}; rename the "
+                                 f"sweep (its `name`) or use another --storage")
+        return study
+    return optuna.load_study(study_name=spec.name, storage=st, sampler=make_sampler(spec),
+                             pruner=make_pruner(spec.pruner))
+
+
+# --------------------------------------------------------------------------- the tree
+
+def sweep_question(store, spec: SweepSpec, storage: str) -> int:
+    """The sweep's question row (one per sweep name per workspace), created on first use."""
+    prefix = f"{QUESTION_PREFIX}{spec.name}]"
+    for q in store.questions():
+        if q.text.startswith(prefix):
+            return q.id
+    text = f"{prefix} {spec.description or 'Optuna sweep ' + (spec.path or spec.name)}"
+    return store.add_question(text, {"sweep": spec.name, "sweep_file": spec.path,
+                                     "storage": storage, "objectives": spec.objectives,
+                                     "directions": spec.directions})
+
+
+# --------------------------------------------------------------------------- one trial
+
+class MetricsTail:
+    """New complete lines of a growing `metrics.jsonl` (a half-written last line waits)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+        self.count = 0
+
+    def read_new(self) -> list[tuple[int, dict[str, Any]]]:
+        """(line index, record) for each line completed since the last call."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        out = []
+        for line in data[:end].splitlines():
+            idx, self.count = self.count, self.count + 1
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                out.append((idx, rec))
+        return out
+
+
+def _step_of(rec: dict[str, Any], idx: int) -> int:
+    for key in ("step", "iteration"):
+        if isinstance(rec.get(key), (int, float)) and not isinstance(rec.get(key), bool):
+            return int(rec[key])
+    return idx
+
+
+def _seed_of(overrides: list[str]) -> int:
+    for o in overrides:
+        if o.startswith("seed="):
+            try:
+                return int(o.split("=", 1)[1])
+            except ValueError:
+                pass
+    return 0
+
+
+def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptions) -> str:
+    """Run one trial start to finish; returns the node status. The trial is always told."""
+    import optuna
+    from autoresearch import sandbox
+    from experiment_tree.workspace import Workspace
+
+    ws = Workspace(opts.workspace)
+    trial = study.ask()
+    node_id: int | None = None
+    job = None
+    told = False
+
+    def tell(state, values=None) -> None:
+        nonlocal told
+        if not told:
+            study.tell(trial, values, state=state)
+            told = True
+
+    try:
+        overrides = suggest_overrides(trial, spec)
+        params = ", ".join(o for o in overrides if o not in spec.base_overrides)
+        module = opts.job_module or spec.job.module
+        node_id = store.add_node(question_id, None, "sweep-trial",
+                                 f"sweep {spec.name}, Optuna trial {trial.number}: {params}",
+                                 overrides=overrides, seed=_seed_of(overrides))
+        run_dir = ws.run_dir(node_id)
+        trial.set_user_attr("node_id", node_id)
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("workspace", str(ws.root))
+        env = {"WANDB_RUN_GROUP": spec.name, "TENGEN_SWEEP": spec.name,
+               "TENGEN_TRIAL": str(trial.number), **opts.extra_env}
+        wall = opts.wall_clock_s or spec.job.wall_clock_s
+        store.update_node(node_id, status="running", run_dir=str(run_dir), started_at=time.time(),
+                          command=sandbox.job_command(overrides, run_dir, module))
+        job = sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall,
+                                int(spec.job.mem_limit_mb or 0), env, job_module=module)
+
+        tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
+        reported: set[int] = set()
+        last: dict[str, Any] = {}
+        pruned_at: tuple[int, float] | None = None
+
+        def report_new() -> bool:
+            """Report new intermediate values; True when the pruner wants the trial stopped."""
+            nonlocal last
+            prune = False
+            for idx, rec in tail.read_new():
+                last = rec
+                value = rec.get(spec.intermediate) if spec.intermediate else None
+                if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                        or not math.isfinite(value):
+                    continue
+                step = _step_of(rec, idx)
+                if step in reported or spec.multi_objective:
+                    continue
+                reported.add(step)
+                trial.report(float(value), step)
+                if trial.should_prune():
+                    nonlocal pruned_at
+                    pruned_at = (step, float(value))
+                    prune = True
+            return prune
+
+        while job.poll() is None:
+            if report_new():
+                job.kill(f"pruned by the {spec.pruner.type} pruner at step {pruned_at[0]} "
+                         f"({spec.intermediate}={pruned_at[1]:g})")
+                break
+            time.sleep(opts.poll_s)
+        result = job.wait()
+        if pruned_at is None:
+            report_new()   # lines written between the last poll and the exit
+
+        if pruned_at is not None:
+            step, value = pruned_at
+            store.update_node(node_id, status="pruned", finished_at=time.time(),
+                              log_tail=result.log_tail,
+                              metrics={**{k: v for k, v in last.items()
+                                          if isinstance(v, (int, float))},
+                                       spec.intermediate: value, "pruned_at_step": step},
+                              notes=f"pruned by the {spec.pruner.type} pruner at step {step}: "
+                                    f"{spec.intermediate}={value:g} was hopeless against the "
+                                    f"other trials at that step")
+            tell(optuna.trial.TrialState.PRUNED)
+            trial_status = "pruned"
+        else:
+            summary = result.summary or {"status": result.status, "error": result.error}
+            summary = {**summary, "status": result.status,
+                       "error": result.error or summary.get("error")}
+            node = store.record_summary(node_id, summary, log_tail=result.log_tail)
+            trial_status = node.status
+            values = None
+            if result.status == "ok":
+                try:
+                    values = objective_values(summary, spec)
+                    if not all(math.isfinite(v) for v in values):
+                        raise ValueError(f"objective values {values} are not finite")
+                except (KeyError, ValueError, TypeError) as e:
+                    store.update_node(node_id, error=f"run ok but it cannot be scored: {e}")
+                    values = None
+            if values is not None:
+                tell(optuna.trial.TrialState.COMPLETE, values)
+            else:
+                tell(optuna.trial.TrialState.FAIL)
+        if store.get_node(node_id).wandb_path:
+            trial.set_user_attr("wandb_path", store.get_node(node_id).wandb_path)
+        return trial_status
+    except BaseException as e:
+        interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
+        if job is not None and job.poll() is None:
+            job.kill("sweep interrupted" if interrupted else f"sweep worker error: {e!r}")
+            job.wait()
+        if node_id is not None:
+            try:
+                store.update_node(node_id, status="interrupted" if interrupted else "crash",
+                                  error=f"sweep worker: {e!r}", finished_at=time.time())
+            except Exception:
+                pass
+        if not told:
+            try:
+                tell(optuna.trial.TrialState.FAIL)
+            except Exception:
+                pass
+        raise
+
+
+# --------------------------------------------------------------------------- workers
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def worker_main(opts: WorkerOptions) -> int:
+    """One worker: `opts.trials` trials, one after the other. Returns 0, or 1 on a worker error."""
+    import optuna
+    from experiment_tree.workspace import Workspace
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)   # clean up the running job and its trial
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_sweep(opts.sweep_path)
+    study = open_study(spec, opts.storage, create=False)
+    store = Workspace(opts.workspace).store()
+    try:
+        for _ in range(opts.trials):
+            t0 = time.time()
+            status = run_trial(study, spec, store, opts.question_id, opts)
+            print(f"[sweep {spec.name} worker {opts.worker}] trial finished: {status} "
+                  f"({time.time() - t0:.1f} s)", flush=True)
+    except KeyboardInterrupt:
+        print(f"[sweep {spec.name} worker {opts.worker}] interrupted", flush=True)
+        return 130
+    finally:
+        store.close()
+    return 0
+
+
+def _worker_entry(opts: WorkerOptions) -> None:
+    sys.exit(worker_main(opts))
+
+
+def split_trials(total: int, workers: int) -> list[int]:
+    """`total` trials over `workers` processes, as evenly as possible (no worker gets zero)."""
+    workers = max(1, min(workers, total)) if total > 0 else 0
+    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+
+
+def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int = 1,
+              workspace: str | Path | None = None, storage: str | None = None,
+              repo_root: str | Path | None = None, job_module: str | None = None,
+              wall_clock_s: float | None = None, poll_s: float = POLL_S,
+              extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a sweep (the CLI's body); returns a summary dict (also printed by `main`)."""
+    from experiment_tree.workspace import Workspace
+    from autoresearch.sandbox import repo_toplevel
+
+    spec = load_sweep(spec_path)
+    ws = Workspace(workspace)
+    storage = storage or default_storage(ws.root)
+    repo = repo_toplevel(Path(repo_root) if repo_root else Path(__file__).resolve().parents[1])
+    total = spec.trials if trials is None else int(trials)
+    study = open_study(spec, storage, create=True)
+    with ws.store() as store:
+        qid = sweep_question(store, spec, storage)
+    if not study.trials:   # points to try first (e.g. the defaults), only in a new study
+        for params in spec.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    study.set_user_attr("sweep_file", str(spec.path))
+    study.set_user_attr("objectives", spec.objectives)
+
+    quotas = split_trials(total, workers)
+    base = WorkerOptions(sweep_path=str(Path(spec_path).resolve()), storage=storage,
+                         workspace=str(ws.root), question_id=qid, trials=0, repo_root=str(repo),
+                         job_module=job_module, wall_clock_s=wall_clock_s, poll_s=poll_s,
+                         extra_env=dict(extra_env or {}))
+    opts = [WorkerOptions(**{**base.__dict__, "trials": n, "worker": i}) for i, n in enumerate(quotas)]
+    print(f"research sweep: study {spec.name!r} in {storage}; {total} trial(s) on "
+          f"{len(opts)} worker(s); nodes under question {qid} of {ws.tree_db}", flush=True)
+    exit_codes: list[int] = []
+    if len(opts) == 1:
+        exit_codes.append(worker_main(opts[0]))
+    elif opts:
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker_entry, args=(o,), name=f"sweep-worker-{o.worker}")
+                 for o in opts]
+        for p in procs:
+            p.start()
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()   # SIGTERM: the worker kills its job and fails its trial
+            for p in procs:
+                p.join(timeout=30)
+        exit_codes = [p.exitcode if p.exitcode is not None else -1 for p in procs]
+    return summarize(spec, storage, qid, ws, exit_codes)
+
+
+def summarize(spec: SweepSpec, storage: str, question_id: int, ws, exit_codes: list[int]) -> dict:
+    study = open_study(spec, storage, create=False)
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    best = []
+    try:
+        best_trials = study.best_trials
+    except ValueError:
+        best_trials = []
+    for t in best_trials[:10]:
+        best.append({"trial": t.number, "node": t.user_attrs.get("node_id"),
+                     "values": dict(zip(spec.objectives, t.values)), "params": t.params})
+    return {"study": spec.name, "storage": storage, "question_id": question_id,
+            "tree": str(ws.tree_db), "trials": len(trials), "states": counts,
+            "best": best, "worker_exit_codes": exit_codes}
+
+
+def dashboard_hint(storage: str) -> str:
+    return f"optuna-dashboard {storage}" if is_rdb_url(storage) else \
+        f"optuna-dashboard {storage}    # journal file; or: optuna-dashboard sqlite:///..."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="research sweep", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a sweep file, e.g. conf/sweep/lr_cpuct.yaml")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trials to run now, over all workers (default: the file's `trials`)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study")
+    p.add_argument("--workspace", default=None,
+                   help="workspace folder with tree.db and runs/ (default ./workspace or $TENGEN_WORKSPACE)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage: an RDB URL (sqlite:///x.db, postgresql://u:p@host/db) or a "
+                        "journal file path (default: WORKSPACE/optuna-journal.log)")
+    p.add_argument("--repo", default=None, help="git repository the trials run from (default: this one)")
+    p.add_argument("--job-module", default=None,
+                   help="python -m MODULE runs a trial (default: the file's job.module, experiments.train)")
+    p.add_argument("--wall-clock-s", type=float, default=None,
+                   help="kill a trial after this many seconds (default: the file's job.wall_clock_s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print("research sweep: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        out = run_sweep(args.sweep, trials=args.trials, workers=args.workers,
+                        workspace=args.workspace, storage=args.storage, repo_root=args.repo,
+                        job_module=args.job_module, wall_clock_s=args.wall_clock_s)
+    except SweepSpecError as e:
+        print(f"research sweep: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2, default=str))
+    print(f"open the study: {dashboard_hint(out['storage'])}", file=sys.stderr)
+    return 0 if all(c == 0 for c in out["worker_exit_codes"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Optuna sweeps whose trials are tree nodes: workers share one study, pruning kills hopeless runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autoresearch.search_space import (SweepSpecError, format_value, load_sweep,
+                                       suggest_overrides)
+from autoresearch.sweep import MetricsTail, main, open_study, run_sweep, split_trials
+from experiment_tree.workspace import Workspace
+from tests.sweep_helpers import make_fake_repo, write_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def fake_repo(tmp_path):
+    return make_fake_repo(tmp_path)
+
+
+def check_study_matches_tree(storage: str, spec_path: Path, ws: Workspace) -> tuple[list, list]:
+    spec = load_sweep(spec_path)
+    trials = open_study(spec, storage, create=False).get_trials(deepcopy=False)
+    with ws.store() as store:
+        nodes = [n for n in store.nodes() if n.kind == "sweep-trial"]
+    node_ids = [t.user_attrs.get("node_id") for t in trials]
+    assert None not in node_ids, "a trial has no node"
+    assert sorted(node_ids) == sorted(n.id for n in nodes), "study and tree disagree"
+    assert len(set(node_ids)) == len(node_ids), "a node serves two trials"
+    by_id = {n.id: n for n in nodes}
+    for t in trials:
+        node = by_id[t.user_attrs["node_id"]]
+        expected = {"COMPLETE": ("ok",), "PRUNED": ("pruned",),
+                    "FAIL": ("crash", "timeout", "invalid", "refused")}[t.state.name]
+        assert node.status in expected, (t.number, t.state, node.status, node.error)
+        assert node.run_dir and Path(node.run_dir, "summary.json").exists()
+        if t.state.name == "COMPLETE":
+            assert node.metrics["elo"] == pytest.approx(t.values[0])
+    return trials, nodes
+
+
+def test_two_workers_share_one_study_each_trial_once(tmp_path, fake_repo):
+    sweep = write_sweep(tmp_path / "two.yaml", """
+        name: two_workers
+        objective: elo
+        params:
+          fake.quality: {type: float, low: 0.1, high: 2.0}
+          fake.crash: {type: categorical, choices: [false, true]}
+        enqueue: [{fake.quality: 1.0, fake.crash: true}]   # at least one failure, told as FAIL
+        pruner: none
+        sampler: {type: random, seed: 1}
+        base_overrides: [fake.steps=3, fake.sleep=0.02]
+        job: {module: fake_train, wall_clock_s: 60}
+    """)
+    ws = Workspace(tmp_path / "ws")
+    out = run_sweep(sweep, trials=6, workers=2, workspace=ws.root, repo_root=fake_repo, poll_s=0.1)
+    assert out["worker_exit_codes"] == [0, 0]
+    assert out["storage"] == str(ws.root / "optuna-journal.log")
+    trials, nodes = check_study_matches_tree(out["storage"], sweep, ws)
+    assert len(trials) == 6 and len(nodes) == 6
+    states = [t.state.name for t in trials]
+    assert "FAIL" in states and "COMPLETE" in states
+    crashed = [n for n in nodes if n.status == "crash"]
+    assert crashed and all("fake training diverged" in (n.error or "") + (n.log_tail or "")
+                           for n in crashed)
+    # both workers ran trials: the journal was shared, not two private studies
+    with ws.store() as store:
+        assert len(store.questions()) == 1
+        assert all(n.question_id == out["question_id"] for n in nodes)
+    # a second invocation continues the same study
+    out2 = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=fake_repo, poll_s=0.1)
+    trials, nodes = check_study_matches_tree(out2["storage"], sweep, ws)
+    assert len(trials) == 7 and len(nodes) == 7
+
+
+def test_hopeless_trial_is_pruned_and_killed(tmp_path, fake_repo):
+    sweep = write_sweep(tmp_path / "prune.yaml", """
+        name: prune_hopeless
+        objective: elo
+        intermediate: elo
+        params:
+          fake.quality: {type: float, low: -5.0, high: 2.0}
+        enqueue: [{fake.quality: 1.0}, {fake.quality: 1.2}, {fake.quality: -5.0}]
+        pruner: {type: median, n_startup_trials: 2, n_warmup_steps: 0}
+        sampler: {type: random, seed: 0}
+        base_overrides: [fake.steps=30, fake.sleep=0.1]
+        job: {module: fake_train, wall_clock_s: 60}
+    """)
+    ws = Workspace(tmp_path / "ws")
+    out = run_sweep(sweep, trials=3, workers=1, workspace=ws.root, repo_root=fake_repo, poll_s=0.05)
+    trials, nodes = check_study_matches_tree(out["storage"], sweep, ws)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    hopeless = next(n for n in nodes if n.status == "pruned")
+    assert "pruned by the median pruner" in hopeless.notes
+    assert hopeless.metrics["elo"] < 0
+    # it was killed early: far fewer than its 30 iterations were written, and no ok summary
+    lines = Path(hopeless.run_dir, "metrics.jsonl").read_text().splitlines()
+    assert len(lines) < 15
+    assert json.loads(Path(hopeless.run_dir, "summary.json").read_text())["status"] != "ok"
+    assert trials[2].intermediate_values and min(trials[2].intermediate_values.values()) < 0
+
+
+def test_cli_runs_a_sweep_with_an_sqlite_url(tmp_path, fake_repo, capsys):
+    sweep = write_sweep(tmp_path / "cli.yaml", """
+        name: cli_sqlite
+        objective: [elo, compute]
+        directions: [maximize, minimize]
+        params:
+          fake.quality: {type: float, low: 0.1, high: 1.0}
+        base_overrides: [fake.steps=2, fake.sleep=0.01]
+        job: {module: fake_train}
+        trials: 2
+    """)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    rc = main([str(sweep), "--workspace", str(tmp_path / "ws"), "--storage", url,
+               "--repo", str(fake_repo)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.index("{"):])
+    assert summary["states"] == {"COMPLETE": 2} and summary["storage"] == url
+    assert len(summary["best"]) >= 1           # the Pareto front of (elo, compute)
+    study = optuna.load_study(study_name="cli_sqlite", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all(len(t.values) == 2 and t.values[1] >= 0 for t in study.trials)
+
+
+def test_bad_sweep_files_say_what_is_wrong(tmp_path):
+    bad = write_sweep(tmp_path / "bad.yaml", """
+        name: bad
+        params:
+          train.lr: {type: float, low: 0.1}
+    """)
+    with pytest.raises(SweepSpecError, match="needs `low` and `high`"):
+        load_sweep(bad)
+    multi = write_sweep(tmp_path / "multi.yaml", """
+        objective: [elo, compute]
+        params: {train.lr: {type: log, low: 1e-4, high: 1e-2}}
+        pruner: median
+    """)
+    with pytest.raises(SweepSpecError, match="cannot prune multi-objective"):
+        load_sweep(multi)
+    with pytest.raises(SweepSpecError, match="not found"):
+        load_sweep(tmp_path / "missing.yaml")
+    assert main([str(bad)]) == 2
+
+
+def job_config_complete() -> bool:
+    """conf/config.yaml composes only once every group's default option exists."""
+    import yaml
+    defaults = yaml.safe_load((ROOT / "conf/config.yaml").read_text())["defaults"]
+    groups = [d for d in defaults if isinstance(d, dict)]
+    return (ROOT / "experiments/config.py").exists() and all(
+        (ROOT / "conf" / g / f"{opt}.yaml").exists() for d in groups for g, opt in d.items())
+
+
+def test_shipped_sweeps_give_hydra_overrides_of_the_job_config():
+    from hydra import compose, initialize_config_dir
+    for name in ("agent_default", "lr_cpuct", "elo_vs_compute"):
+        spec = load_sweep(ROOT / "conf/sweep" / f"{name}.yaml")
+        study = optuna.create_study(directions=spec.directions)
+        overrides = suggest_overrides(study.ask(), spec)
+        assert len(overrides) == len(spec.params) + len(spec.base_overrides)
+        if job_config_complete():
+            from experiments.config import validate
+            with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+                cfg = compose("config", overrides=overrides)   # unknown keys would raise here
+            validate(cfg)
+    assert load_sweep(ROOT / "conf/sweep/elo_vs_compute.yaml").directions == ["maximize", "minimize"]
+
+
+def test_helpers():
+    assert split_trials(5, 2) == [3, 2] and split_trials(1, 4) == [1] and split_trials(0, 2) == []
+    assert format_value(1e-05) == "1e-05" and format_value(True) == "true"
+    assert format_value("a b") == "'a b'" and format_value("cosine") == "cosine"
+
+
+def test_metrics_tail_waits_for_complete_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = MetricsTail(path)
+    assert tail.read_new() == []
+    path.write_text('{"step": 0, "elo": 1}\n{"step": 1, "el')
+    assert tail.read_new() == [(0, {"step": 0, "elo": 1})]
+    with open(path, "a") as f:
+        f.write('o": 2}\n')
+    assert tail.read_new() == [(1, {"step": 1, "elo": 2})]
