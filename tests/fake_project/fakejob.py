@@ -15,16 +15,15 @@ import time
 
 import fake_behaviour
 
-KNOWN = ("seed", "board", "budget", "train.lr", "mcts.c_puct", "mcts.sims", "selfplay.no_resign_frac",
-         "model.blocks", "model.channels", "fake.mode", "fake.sleep", "fake.elo", "fake.ci",
-         "hydra.run.dir", "tracking", "device")
+KNOWN = ("seed", "board", "budget", "hydra.run.dir", "tracking", "device")
+GROUPS = ("train.", "mcts.", "selfplay.", "model.", "fake.")
 
 
 def main(argv):
     cfg = {}
     for arg in argv:
         key, _, value = arg.lstrip("+").partition("=")
-        if key not in KNOWN:
+        if key not in KNOWN and not key.startswith(GROUPS):
             print(f"Could not override '{key}'.\nTo append to your config use +{key}={value}\n"
                   f"Key '{key}' is not in struct\n    full_key: {key}\n    object_type=dict\n\n"
                   "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",

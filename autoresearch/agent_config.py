@@ -1,0 +1,91 @@
+"""Typed configuration of the agent loop (`conf/agent/default.yaml`, overridden by CLI flags)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AGENT_YAML = REPO_ROOT / "conf" / "agent" / "default.yaml"
+
+
+@dataclass
+class JobConfig:
+    module: str = "experiments.train"     # `python -m MODULE <overrides> hydra.run.dir=...`
+    wall_clock_s: float = 1800.0          # a node running longer is killed -> timeout
+    mem_limit_mb: int = 16384             # RLIMIT_AS of the job in MiB (0: no limit; CUDA needs 0)
+    extra_overrides: list[str] = field(default_factory=list)  # appended to every node
+    keep_worktrees: bool = False          # keep W/worktrees/<id> after the run
+
+
+@dataclass
+class VerdictConfig:
+    z: float = 1.96                       # critical |z| of the Elo-difference test
+    max_reruns: int = 1                   # seed re-runs of a node whose difference is in the noise
+
+
+@dataclass
+class OfflineConfig:
+    sweep: str = "agent_default"          # conf/sweep/NAME.yaml or a path: the search space
+
+
+@dataclass
+class Prices:
+    input: float = 3.0                    # USD per million input tokens
+    output: float = 15.0                  # USD per million output tokens
+    cache_write: float = 3.75             # USD per million tokens written to the prompt cache
+    cache_read: float = 0.30              # USD per million tokens read from the prompt cache
+
+
+@dataclass
+class AnthropicConfig:
+    model: str = "claude-sonnet-4-5"      # Claude model name
+    max_tokens: int = 4096                # per response
+    max_turns: int = 16                   # model calls per propose() round
+    cost_budget_usd: float = 5.0          # stop proposing once the question spent this much
+    retries: int = 5                      # attempts per API call
+    backoff_s: float = 2.0                # first backoff (doubles per retry)
+    max_file_chars: int = 20000           # read_file returns at most this many characters
+    prices_per_mtok: Prices = field(default_factory=Prices)
+
+
+@dataclass
+class AgentConfig:
+    proposer: str = "auto"                # auto | anthropic | offline
+    workers: int = 1                      # nodes run at once
+    budget_runs: int = 4                  # nodes per question (baseline, re-runs included)
+    budget_hours: float | None = None     # wall-clock hours per question
+    board: str = "9x9"                    # conf/board option of every node
+    budget: str = "tiny"                  # conf/budget option of every node
+    seed: int = 0                         # baseline seed; re-runs use seed+1, seed+2, ...
+    job: JobConfig = field(default_factory=JobConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
+
+
+def _build(cls, raw: dict[str, Any], where: str):
+    known = {f.name: f for f in fields(cls)}
+    bad = set(raw) - set(known)
+    if bad:
+        raise ValueError(f"{where}: unknown field(s) {sorted(bad)}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in raw.items():
+        default = known[name].default_factory() if callable(known[name].default_factory) else None
+        if is_dataclass(default) and isinstance(value, dict):
+            value = _build(type(default), value, f"{where}.{name}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_agent_config(path: Path | str | None = None) -> AgentConfig:
+    """Read the agent YAML (default conf/agent/default.yaml); a missing file gives the defaults."""
+    path = Path(path) if path else DEFAULT_AGENT_YAML
+    if not path.exists():
+        if path == DEFAULT_AGENT_YAML:
+            return AgentConfig()
+        raise FileNotFoundError(f"agent config {path} not found (default: {DEFAULT_AGENT_YAML})")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return _build(AgentConfig, raw, str(path))

@@ -1,0 +1,506 @@
+"""The agent loop: propose, run, score, remember -- until the budget is spent or the proposer
+concludes.
+
+    question + baseline node (the default config of the chosen board and budget)
+    repeat: digest of the tree -> proposer -> new nodes -> run them (K at once, each in its own
+            worktree) -> record summary.json -> verdict vs the parent (re-run within the noise)
+            -> regenerate the report
+    answer (with its supporting nodes) -> the tree and the report
+
+Everything the loop knows lives in the tree (SQLite), so a `kill -9` loses no finished node:
+`--resume` records runs that finished while the loop was dead, marks the interrupted ones and
+re-queues them as fresh nodes, and goes on.
+
+Budget: `budget_runs` counts every node of the question except interrupted ones (baseline, re-runs,
+refused and invalid proposals included, so a proposer that only proposes refused patches still
+stops).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch import sandbox
+from autoresearch.agent_config import AgentConfig
+from autoresearch.digest import Digest, make_digest, proposal_key, runs_used
+from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
+from autoresearch.verdict import compare
+from experiment_tree.store import TreeStore
+from experiments.rundir import read_summary
+
+log = logging.getLogger("autoresearch.loop")
+
+POLL_S = 0.2                 # how often running jobs are polled
+MAX_EMPTY_ROUNDS = 3         # proposer rounds in a row that yield nothing new -> stop
+LOG_TAIL_CHARS = 4000
+MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
+
+
+@dataclass
+class LoopResult:
+    question_id: int
+    status: str              # the question's final status
+    reason: str              # why the loop stopped
+    answer: str | None
+
+
+def merge_overrides(*groups: list[str]) -> list[str]:
+    """Hydra refuses a key given twice: later groups win, order of first appearance kept."""
+    out: dict[str, str] = {}
+    for group in groups:
+        for o in group:
+            key = o.split("=", 1)[0].strip()
+            out.pop(key, None)
+            out[key] = o
+    return list(out.values())
+
+
+def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:
+    base = []
+    if budget.get("board"):
+        base.append(f"board={budget['board']}")
+    if budget.get("budget"):
+        base.append(f"budget={budget['budget']}")
+    return base + list(extra)
+
+
+class ResearchLoop:
+    def __init__(self, store: TreeStore, workspace: Path | str, question_id: int,
+                 proposer: Proposer, cfg: AgentConfig, repo_root: Path | str,
+                 say: Callable[[str], None] | None = None, extra_env: dict[str, str] | None = None):
+        self.store = store
+        self.workspace = Path(workspace)
+        self.qid = question_id
+        self.proposer = proposer
+        self.cfg = cfg
+        self.repo_root = Path(repo_root)
+        self.say = say or (lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True))
+        self.extra_env = dict(extra_env or {})
+        self.running: dict[int, sandbox.Job] = {}
+        self.conclusion: Conclusion | None = None
+        self.stop_reason: str | None = None
+        self.empty_rounds = 0
+        self.wait_for_result = False
+        self.session_start = time.time()
+        self.report_error_shown = False
+        self._report_lock = threading.Lock()
+        self._report_thread: threading.Thread | None = None
+        self._report_dirty = False
+
+    # -- the budget --------------------------------------------------------------------------
+    @property
+    def budget(self) -> dict[str, Any]:
+        return self.store.get_question(self.qid).budget or {}
+
+    def runs_left(self) -> int:
+        runs = self.budget.get("runs")
+        return 10 ** 9 if runs is None else int(runs) - runs_used(self.store.nodes(self.qid))
+
+    def seconds_left(self) -> float:
+        hours = self.budget.get("hours")
+        if not hours:
+            return math.inf
+        spent = float(self.budget.get("spent_s", 0.0)) + (time.time() - self.session_start)
+        return float(hours) * 3600 - spent
+
+    def cost_left(self) -> float:
+        cap = self.budget.get("cost_usd")
+        return math.inf if cap is None else float(cap) - self.store.get_question(self.qid).cost_usd
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        self.store.update_question(self.qid, status="running")
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            self.recover()
+            self.ensure_baseline()
+            while True:
+                self.poll_jobs()
+                self.launch_pending()
+                if self.stop_reason is None:
+                    self.maybe_propose()
+                    self.launch_pending()
+                if self.stop_reason is not None and not self.running and not self.pending():
+                    break
+                time.sleep(POLL_S)
+            return self.finish()
+        except ProposerUnavailable as e:
+            self.say(f"proposer unavailable: {e}; waiting for running nodes, then pausing")
+            self.drain()
+            self.save_time()
+            self.store.update_question(self.qid, status="interrupted")
+            self.write_report(wait=True)
+            return LoopResult(self.qid, "interrupted", f"proposer unavailable: {e} "
+                              f"(resume with `research run --resume`)", None)
+        except KeyboardInterrupt:
+            self.say("interrupted: stopping running nodes (resume with `research run --resume`)")
+            for node_id, job in list(self.running.items()):
+                job.kill("the loop was interrupted")
+                job.wait()
+                self.store.update_node(node_id, status="interrupted", finished_at=time.time(),
+                                       error="the loop was interrupted while this node ran")
+            self.running.clear()
+            self.save_time()
+            self.store.update_question(self.qid, status="interrupted")
+            return LoopResult(self.qid, "interrupted", "interrupted", None)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def pending(self) -> list[Any]:
+        return [n for n in self.store.nodes(self.qid)
+                if n.status == "pending" and n.id not in self.running]
+
+    def recover(self) -> None:
+        """After a crash of the loop: record runs that finished, re-queue interrupted ones."""
+        for node in self.store.nodes(self.qid):
+            if node.status != "running" or node.id in self.running:
+                continue
+            killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
+            summary = read_summary(Path(node.run_dir)) if node.run_dir else None
+            wt = self.workspace / "worktrees" / str(node.id)
+            if wt.exists():
+                sandbox.remove_worktree(self.repo_root, wt)
+            if summary is not None and not killed and summary.get("status") in (
+                    "ok", "crash", "timeout", "invalid"):
+                self.say(f"node {node.id} finished while the loop was down: recording it")
+                self.record(node.id, summary.get("status"), summary, summary.get("error"),
+                            sandbox.tail(Path(node.run_dir) / sandbox.LOG_NAME))
+                continue
+            new_id = self.store.add_node(self.qid, node.parent_id, node.kind, node.hypothesis,
+                                         overrides=node.overrides, patch=node.patch,
+                                         seed=node.seed)
+            self.store.update_node(new_id, notes=f"re-run of node {node.id}, interrupted")
+            self.store.update_node(node.id, status="interrupted", finished_at=time.time(),
+                                   error=f"the loop stopped while this node ran; re-queued as "
+                                         f"node {new_id}")
+            self.proposer.rerun(node.id, new_id)
+            self.say(f"node {node.id} was interrupted: re-queued as node {new_id}")
+        self.update_verdicts()
+
+    def ensure_baseline(self) -> None:
+        if any(n.kind == "baseline" for n in self.store.nodes(self.qid)):
+            return
+        b = self.budget
+        hyp = (f"Baseline: the default config of board {b.get('board')} and budget "
+               f"{b.get('budget')}; every other node is compared with it.")
+        nid = self.store.add_node(self.qid, None, "baseline", hyp, overrides=[],
+                                  seed=int(b.get("seed", 0)))
+        self.say(f"node {nid}: baseline")
+
+    def baseline(self) -> Any | None:
+        return next((n for n in self.store.nodes(self.qid) if n.kind == "baseline"
+                     and n.status != "interrupted"), None)
+
+    # -- proposing -----------------------------------------------------------------------------
+    def maybe_propose(self) -> None:
+        free = self.cfg.workers - len(self.running) - len(self.pending())
+        if free <= 0:
+            return
+        base = self.baseline()
+        if base is None or not base.finished:
+            return   # the proposer needs the baseline's result
+        if self.wait_for_result and self.running:
+            return
+        if self.runs_left() <= 0:
+            self.stop_reason = "budget-runs"
+            return
+        if self.seconds_left() <= 0:
+            self.stop_reason = "budget-hours"
+            return
+        if self.cost_left() <= 0:
+            self.stop_reason = "budget-cost"
+            return
+        n = min(free, self.runs_left())
+        digest = make_digest(self.store, self.qid)
+        try:
+            result = self.proposer.propose(digest, n)
+        finally:
+            tokens, cost = self.proposer.take_usage()
+        if isinstance(result, Conclusion):
+            self.book_usage(tokens, cost, [])
+            self.conclusion = result
+            self.stop_reason = "concluded"
+            self.say(f"the proposer concluded: {result.answer[:200]}")
+            return
+        made = [nid for p in result if (nid := self.add_proposal(p, digest)) is not None]
+        self.book_usage(tokens, cost, made)
+        if made:
+            self.empty_rounds = 0
+            self.wait_for_result = len(made) < n
+        else:
+            self.empty_rounds += 1
+            self.wait_for_result = True
+            if self.empty_rounds >= MAX_EMPTY_ROUNDS and not self.running:
+                self.stop_reason = "proposer had nothing new"
+
+    def book_usage(self, tokens: int, cost: float, node_ids: list[int]) -> None:
+        if not tokens and not cost:
+            return
+        if not node_ids:
+            self.store.add_usage(self.qid, tokens, cost)
+            return
+        for i, nid in enumerate(node_ids):
+            share_t = tokens // len(node_ids) + (1 if i < tokens % len(node_ids) else 0)
+            self.store.add_usage(self.qid, share_t, cost / len(node_ids), node_id=nid)
+
+    def add_proposal(self, p: Proposal, digest: Digest) -> int | None:
+        """Make a proposal a node (or refuse it); returns the node id or None."""
+        nodes = {n.id: n for n in self.store.nodes(self.qid)}
+        base = self.baseline()
+        parent = nodes.get(p.parent_id) if p.parent_id is not None else base
+        if parent is None:
+            self.say(f"proposal refused: parent node {p.parent_id} is not in this question")
+            self.proposer.rejected(p, f"parent node {p.parent_id} does not exist")
+            return None
+        # a node holds its effective change vs the baseline: the parent's overrides, then its own;
+        # the parent's patch unless it brings one (a patch is always against HEAD)
+        overrides = merge_overrides(parent.overrides if parent.kind != "baseline" else [],
+                                    p.overrides)
+        patch = p.patch if (p.patch and p.patch.strip()) else parent.patch
+        key = proposal_key(overrides, patch)
+        if key in make_digest(self.store, self.qid).keys:
+            same = [n.id for n in nodes.values() if n.kind != "rerun"
+                    and n.status != "interrupted" and proposal_key(n.overrides, n.patch) == key]
+            self.say(f"proposal refused: the same experiment is already node(s) {same}")
+            self.proposer.rejected(p, f"the same experiment (overrides and patch) is already "
+                                      f"node(s) {same}")
+            return None
+        kind = p.kind if not (p.kind == "config" and patch) else "code"
+        nid = self.store.add_node(self.qid, parent.id, kind, p.hypothesis, overrides=overrides,
+                                  patch=patch, seed=int(self.budget.get("seed", 0)))
+        self.proposer.accepted(p, nid)
+        self.say(f"node {nid} ({kind}, parent {parent.id}): {' '.join(overrides) or '-'}"
+                 f"{' + patch' if patch else ''} -- {p.hypothesis[:120]}")
+        return nid
+
+    # -- running -------------------------------------------------------------------------------
+    def launch_pending(self) -> None:
+        for node in self.pending():
+            if len(self.running) >= self.cfg.workers:
+                return
+            self.launch(node)
+
+    def command_overrides(self, node: Any) -> list[str]:
+        return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
+                               node.overrides, [f"seed={node.seed}"])
+
+    def launch(self, node: Any) -> None:
+        run_dir = self.workspace / "runs" / str(node.id)
+        overrides = self.command_overrides(node)
+        wall = float(self.cfg.job.wall_clock_s)
+        if math.isfinite(self.seconds_left()):
+            wall = max(MIN_JOB_S, min(wall, self.seconds_left()))
+        self.store.update_node(node.id, status="running", run_dir=str(run_dir),
+                               started_at=time.time(),
+                               command=sandbox.job_command(overrides, run_dir, self.cfg.job.module))
+        try:
+            job = sandbox.start_job(
+                self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
+                mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0), extra_env=self.extra_env,
+                job_module=self.cfg.job.module, worktrees_dir=self.workspace / "worktrees",
+                keep_worktree=self.cfg.job.keep_worktrees,
+                commit_message=f"node {node.id}: {node.hypothesis[:200]}")
+        except sandbox.SandboxError as e:
+            self.record(node.id, "crash", None, f"sandbox: {e}", "")
+            return
+        self.running[node.id] = job
+        self.say(f"node {node.id} running (pid {job.pid or '-'})")
+
+    def poll_jobs(self) -> None:
+        for node_id, job in list(self.running.items()):
+            if job.poll() is None:
+                continue
+            res = job.wait()
+            del self.running[node_id]
+            self.record(node_id, res.status, res.summary, res.error, res.log_tail)
+
+    def drain(self) -> None:
+        while self.running:
+            self.poll_jobs()
+            time.sleep(POLL_S)
+
+    def record(self, node_id: int, status: str, summary: dict | None, error: str | None,
+               log_tail: str) -> None:
+        metrics = (summary or {}).get("metrics") or {}
+        fields: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
+                                  "log_tail": (log_tail or "")[-LOG_TAIL_CHARS:],
+                                  "finished_at": time.time()}
+        if summary and summary.get("wandb_path"):
+            fields["wandb_path"] = summary["wandb_path"]
+        node = self.store.update_node(node_id, **fields)
+        elo = metrics.get("elo")
+        self.say(f"node {node_id} {status}" + (f": Elo {elo:.0f}" if elo is not None else "")
+                 + (f" -- {error.splitlines()[0][:200]}" if error and status != "ok" else ""))
+        self.proposer.observe(node)
+        self.wait_for_result = False
+        self.update_verdicts()
+        self.save_time()
+        self.write_report()
+
+    # -- verdicts ------------------------------------------------------------------------------
+    def update_verdicts(self) -> None:
+        nodes = self.store.nodes(self.qid)
+        by_id = {n.id: n for n in nodes}
+
+        def runs_of(n: Any) -> list[Any]:
+            return [n] + [c for c in nodes if c.parent_id == n.id and c.kind == "rerun"
+                          and c.status == "ok"]
+
+        for n in nodes:
+            if n.kind in ("baseline", "rerun") or n.status != "ok" or n.verdict is not None:
+                continue
+            if (n.verdict_test or "").startswith("not compared"):
+                continue
+            parent = by_id.get(n.parent_id)
+            if parent is None or not parent.finished:
+                continue
+            if parent.status != "ok":
+                self.store.update_node(n.id, verdict_test=f"not compared: parent node "
+                                                          f"{parent.id} is {parent.status}")
+                continue
+            reruns = [c for c in nodes if c.parent_id == n.id and c.kind == "rerun"
+                      and c.status != "interrupted"]
+            if any(not r.finished for r in reruns):
+                continue
+            v = compare([r.metrics for r in runs_of(n)], [r.metrics for r in runs_of(parent)],
+                        self.cfg.verdict.z)
+            if v.verdict is None:
+                self.store.update_node(n.id, verdict_test=v.test)
+            elif (v.within_noise and len(reruns) < self.cfg.verdict.max_reruns
+                  and self.runs_left() > 0 and self.stop_reason != "concluded"):
+                seed = n.seed + len(reruns) + 1
+                rid = self.store.add_node(
+                    self.qid, n.id, "rerun",
+                    f"Re-run of node {n.id} with seed {seed}: its difference from node "
+                    f"{parent.id} is within the noise; pooled seeds will decide.",
+                    overrides=n.overrides, patch=n.patch, seed=seed)
+                self.store.update_node(n.id, verdict_test=f"within the noise so far ({v.test}); "
+                                                          f"re-running as node {rid}")
+                self.say(f"node {n.id} is within the noise: re-run as node {rid} (seed {seed})")
+            else:
+                self.store.update_node(n.id, verdict=v.verdict, verdict_test=v.test)
+                self.say(f"node {n.id} vs node {parent.id}: {v.verdict} ({v.test})")
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self) -> LoopResult:
+        self.update_verdicts()
+        digest = make_digest(self.store, self.qid)
+        known = {e.node_id for e in digest.entries}
+        if self.conclusion is not None:
+            answer, evidence, status = self.conclusion.answer, self.conclusion.evidence, "answered"
+        else:
+            c = None
+            try:
+                c = self.proposer.conclude(digest)
+            except ProposerUnavailable as e:
+                self.say(f"the proposer could not write the answer ({e}); summarising the tree")
+            finally:
+                tokens, cost = self.proposer.take_usage()
+                self.book_usage(tokens, cost, [])
+            if c is not None:
+                answer, evidence, status = c.answer, c.evidence, "answered"
+            else:
+                answer, evidence = summarise(digest, self.stop_reason or "budget spent")
+                status = "answered" if self.stop_reason == "concluded" else "budget-exhausted"
+        evidence = [e for e in evidence if e in known]
+        self.save_time()
+        self.store.set_answer(self.qid, answer, evidence, status=status)
+        self.write_report(wait=True)
+        self.say(f"question {self.qid} {status}: {answer}")
+        return LoopResult(self.qid, status, self.stop_reason or "", answer)
+
+    def save_time(self) -> None:
+        now = time.time()
+        b = self.budget
+        b["spent_s"] = float(b.get("spent_s", 0.0)) + (now - self.session_start)
+        self.session_start = now
+        self.store.update_question(self.qid, budget=b)
+
+    def write_report(self, wait: bool = False) -> None:
+        """Regenerate the report in a background thread (plots take seconds; jobs must not wait
+        for them). Requests while one is being written coalesce into one more. `wait=True`
+        writes it now and returns when it is done (the end of the loop)."""
+        with self._report_lock:
+            self._report_dirty = True
+            if self._report_thread is None or not self._report_thread.is_alive():
+                self._report_thread = threading.Thread(target=self._report_worker, daemon=True)
+                self._report_thread.start()
+        if wait:
+            while True:
+                t = self._report_thread
+                if t is None or not t.is_alive():
+                    break
+                t.join()
+
+    def _report_worker(self) -> None:
+        while True:
+            with self._report_lock:
+                if not self._report_dirty:
+                    self._report_thread = None
+                    return
+                self._report_dirty = False
+            self._write_report_now()
+
+    def _write_report_now(self) -> None:
+        """A failing or missing report module never stops the loop: the tree is the record."""
+        try:
+            from reports import write_report  # type: ignore[attr-defined]
+        except ImportError:
+            try:
+                from reports.report import write_report  # type: ignore[no-redef]
+            except ImportError:
+                if not self.report_error_shown:
+                    self.say("no report module (reports.write_report) yet: skipping the report")
+                    self.report_error_shown = True
+                return
+        try:
+            write_report(self.workspace, self.qid)
+        except Exception as e:
+            if not self.report_error_shown:
+                self.say(f"report failed ({type(e).__name__}: {e}); the tree is intact")
+                self.report_error_shown = True
+
+
+def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:
+    """The loop's own answer when the proposer gives none: best node vs the baseline, honestly."""
+    base = next((e for e in digest.entries if e.kind == "baseline" and e.status == "ok"), None)
+    counts: dict[str, int] = {}
+    for e in digest.entries:
+        counts[e.status] = counts.get(e.status, 0) + 1
+    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    head = f"Stopped ({reason}) after {len(digest.entries)} nodes ({tally})."
+    better = [e for e in digest.entries if e.verdict == "better"]
+    best = digest.best()
+    if base is None:
+        return f"{head} The baseline did not finish ok, so nothing could be compared.", \
+            [e.node_id for e in digest.entries if e.kind == "baseline"]
+
+    def fmt(e: Any) -> str:
+        ci = (f" [{e.elo_ci95[0]:.0f}, {e.elo_ci95[1]:.0f}]" if e.elo_ci95 else "")
+        return f"node {e.node_id} ({' '.join(e.overrides) or 'baseline'}): Elo {e.elo:.0f}{ci}"
+
+    if better:
+        top = max(better, key=lambda e: e.elo if e.elo is not None else -math.inf)
+        text = (f"{head} {len(better)} change(s) beat their parent outside the noise; the "
+                f"strongest is {fmt(top)} vs {fmt(base)} ({top.verdict_test}).")
+        return text, [base.node_id] + [e.node_id for e in better]
+    if best is not None and best.node_id != base.node_id:
+        verdict = best.verdict or "not yet compared"
+        text = (f"{head} No change was better than the baseline outside the noise. Highest "
+                f"point estimate: {fmt(best)} vs {fmt(base)}; verdict: {verdict}"
+                f"{' (' + best.verdict_test + ')' if best.verdict_test else ''}.")
+        return text, [base.node_id, best.node_id]
+    return f"{head} No change was better than the baseline {fmt(base)}.", [base.node_id]
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

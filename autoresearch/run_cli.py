@@ -1,0 +1,185 @@
+"""`research run "QUESTION"`: answer a research question with the agent loop.
+
+    research run "Does a 10% no-resign fraction help a tiny 9x9 run?" --budget-runs 4
+    research run --resume                 # continue the latest unfinished question
+    research run --resume --question 3    # or a given one
+
+Defaults come from conf/agent/default.yaml (`--agent-config` for another file); flags win.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from autoresearch.agent_config import REPO_ROOT, AgentConfig, load_agent_config
+
+RESUMABLE = ("open", "running", "interrupted", "failed")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="research run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("question", nargs="?", help="the research question (omit with --resume)")
+    ap.add_argument("--workspace", default=None,
+                    help="folder of tree.db, runs/, report/ (default $TENGEN_WORKSPACE or ./workspace)")
+    ap.add_argument("--budget-runs", type=int, default=None, help="nodes for this question, baseline included")
+    ap.add_argument("--budget-hours", type=float, default=None, help="wall-clock hours for this question")
+    ap.add_argument("--workers", type=int, default=None, help="nodes run at once")
+    ap.add_argument("--proposer", choices=("anthropic", "offline"), default=None,
+                    help="default: anthropic if ANTHROPIC_API_KEY is set, else offline")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the latest unfinished question (or --question ID)")
+    ap.add_argument("--question", type=int, default=None, dest="question_id",
+                    help="with --resume: the question to continue")
+    ap.add_argument("--board", default=None, help="conf/board option for every node (default 9x9)")
+    ap.add_argument("--budget", default=None, help="conf/budget option for every node (default tiny)")
+    ap.add_argument("--cost-budget-usd", type=float, default=None,
+                    help="LLM spending cap for the question (anthropic proposer)")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the baseline and every node")
+    ap.add_argument("--sweep", default=None,
+                    help="offline proposer's search space: conf/sweep/NAME.yaml or a path")
+    ap.add_argument("--agent-config", default=None, help="agent YAML (default conf/agent/default.yaml)")
+    ap.add_argument("--repo", default=None,
+                    help="git repository to research (default: this project's checkout)")
+    ap.add_argument("--job-module", default=None,
+                    help="python module each node runs (default experiments.train)")
+    ap.add_argument("--job-timeout-s", type=float, default=None, help="wall-clock limit per node")
+    ap.add_argument("--mem-limit-mb", type=int, default=None, help="address-space limit per node (0: none)")
+    ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
+                    help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
+    return ap.parse_args(argv)
+
+
+def apply_flags(cfg: AgentConfig, a: argparse.Namespace) -> AgentConfig:
+    for name, attr in (("budget_runs", "budget_runs"), ("budget_hours", "budget_hours"),
+                       ("workers", "workers"), ("board", "board"), ("budget", "budget"),
+                       ("seed", "seed"), ("proposer", "proposer")):
+        value = getattr(a, name)
+        if value is not None:
+            setattr(cfg, attr, value)
+    if a.sweep:
+        cfg.offline.sweep = a.sweep
+    if a.job_module:
+        cfg.job.module = a.job_module
+    if a.job_timeout_s is not None:
+        cfg.job.wall_clock_s = a.job_timeout_s
+    if a.mem_limit_mb is not None:
+        cfg.job.mem_limit_mb = a.mem_limit_mb
+    if a.cost_budget_usd is not None:
+        cfg.anthropic.cost_budget_usd = a.cost_budget_usd
+    cfg.job.extra_overrides = list(cfg.job.extra_overrides) + list(a.set)
+    if cfg.workers < 1:
+        raise SystemExit("research run: --workers must be at least 1")
+    return cfg
+
+
+def choose_proposer_kind(cfg: AgentConfig) -> str:
+    kind = cfg.proposer
+    if kind == "auto":
+        kind = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+    if kind == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise SystemExit("research run: --proposer anthropic needs ANTHROPIC_API_KEY in the "
+                         "environment (or use --proposer offline, which needs no key)")
+    if kind not in ("anthropic", "offline"):
+        raise SystemExit(f"research run: unknown proposer {kind!r} (anthropic | offline)")
+    return kind
+
+
+def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int, store,
+                  repo_root: Path, client=None):
+    """The proposer for `kind`; `client` replaces the Anthropic SDK client (tests)."""
+    if kind == "offline":
+        from autoresearch.proposers.offline import OfflineProposer
+        return OfflineProposer(workspace, question_id, cfg.offline.sweep, seed=cfg.seed)
+    from autoresearch.proposers.anthropic_proposer import AnthropicProposer
+    return AnthropicProposer(cfg.anthropic, store=store, question_id=question_id,
+                             repo_root=repo_root, client=client)
+
+
+def job_env() -> dict[str, str]:
+    """What a job needs that a worktree outside the checkout cannot find by itself."""
+    env: dict[str, str] = {}
+    if not os.environ.get("KATAGO_MODEL"):
+        models = sorted((REPO_ROOT.parent / "shared" / "katago").glob("*.bin.gz"))
+        if models:
+            env["KATAGO_MODEL"] = str(models[0])
+    env.setdefault("TENGEN_REPO_ROOT", str(REPO_ROOT))
+    env.setdefault("APPIMAGE_EXTRACT_AND_RUN", "1")
+    return env
+
+
+def main(argv: list[str] | None = None, *, client=None) -> int:
+    a = parse_args(list(sys.argv[1:] if argv is None else argv))
+    from autoresearch import sandbox
+    from autoresearch.loop import ResearchLoop
+    from experiment_tree.workspace import Workspace
+
+    cfg = apply_flags(load_agent_config(a.agent_config), a)
+    ws = Workspace(a.workspace)
+    store = ws.store()
+    try:
+        repo_root = sandbox.repo_toplevel(Path(a.repo) if a.repo else REPO_ROOT)
+    except sandbox.SandboxError as e:
+        print(f"research run: {e}", file=sys.stderr)
+        return 2
+
+    if a.resume:
+        if a.question_id is not None:
+            q = store.get_question(a.question_id)
+        else:
+            open_qs = [q for q in store.questions() if q.status in RESUMABLE]
+            if not open_qs:
+                print(f"research run --resume: no unfinished question in {ws.root} "
+                      f"(statuses {RESUMABLE}); start one with research run \"QUESTION\"",
+                      file=sys.stderr)
+                return 2
+            q = open_qs[-1]
+        budget = dict(q.budget or {})
+        for key, value in (("runs", a.budget_runs), ("hours", a.budget_hours),
+                           ("cost_usd", a.cost_budget_usd)):
+            if value is not None:
+                budget[key] = value
+        store.update_question(q.id, budget=budget)
+        if a.job_module is None and budget.get("job_module"):
+            cfg.job.module = budget["job_module"]
+        if a.workers is None and budget.get("workers"):
+            cfg.workers = int(budget["workers"])
+        kind = a.proposer or budget.get("proposer") or choose_proposer_kind(cfg)
+        if kind == "anthropic":
+            choose_proposer_kind(AgentConfig(proposer="anthropic"))
+        qid = q.id
+        print(f"resuming question {qid}: {q.text}")
+    else:
+        if not a.question:
+            print("research run: give a question, e.g. research run \"Does c_puct 2.5 beat 1.5 "
+                  "on 9x9?\" (or --resume to continue one)", file=sys.stderr)
+            return 2
+        kind = choose_proposer_kind(cfg)
+        budget = {"runs": cfg.budget_runs, "hours": cfg.budget_hours, "board": cfg.board,
+                  "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
+                  "workers": cfg.workers, "job_module": cfg.job.module}
+        if kind == "anthropic":
+            budget["cost_usd"] = cfg.anthropic.cost_budget_usd
+        qid = store.add_question(a.question, budget)
+        print(f"question {qid}: {a.question} (proposer {kind}, {cfg.budget_runs} runs, "
+              f"workspace {ws.root})")
+    cfg.seed = int(store.get_question(qid).budget.get("seed", cfg.seed))
+    try:
+        proposer = make_proposer(kind, cfg, ws.root, qid, store, repo_root, client=client)
+    except Exception as e:
+        print(f"research run: could not start the {kind} proposer: {e}", file=sys.stderr)
+        return 2
+    loop = ResearchLoop(store, ws.root, qid, proposer, cfg, repo_root, extra_env=job_env())
+    result = loop.run()
+    print(f"question {qid}: {result.status} ({result.reason}); tree: {ws.tree_db}; "
+          f"report: {ws.report_dir}")
+    if result.status == "interrupted":
+        print(f"resume with: research run --resume --question {qid} --workspace {ws.root}")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
