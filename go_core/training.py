@@ -1,0 +1,131 @@
+"""One training step: policy cross-entropy against MCTS visits plus value loss, AdamW, a schedule.
+
+    loss = policy_weight * CE(pi_mcts, p_net)   (only on samples with a policy target)
+         + value_weight  * value_loss(z, v_net)  (every sample)
+
+`v_net` is in [-1, 1] for the player to move and `z` is the game's outcome for that player.
+`value_loss="mse"` is AlphaGo Zero's (z - v)^2; `"bce"` treats (v+1)/2 as a win probability.
+Each batch is augmented by a random board symmetry per sample (`symmetry.augment_batch`).
+On CUDA the forward pass runs under bfloat16 autocast (no loss scaling needed).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from go_core.replay import Batch
+from go_core.symmetry import augment_batch
+
+
+@dataclass
+class OptimConfig:
+    """What `make_optimizer` and `train_step` need (a view of the `train` config group)."""
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    schedule: str = "cosine"          # cosine | step | constant
+    decay_steps: int = 5000
+    min_lr_ratio: float = 0.1
+    step_every: int = 1000
+    step_gamma: float = 0.3
+    grad_clip: float = 1.0
+    policy_weight: float = 1.0
+    value_weight: float = 1.0
+    value_loss: str = "mse"           # mse | bce
+    augment: bool = True
+
+
+def lr_factor(step: int, cfg) -> float:
+    """The learning-rate multiplier at optimizer step `step`: linear warmup, then the schedule."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = step - cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        frac = min(1.0, t / max(1, cfg.decay_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    if cfg.schedule == "step":
+        return cfg.step_gamma ** (t // max(1, cfg.step_every))
+    raise ValueError(f"unknown lr schedule {cfg.schedule!r}: use cosine, step or constant")
+
+
+def make_optimizer(net: torch.nn.Module, cfg) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no weight decay on biases and norm parameters) and its warmup + decay schedule."""
+    decay, no_decay = [], []
+    for p in net.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    return opt, sched
+
+
+def losses(net: torch.nn.Module, planes: torch.Tensor, policy: torch.Tensor, has_policy: torch.Tensor,
+           value: torch.Tensor, cfg) -> dict[str, torch.Tensor]:
+    """Policy, value and total loss of one batch (tensors on the net's device)."""
+    device_type = planes.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+        logits, v = net(planes)
+    logits, v = logits.float(), v.float()
+    logp = F.log_softmax(logits, dim=-1)
+    ce = -(policy * logp).sum(-1)
+    n_pol = has_policy.sum()
+    policy_loss = (ce * has_policy).sum() / n_pol.clamp(min=1)
+    if cfg.value_loss == "mse":
+        value_loss = F.mse_loss(v, value)
+    elif cfg.value_loss == "bce":
+        p_win = ((v + 1) / 2).clamp(1e-6, 1 - 1e-6)
+        value_loss = F.binary_cross_entropy(p_win, (value + 1) / 2)
+    else:
+        raise ValueError(f"unknown value_loss {cfg.value_loss!r}: use mse or bce")
+    loss = cfg.policy_weight * policy_loss + cfg.value_weight * value_loss
+    with torch.no_grad():
+        hit = (logits.argmax(-1) == policy.argmax(-1)).float()
+        policy_acc = (hit * has_policy).sum() / n_pol.clamp(min=1)
+    return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss,
+            "policy_acc": policy_acc, "policy_samples": n_pol}
+
+
+def to_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return (torch.from_numpy(np.ascontiguousarray(batch.planes, dtype=np.float32)).to(device),
+            torch.from_numpy(batch.policy).to(device),
+            torch.from_numpy(batch.has_policy.astype(np.float32)).to(device),
+            torch.from_numpy(batch.value).to(device))
+
+
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, sched, batch: Batch, cfg,
+               device: torch.device, generator: torch.Generator | None = None) -> dict[str, float]:
+    """One optimizer step on `batch`; returns the losses as floats and the learning rate used."""
+    net.train()
+    planes, policy, has_policy, value = to_tensors(batch, device)
+    if cfg.augment:
+        planes, policy = augment_batch(planes, policy, generator)
+    out = losses(net, planes, policy, has_policy, value, cfg)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    lr = opt.param_groups[0]["lr"]
+    opt.step()
+    if sched is not None:
+        sched.step()
+    stats = {k: float(v.detach()) for k, v in out.items()}
+    stats["grad_norm"] = float(grad_norm)
+    stats["lr"] = lr
+    return stats
+
+
+def train_steps(net, opt, sched, buffer, n_steps: int, batch_size: int, cfg, device, rng: np.random.Generator,
+                generator: torch.Generator | None = None) -> dict[str, float]:
+    """`n_steps` steps on batches from the replay buffer; returns the mean of each statistic."""
+    totals: dict[str, float] = {}
+    for _ in range(n_steps):
+        stats = train_step(net, opt, sched, buffer.sample(batch_size, rng), cfg, device, generator)
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + v
+    return {k: v / max(1, n_steps) for k, v in totals.items()}
