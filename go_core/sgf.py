@@ -151,6 +151,12 @@ def _locate_syntax_error(bb: bytes, message: str) -> str:
             if not have_node:
                 return f"property {tok.decode('ascii')} outside a node at {_where(bb, pos)}"
             if n + 1 >= len(tokens) or tokens[n + 1][0] != "V":
+                after = pos + len(tok)
+                while after < len(bb) and bb[after:after + 1].isspace():
+                    after += 1
+                if bb[after:after + 1] == b"[":
+                    return (f"the value of property {tok.decode('ascii')} at {_where(bb, after)} "
+                            "is never closed by ']'")
                 return f"property {tok.decode('ascii')} has no value [..] at {_where(bb, pos)}"
     rest = bb[i:].strip()
     if depth != 0 and rest:
