@@ -55,8 +55,9 @@ def write_run(run_dir: Path, *, overrides: list[str], seed: int, iterations: int
     log = [f"[train] seed={seed} overrides={overrides}"]
     elo = None
     for i in range(1, iterations + 1):
-        rec = {"step": i * 100, "iteration": i, "policy_loss": 3.0 * math.exp(-i / 4) + 1.0,
-               "value_loss": 0.9 * math.exp(-i / 5) + 0.3, "games": 32 * i,
+        rec = {"step": i * 100, "iteration": i,
+               "policy_loss": 3.0 * math.exp(-i / (3 + seed % 3)) + 1.0 - 0.05 * seed,
+               "value_loss": 0.9 * math.exp(-i / (4 + seed % 2)) + 0.3 + 0.02 * seed, "games": 32 * i,
                "sims_per_s": 5000.0 + 10 * i, "wall_s": 30.0 * i}
         rec["loss"] = rec["policy_loss"] + rec["value_loss"]
         if final_elo is not None and i % 2 == 0:

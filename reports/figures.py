@@ -1,0 +1,231 @@
+"""The report's plots (matplotlib, Agg: no display needed). Each function writes one PNG and
+returns its path; a plot with nothing to show says so in the picture rather than going missing."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")   # before pyplot: plots render with no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiment_tree.format import colour_class, first_line, headline, node_label  # noqa: E402
+from experiment_tree.html import COLOURS  # noqa: E402
+from experiment_tree.layout import layout  # noqa: E402
+from experiment_tree.store import Node  # noqa: E402
+from reports.ladder import Ladder  # noqa: E402
+
+DPI = 110
+
+
+def _save(fig, path: Path, dpi: int = DPI) -> Path:
+    """Save atomically (a browser reloading the report never sees half a PNG)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches=None if fig.get_layout_engine() else "tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#667")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _run_colours(node_ids: list[int]) -> dict[int, tuple]:
+    cmap = plt.get_cmap("tab10" if len(node_ids) <= 10 else "tab20")
+    return {nid: cmap(i % cmap.N) for i, nid in enumerate(node_ids)}
+
+
+def _curve_panel(ax, curves: pd.DataFrame, colours: dict, xkey: str, xlabel: str,
+                 ykey: str) -> None:
+    """One panel: `ykey` against `xkey` for every run in `curves` (losses as three styles)."""
+    drawn = False
+    for nid, c in colours.items():
+        d = curves[curves["node"] == nid].sort_values("iteration")
+        if ykey == "loss":
+            for key, style in (("loss", "-"), ("policy_loss", "--"), ("value_loss", ":")):
+                s = d[[xkey, key]].dropna()
+                if len(s):
+                    ax.plot(s[xkey], s[key], style, color=c,
+                            label=f"#{nid}" if key == "loss" else None)
+                    drawn = True
+            continue
+        s = d.dropna(subset=[xkey, ykey])
+        if not len(s):
+            continue
+        ax.plot(s[xkey], s[ykey], "-o", ms=3, color=c, label=f"#{nid}")
+        if ykey == "elo":
+            band = s.dropna(subset=["elo_lo", "elo_hi"])
+            if len(band):
+                ax.fill_between(band[xkey], band["elo_lo"], band["elo_hi"], color=c, alpha=0.15)
+        drawn = True
+    name = ykey.replace("_vs_ref", "")
+    note = " (solid total, dashed policy, dotted value)" if ykey == "loss" else ""
+    ax.set_title(f"{name} vs {xlabel}{note}", fontsize=9)
+    if not drawn:
+        _empty(ax, f"no {name} recorded against {xkey} yet")
+        return
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.grid(alpha=0.3)
+    if ykey == "winrate_vs_ref":
+        ax.set_ylim(-0.02, 1.02)
+
+
+CURVES = ("loss", "elo", "winrate_vs_ref")
+X_AXES = (("iteration", "iteration"), ("wall_s", "compute (wall s)"))
+
+
+def learning_curves(curves: pd.DataFrame, path: Path, title: str = "Learning curves") -> Path:
+    """Every run's losses, Elo (with its 95% band) and win rate against iteration (top row) and
+    against compute in wall seconds (bottom row); one colour per run."""
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False, layout="constrained")
+    fig.suptitle(title)
+    ids = sorted(curves["node"].unique().tolist()) if len(curves) else []
+    colours = _run_colours(ids)
+    for row, (xkey, xlabel) in enumerate(X_AXES):
+        for col, ykey in enumerate(CURVES):
+            _curve_panel(axes[row][col], curves, colours, xkey, xlabel, ykey)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes.flat[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside right center", title="node", fontsize=8)
+    return _save(fig, path)
+
+
+def run_curves(curves: pd.DataFrame, node_id: int, path: Path) -> Path:
+    """One run's losses, Elo and win rate against iteration, with wall seconds on a top axis
+    (a small figure: the report draws one per run)."""
+    d = curves[curves["node"] == node_id]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.74, wspace=0.22)
+    fig.suptitle(f"Node #{node_id}", fontsize=10)
+    for ax, ykey in zip(axes, CURVES):
+        _curve_panel(ax, d, {node_id: "#1f77b4"}, "iteration", "iteration", ykey)
+    spans = d.dropna(subset=["iteration", "wall_s"])
+    if len(spans) >= 2:   # the compute axis: wall seconds at the ticks of the iteration axis
+        it, wall = spans["iteration"].to_numpy(float), spans["wall_s"].to_numpy(float)
+        import numpy as np
+        order = np.argsort(it)
+        for ax in axes:
+            if ax.lines:
+                top = ax.secondary_xaxis(
+                    "top", functions=(lambda x, i=it[order], w=wall[order]: np.interp(x, i, w),
+                                      lambda x, i=it[order], w=wall[order]: np.interp(x, w, i)))
+                top.set_xlabel("compute (wall s)", fontsize=8, labelpad=2)
+                top.tick_params(labelsize=7)
+                ax.set_title(ax.get_title(), fontsize=9, pad=30)
+    return _save(fig, path, dpi=80)
+
+
+def node_strength(nodes: list[Node], frame: pd.DataFrame, path: Path,
+                  ladder: Ladder | None = None) -> Path:
+    """Every node's Elo (left) and win rate vs the reference (right), with 95% intervals,
+    coloured by verdict; nodes without a measurement are listed as such."""
+    n = max(len(frame), 1)
+    fig, (ax_e, ax_w) = plt.subplots(1, 2, figsize=(13, 1.6 + 0.42 * n), squeeze=True,
+                                     layout="constrained")
+    labels = [f"#{r.node} {r.status}" for r in frame.itertuples()]
+    ys = list(range(len(frame)))[::-1]
+    for ax, key, lo, hi, name in ((ax_e, "elo", "elo_lo", "elo_hi", "Elo"),
+                                  (ax_w, "winrate", "winrate_lo", "winrate_hi", "win rate vs reference")):
+        any_drawn = False
+        for y, r in zip(ys, frame.itertuples()):
+            v = getattr(r, key)
+            colour = COLOURS.get(r.colour, "#555")
+            if pd.isna(v):
+                ax.text(0.01, y, "not measured" if r.colour != "crashed" else "crashed",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="#889")
+                continue
+            l, h = getattr(r, lo), getattr(r, hi)
+            err = [[v - l], [h - v]] if not (pd.isna(l) or pd.isna(h)) else None
+            ax.errorbar([v], [y], xerr=err, fmt="o", color=colour, capsize=4, ms=6)
+            any_drawn = True
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_ylim(-0.7, len(frame) - 0.3)
+        ax.set_title(name + " (95% CI)", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        if key == "winrate":
+            ax.set_xlim(0, 1)
+        if key == "elo" and ladder and any_drawn:
+            for rung, v in ladder.items():
+                ax.axvline(v["elo"], color="#bbb", lw=0.8, ls="--", zorder=0)
+                ax.text(v["elo"], 1.0, rung, rotation=90, fontsize=7, color="#888", va="top",
+                        transform=ax.get_xaxis_transform())
+        if not any_drawn and len(frame) == 0:
+            _empty(ax, "no nodes yet")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=COLOURS[c], label=c)
+               for c in ("better", "worse", "inconclusive", "baseline", "running")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def tree_diagram(nodes: list[Node], path: Path) -> Path:
+    """The tree as boxes coloured by verdict (same layout and colours as tree.html)."""
+    placed = layout(nodes)
+    cols = max((p.x for p in placed), default=0) + 1
+    depth = max((p.depth for p in placed), default=0) + 1
+    fig, ax = plt.subplots(figsize=(max(4.0, 2.3 * cols), max(2.0, 1.25 * depth)))
+    ax.set_axis_off()
+    if not placed:
+        _empty(ax, "no nodes yet")
+        return _save(fig, path)
+    pos = {p.node.id: (p.x, -p.depth) for p in placed}
+    for p in placed:
+        if p.node.parent_id in pos:
+            (x0, y0), (x1, y1) = pos[p.node.parent_id], pos[p.node.id]
+            ax.plot([x0, x0, x1, x1], [y0 - 0.25, (y0 + y1) / 2, (y0 + y1) / 2, y1 + 0.25],
+                    color="#8895a7", lw=1.2, zorder=1)
+    for p in placed:
+        n, (x, y) = p.node, pos[p.node.id]
+        cls = colour_class(n)
+        metric = ("error: " + first_line(n.error, 24)) if cls == "crashed" else headline(n.metrics)
+        label = f"#{n.id} {n.status}" + (f" · {n.verdict}" if n.verdict else "")
+        text = "\n".join(t for t in (label, metric[:28], node_label(n)[:28]) if t)
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=2,
+                color="#1d2733" if cls == "pending" else "white",
+                bbox=dict(boxstyle="round,pad=0.4", fc=COLOURS[cls], ec="none"))
+    ax.set_xlim(-0.6, cols - 0.4)
+    ax.set_ylim(-depth + 0.5, 0.5)
+    return _save(fig, path)
+
+
+def ladder_figure(ladder: Ladder, frame: pd.DataFrame, path: Path) -> Path:
+    """The reference ladder's rungs (Elo with 95% CI) and where each measured node stands."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    if not ladder:
+        _empty(ax, "no ladder calibration cached yet\n(it is measured once per machine by the "
+                   "evaluation; run `research ladder`)")
+        return _save(fig, path)
+    names = list(ladder)
+    for i, name in enumerate(names):
+        v = ladder[name]
+        ci = v.get("ci95")
+        err = [[v["elo"] - ci[0]], [ci[1] - v["elo"]]] if ci else None
+        ax.errorbar([0], [v["elo"]], yerr=err, fmt="s", color="#4a5a70", capsize=5)
+        ax.axhline(v["elo"], color="#ccd", lw=0.8, zorder=0)
+        ax.text(-0.08, v["elo"], f"{name}  {v['elo']:.0f}", ha="right", va="center", fontsize=8)
+    measured = frame.dropna(subset=["elo"]) if len(frame) else frame
+    for j, r in enumerate(measured.itertuples()):
+        x = 1 + j * 0.25
+        err = ([[r.elo - r.elo_lo], [r.elo_hi - r.elo]]
+               if not (pd.isna(r.elo_lo) or pd.isna(r.elo_hi)) else None)
+        ax.errorbar([x], [r.elo], yerr=err, fmt="o", color=COLOURS.get(r.colour, "#555"),
+                    capsize=3)
+        ax.text(x, r.elo, f" #{r.node}", fontsize=7, va="bottom")
+    ax.set_xlim(-1.2, 1.6 + 0.25 * max(len(measured), 1))
+    ax.set_xticks([0] + ([1] if len(measured) else []))
+    ax.set_xticklabels(["ladder"] + (["nodes"] if len(measured) else []))
+    ax.set_ylabel("Elo (random = 0)")
+    ax.set_title("Reference ladder and the nodes' strength (95% CI)", fontsize=10)
+    ax.grid(axis="y", alpha=0.2)
+    return _save(fig, path)
