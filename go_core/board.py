@@ -110,13 +110,20 @@ class Board:
     @property
     def history(self) -> list[int]:
         """The moves played (passes included; a resignation is not a move)."""
-        off = K.HEADER + K.N_POINT_ARRAYS * K.padded_size(self.size)
-        return self._st[off:off + self._st[K.H_MOVE_NUMBER]].tolist()
+        out = np.empty(int(self._st[K.H_MOVE_NUMBER]), dtype=np.int64)
+        K.history_moves(self._st, out)
+        return out.tolist()
 
     @property
     def last_move(self) -> int | None:
-        m = int(self._st[K.H_LAST])
-        return None if m < 0 else m
+        """The last move played (a pass is size*size), None before the first."""
+        p = int(self._st[K.H_LAST])
+        if p < 0:
+            return None
+        if p == K.PASS_SLOT:
+            return self.size * self.size
+        w = self.size + 2
+        return (p // w - 1) * self.size + p % w - 1
 
     @property
     def is_over(self) -> bool:

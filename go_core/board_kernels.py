@@ -20,7 +20,8 @@ neighbours of ``p`` are ``p - W, p - 1, p + 1, p + W`` with no bounds checks. ``
                            iff PLIB > 0 and LSUM**2 == PLIB * LSQ (all pairs name one point)
     st[OFF_ELIST + i]      the empty points (padded), i < st[H_NEMPTY], in no order
     st[OFF_EPOS + p]       where empty point p sits in ELIST
-    st[off_moves + k]      the k-th move played (move numbers, passes included), k < H_MOVE_NUMBER
+    st[off_moves + k]      the k-th move played as a padded point (PASS_SLOT = 0 for a pass),
+                           k < H_MOVE_NUMBER; ``history_moves`` gives them as move numbers
     st[off_table + j]      open-addressing hash set (linear probing) of the Zobrist hashes of
                            every position of the game so far (positional superko); 0 = free slot
 
@@ -37,7 +38,14 @@ resulting position repeated.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit
+
+
+def njit(*args, **kw):
+    """numba.njit with the on-disk cache and numpy's error model (no zero-division branches)."""
+    kw.setdefault("cache", True)
+    kw.setdefault("error_model", "numpy")
+    return _numba_njit(*args, **kw)
 
 EMPTY, BLACK, WHITE, BORDER = 0, 1, 2, 3
 MAX_SIZE = 25
@@ -53,9 +61,10 @@ H_HASH = 6          # Zobrist hash of the current position
 H_NHIST = 7         # positions stored in the superko table
 H_CAP = 8           # capacity of the moves list and of the table (a power of two)
 H_NEMPTY = 9        # empty points (length of ELIST)
-H_LAST = 10         # last move (-1 before the first)
+H_LAST = 10         # last move as a padded point, PASS_SLOT for a pass, -1 before the first
 H_MAXSTONES = 11    # most stones on the board in any position of the game so far
 HEADER = 16
+PASS_SLOT = 0       # a pass in the moves list (padded point 0 is a border corner, never a move)
 
 N_POINT_ARRAYS = 9
 OFF_COLOR = HEADER  # P does not depend on a slot: the other offsets are computed per size
@@ -68,8 +77,10 @@ STATUS_REASONS = {ILLEGAL_OCCUPIED: "occupied", ILLEGAL_SUPERKO: "superko",
 
 _PMAX = (MAX_SIZE + 2) ** 2
 _zrng = np.random.default_rng(0x7E46E1)
-ZOBRIST = np.zeros((4, _PMAX), dtype=np.int64)
-ZOBRIST[1:3] = _zrng.integers(-(2 ** 63), 2 ** 63 - 1, size=(2, _PMAX), dtype=np.int64)
+PMAX = _PMAX
+# ZOBRIST[colour * PMAX + p]: the hash term of a ``colour`` stone on padded point p
+ZOBRIST = np.zeros(4 * _PMAX, dtype=np.int64)
+ZOBRIST[_PMAX:3 * _PMAX] = _zrng.integers(-(2 ** 63), 2 ** 63 - 1, size=2 * _PMAX, dtype=np.int64)
 _ZERO_KEY = np.int64(0x1F3D5B79A2C4E6F1)  # stands in for hash 0 (the empty board) in the table
 
 
@@ -93,7 +104,7 @@ def default_cap(size: int, moves: int = 0) -> int:
     return cap
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _offsets(st):
     N = st[H_SIZE]
     W = N + 2
@@ -101,7 +112,7 @@ def _offsets(st):
     return N, W, P
 
 
-@njit(cache=True)
+@njit
 def _table_insert(st, off_table, mask, key):
     if key == 0:
         key = _ZERO_KEY
@@ -117,7 +128,7 @@ def _table_insert(st, off_table, mask, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit
 def _table_contains(st, off_table, mask, key):
     if key == 0:
         key = _ZERO_KEY
@@ -131,7 +142,7 @@ def _table_contains(st, off_table, mask, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit
 def init_state(st, size, cap):
     """Fill ``st`` (length ``state_length(size, cap)``) with the empty board, black to play."""
     st[:] = 0
@@ -173,33 +184,33 @@ def new_state(size: int, cap: int | None = None) -> np.ndarray:
     return st
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def to_padded(m, N):
     """Padded index of board point ``m`` (0 <= m < N*N)."""
     return (m // N + 1) * (N + 2) + (m % N) + 1
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def to_move(p, N):
     """Board point ``m`` of padded index ``p``."""
     W = N + 2
     return (p // W - 1) * N + (p % W - 1)
 
 
-@njit(cache=True)
+@njit
 def _chain_hash(st, g, colour, P):
     on = HEADER + 2 * P
     x = np.int64(0)
     s = g
     while True:
-        x ^= ZOBRIST[colour, s]
+        x ^= ZOBRIST[colour * _PMAX + s]
         s = st[on + s]
         if s == g:
             break
     return x
 
 
-@njit(cache=True)
+@njit
 def legal_point(st, p, c):
     """Would placing colour ``c`` on the empty padded point ``p`` be legal (positional superko)?
 
@@ -251,12 +262,12 @@ def legal_point(st, p, c):
                     own_safe = True
     h = st[H_HASH]
     if captured:
-        newh = h ^ ZOBRIST[c, p] ^ cap_h
+        newh = h ^ ZOBRIST[c * _PMAX + p] ^ cap_h
     elif has_lib or own_safe:
         # a plain placement: a position with more stones than any before cannot repeat
         if N * N - st[H_NEMPTY] + 1 > st[H_MAXSTONES]:
             return True
-        newh = h ^ ZOBRIST[c, p]
+        newh = h ^ ZOBRIST[c * _PMAX + p]
     else:
         if nown == 0:
             return False  # single-stone suicide: the position stays as it is, a repeat
@@ -266,7 +277,7 @@ def legal_point(st, p, c):
     return not _table_contains(st, off_table, cap - 1, newh)
 
 
-@njit(cache=True)
+@njit
 def is_legal(st, m):
     """Is move ``m`` (a point, or ``N*N`` for pass) legal for the player to move?"""
     N = st[H_SIZE]
@@ -282,7 +293,7 @@ def is_legal(st, m):
     return legal_point(st, p, st[H_TO_PLAY])
 
 
-@njit(cache=True)
+@njit
 def move_status(st, m):
     """OK or the ILLEGAL_* code saying why move ``m`` may not be played now."""
     N = st[H_SIZE]
@@ -300,7 +311,7 @@ def move_status(st, m):
     return OK
 
 
-@njit(cache=True)
+@njit
 def _remove_chain(st, g, colour, P, W):
     """Take chain g off the board; give its points back as liberties; return its hash."""
     oc = HEADER
@@ -315,7 +326,7 @@ def _remove_chain(st, g, colour, P, W):
     ne = st[H_NEMPTY]
     s = g
     while True:
-        x ^= ZOBRIST[colour, s]
+        x ^= ZOBRIST[colour * _PMAX + s]
         st[oc + s] = EMPTY
         st[oel + ne] = s
         st[oep + s] = ne
@@ -340,23 +351,42 @@ def _remove_chain(st, g, colour, P, W):
     return x
 
 
-@njit(cache=True)
+@njit
 def apply_move(st, m):
     """Play move ``m`` (a point or a pass) for the player to move, WITHOUT a legality check."""
+    N = st[H_SIZE]
+    if m == N * N:
+        play_pass(st)
+    else:
+        place(st, to_padded(m, N))
+
+
+@njit
+def play_pass(st):
+    """The player to move passes; two passes in a row end the game."""
+    P = (st[H_SIZE] + 2) * (st[H_SIZE] + 2)
+    st[HEADER + N_POINT_ARRAYS * P + st[H_MOVE_NUMBER]] = PASS_SLOT
+    st[H_MOVE_NUMBER] += 1
+    st[H_LAST] = PASS_SLOT
+    st[H_TO_PLAY] = 3 - st[H_TO_PLAY]
+    st[H_PASSES] += 1
+    if st[H_PASSES] >= 2:
+        st[H_OVER] = 1
+
+
+@njit
+def place(st, p):
+    """The player to move puts a stone on the empty padded point ``p``, WITHOUT a legality
+    check: captures, then removes its own chain if it has no liberty (suicide)."""
     N, W, P = _offsets(st)
     cap = st[H_CAP]
     off_moves = HEADER + N_POINT_ARRAYS * P
-    st[off_moves + st[H_MOVE_NUMBER]] = m
+    st[off_moves + st[H_MOVE_NUMBER]] = p
     st[H_MOVE_NUMBER] += 1
-    st[H_LAST] = m
+    st[H_LAST] = p
     c = st[H_TO_PLAY]
     o = 3 - c
     st[H_TO_PLAY] = o
-    if m == N * N:
-        st[H_PASSES] += 1
-        if st[H_PASSES] >= 2:
-            st[H_OVER] = 1
-        return
     st[H_PASSES] = 0
     oc = HEADER
     oh = HEADER + P
@@ -367,7 +397,6 @@ def apply_move(st, m):
     olq = HEADER + 6 * P
     oel = HEADER + 7 * P
     oep = HEADER + 8 * P
-    p = to_padded(m, N)
     # take p off the empty list
     ne = st[H_NEMPTY] - 1
     i = st[oep + p]
@@ -399,7 +428,7 @@ def apply_move(st, m):
     st[opl + p] = pl
     st[ols + p] = ls
     st[olq + p] = lq
-    h = st[H_HASH] ^ ZOBRIST[c, p]
+    h = st[H_HASH] ^ ZOBRIST[c * _PMAX + p]
     # merge with friendly neighbours (the larger chain absorbs the smaller)
     for d in (-W, -1, 1, W):
         q = p + d
@@ -442,7 +471,7 @@ def apply_move(st, m):
     _table_insert(st, off_table, cap - 1, h)
 
 
-@njit(cache=True)
+@njit
 def play(st, m):
     """Check then play move ``m``; return OK or an ILLEGAL_* code (the state is then unchanged)."""
     s = move_status(st, m)
@@ -451,14 +480,24 @@ def play(st, m):
     return s
 
 
-@njit(cache=True)
+@njit
+def history_moves(st, out):
+    """Fill ``out`` (length H_MOVE_NUMBER) with the moves played, as move numbers."""
+    N, W, P = _offsets(st)
+    off_moves = HEADER + N_POINT_ARRAYS * P
+    for k in range(st[H_MOVE_NUMBER]):
+        p = st[off_moves + k]
+        out[k] = N * N if p == PASS_SLOT else to_move(p, N)
+
+
+@njit
 def resign(st, colour):
     """``colour`` resigns: the game is over."""
     st[H_RESIGNED] = colour
     st[H_OVER] = 1
 
 
-@njit(cache=True)
+@njit
 def legal_mask(st, out):
     """Fill the bool array ``out`` (N*N + 1) with the legal moves; pass is legal until the end."""
     N, W, P = _offsets(st)
@@ -474,7 +513,7 @@ def legal_mask(st, out):
             out[to_move(p, N)] = True
 
 
-@njit(cache=True)
+@njit
 def is_own_eye(st, p, c):
     """Is the empty padded point ``p`` a single-point eye of ``c``: every on-board orthogonal
     neighbour a stone of ``c``? (The random player's "do not fill your own eye" rule.)"""
@@ -486,7 +525,7 @@ def is_own_eye(st, p, c):
     return True
 
 
-@njit(cache=True)
+@njit
 def area_counts(st):
     """Tromp-Taylor area (black, white): stones plus empty regions reaching only that colour."""
     N, W, P = _offsets(st)
@@ -533,14 +572,14 @@ def area_counts(st):
     return b, w
 
 
-@njit(cache=True)
+@njit
 def score(st, komi):
     """Tromp-Taylor score: black area - white area - komi."""
     b, w = area_counts(st)
     return b - w - komi
 
 
-@njit(cache=True)
+@njit
 def stones(st, out):
     """Copy the colours of the N*N board points (row-major, row 0 on top) into ``out``."""
     N, W, P = _offsets(st)
@@ -552,7 +591,7 @@ def stones(st, out):
             k += 1
 
 
-@njit(cache=True)
+@njit
 def set_position(st, colours, to_play):
     """Reset ``st`` (already sized) to the position ``colours`` (N*N of EMPTY/BLACK/WHITE), the
     game's only position so far, ``to_play`` to move. Return the number of points in chains
@@ -574,7 +613,7 @@ def set_position(st, colours, to_play):
         p = to_padded(m, N)
         st[oc + p] = colours[m]
         if colours[m] != EMPTY:
-            h ^= ZOBRIST[colours[m], p]
+            h ^= ZOBRIST[colours[m] * _PMAX + p]
     # empty list
     ne = 0
     for m in range(N * N):
@@ -639,7 +678,7 @@ def set_position(st, colours, to_play):
     return dead
 
 
-@njit(cache=True)
+@njit
 def copy_grown(st, new):
     """Copy ``st`` into the larger state ``new`` (its H_CAP already set), rehashing the table."""
     N, W, P = _offsets(st)
@@ -677,7 +716,7 @@ def grow_state(st: np.ndarray, moves: int = 0) -> np.ndarray:
     return new
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _xorshift(x):
     x ^= x << 13
     x ^= (x >> 7) & 0x01FFFFFFFFFFFFFF
@@ -685,7 +724,7 @@ def _xorshift(x):
     return x
 
 
-@njit(cache=True)
+@njit
 def random_playout(st, seed, max_moves):
     """Play uniformly random moves on ``st`` (in place) until the game ends or ``max_moves`` more
     moves were played; return the number of moves played.
@@ -701,7 +740,6 @@ def random_playout(st, seed, max_moves):
     if x == 0:
         x = np.int64(0x2545F4914F6CDD1D)
     played = 0
-    pass_m = N * N
     while st[H_OVER] == 0 and played < max_moves:
         c = st[H_TO_PLAY]
         k = st[H_NEMPTY]
@@ -722,14 +760,14 @@ def random_playout(st, seed, max_moves):
             st[oel + k] = p
             st[oep + p] = k
         if chosen >= 0:
-            apply_move(st, to_move(chosen, N))
+            place(st, chosen)
         else:
-            apply_move(st, pass_m)
+            play_pass(st)
         played += 1
     return played
 
 
-@njit(cache=True)
+@njit
 def playout_benchmark(st0, n, seed, max_moves, komi):
     """Run ``n`` random playouts from ``st0`` (not modified); return (total moves, black wins)."""
     st = st0.copy()
@@ -747,7 +785,7 @@ def playout_benchmark(st0, n, seed, max_moves, komi):
 
 # ---- batch kernels: a 2-D array, one state per row -------------------------------------------
 
-@njit(cache=True)
+@njit
 def batch_status(states, moves, done, out):
     """``out[i]`` = move_status of ``moves[i]`` on row i (OK for rows with ``done[i]``)."""
     for i in range(states.shape[0]):
@@ -757,7 +795,7 @@ def batch_status(states, moves, done, out):
             out[i] = move_status(states[i], moves[i])
 
 
-@njit(cache=True)
+@njit
 def batch_apply(states, moves):
     """Play ``moves[i]`` on every row not over (-1 = the player to move resigns); no checks.
     Return the largest move number afterwards."""
@@ -774,19 +812,19 @@ def batch_apply(states, moves):
     return most
 
 
-@njit(cache=True)
+@njit
 def batch_legal_masks(states, out):
     for i in range(states.shape[0]):
         legal_mask(states[i], out[i])
 
 
-@njit(cache=True)
+@njit
 def batch_scores(states, komi, out):
     for i in range(states.shape[0]):
         out[i] = score(states[i], komi)
 
 
-@njit(cache=True)
+@njit
 def batch_stones(states, out):
     for i in range(states.shape[0]):
         stones(states[i], out[i])
