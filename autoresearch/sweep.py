@@ -172,6 +172,7 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
     import optuna
     from autoresearch import sandbox
     from experiment_tree.workspace import Workspace
+    from experiments.tracking import offline_runs
 
     ws = Workspace(opts.workspace)
     trial = study.ask()
@@ -250,6 +251,10 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                               notes=f"pruned by the {spec.pruner.type} pruner at step {step}: "
                                     f"{spec.intermediate}={value:g} was hopeless against the "
                                     f"other trials at that step")
+            offline = offline_runs(run_dir)   # a killed run wrote no summary with its W&B path
+            if offline:
+                store.update_node(node_id, wandb_path=str(offline[-1]))
+                trial.set_user_attr("wandb_path", str(offline[-1]))
             tell(optuna.trial.TrialState.PRUNED)
             trial_status = "pruned"
         else:
@@ -258,6 +263,8 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                        "error": result.error or summary.get("error")}
             node = store.record_summary(node_id, summary, log_tail=result.log_tail)
             trial_status = node.status
+            if node.wandb_path:
+                trial.set_user_attr("wandb_path", node.wandb_path)
             values = None
             if result.status == "ok":
                 try:
@@ -271,8 +278,6 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                 tell(optuna.trial.TrialState.COMPLETE, values)
             else:
                 tell(optuna.trial.TrialState.FAIL)
-        if store.get_node(node_id).wandb_path:
-            trial.set_user_attr("wandb_path", store.get_node(node_id).wandb_path)
         return trial_status
     except BaseException as e:
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))

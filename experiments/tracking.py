@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 MODES = ("offline", "online", "disabled")
+FLUSH_WAIT_S = 10.0   # after finish(), wait at most this long for the offline file to be complete
 
 
 @dataclass
@@ -154,6 +156,18 @@ class Tracker:
         except Exception as e:
             warnings.warn(f"W&B finish failed ({e!r}); the run's files may be incomplete",
                           RuntimeWarning, stacklevel=2)
+            return
+        if self.mode == "offline" and self.run_path:
+            # wandb-core writes the .wandb file from its own process and may still be flushing
+            # when finish() returns; wait (briefly) so readers of the run dir see a whole run.
+            deadline = time.time() + FLUSH_WAIT_S
+            while time.time() < deadline:
+                try:
+                    if read_offline_run(self.run_path).get("finished"):
+                        break
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.05)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -223,7 +237,8 @@ def _records(path: Path):
 def read_offline_run(offline_run_dir: str | Path) -> dict[str, Any]:
     """Config and history of an offline run folder (`.../wandb/offline-run-*`), from its .wandb file.
 
-    Returns `{"run_id", "config": {...}, "history": [{"_step": n, key: value, ...}, ...]}`.
+    Returns `{"run_id", "config": {...}, "history": [{"_step": n, key: value, ...}, ...],
+    "finished": bool}` (finished: the run's exit record is in the file).
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
@@ -231,7 +246,7 @@ def read_offline_run(offline_run_dir: str | Path) -> dict[str, Any]:
     files = sorted(folder.glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {folder}; is this an offline W&B run folder?")
-    out: dict[str, Any] = {"run_id": None, "config": {}, "history": []}
+    out: dict[str, Any] = {"run_id": None, "config": {}, "history": [], "finished": False}
 
     def key_of(item) -> str:
         return item.key or "/".join(item.nested_key)
@@ -249,6 +264,8 @@ def read_offline_run(offline_run_dir: str | Path) -> dict[str, Any]:
                 out["config"][key_of(item)] = json.loads(item.value_json)
         elif kind == "history":
             out["history"].append({key_of(it): json.loads(it.value_json) for it in rec.history.item})
+        elif kind == "exit":
+            out["finished"] = True
     # W&B wraps config values as {"value": v}; unwrap them for the reader.
     out["config"] = {k: (v["value"] if isinstance(v, dict) and set(v) == {"value"} else v)
                      for k, v in out["config"].items() if k != "_wandb"}
