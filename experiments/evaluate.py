@@ -1,0 +1,172 @@
+"""Rate a checkpoint against the reference ladder: `python -m experiments.evaluate checkpoint=PATH`.
+
+The job writes one run directory (Hydra's `hydra.run.dir`): `games/` (every game as SGF),
+`eval.json` (per-rung results and every game's end reason), `log.txt`, and last `summary.json`
+with `metrics: {winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95}` and `reference`.
+
+`evaluate_checkpoint(...)` is the same step as a function; the training job calls it at the end of
+every run. `quick_elo(...)` is a cheaper estimate (a few games against one rung) for use per
+iteration.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from go_core.ladder import EvalConfig, evaluate_candidate, ladder_elos, our_player_command, _repo_env
+from go_core.match import PlayerSpec, play_match
+from go_core.elo import fit_elo
+from go_core.stats import win_rate
+
+CANDIDATE = "candidate"
+
+
+def as_eval_config(eval_cfg: Any) -> EvalConfig:
+    """EvalConfig from an EvalConfig, a plain dict or Hydra's DictConfig of the `eval` group."""
+    if isinstance(eval_cfg, EvalConfig):
+        return eval_cfg
+    if eval_cfg is None:
+        eval_cfg = load_default_eval_dict()
+    if not isinstance(eval_cfg, dict):
+        from omegaconf import OmegaConf
+        eval_cfg = OmegaConf.to_container(eval_cfg, resolve=True)
+    return EvalConfig.from_dict(eval_cfg)
+
+
+def load_default_eval_dict(name: str = "default") -> dict[str, Any]:
+    """The `eval` group option `name` from conf/, composed by Hydra (for callers without Hydra)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        cfg = compose(config_name="evaluate", overrides=[f"eval={name}", "checkpoint=unused"])
+    return OmegaConf.to_container(cfg.eval, resolve=True)
+
+
+def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device: str | None = None,
+                     name: str = CANDIDATE) -> PlayerSpec:
+    """The checkpoint as a GTP engine (`python -m go_core.gtp_server --player mcts ...`)."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (give checkpoint=PATH to a .pt file)")
+    dev = None if device in (None, "auto") else device
+    argv = our_player_command(cfg.candidate_player, str(path.resolve()), cfg.candidate_visits, dev)
+    return PlayerSpec(name=name, argv=argv, env=_repo_env())
+
+
+def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
+                        board_size: int = 9, komi: float = 7.0, device: str | None = None,
+                        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Play the checkpoint against the ladder and return the metrics for `summary.json`.
+
+    Keys: winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95, reference, rungs (per rung),
+    colour_advantage, ladder_source (calibration | defaults), games, failures, eval_seconds.
+    Writes `games/*.sgf` (if eval.save_sgf) and `eval.json` into run_dir.
+    """
+    cfg = as_eval_config(eval_cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    cand = candidate_player(cfg, checkpoint_path, device)
+    sgf_dir = str(run_dir / "games") if cfg.save_sgf else None
+    out = evaluate_candidate(cand, cfg, board_size=board_size, komi=komi, sgf_dir=sgf_dir, log=log)
+    out["eval_seconds"] = round(time.monotonic() - t0, 1)
+    (run_dir / "eval.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def quick_elo(eval_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int = 9, komi: float = 7.0,
+              games: int = 4, near_elo: float | None = None, run_dir: str | os.PathLike | None = None,
+              device: str | None = None) -> dict[str, Any]:
+    """A cheap Elo estimate: `games` games against the one rung closest to `near_elo`
+    (the reference when None). Returns elo, elo_ci95, rung, score, games."""
+    cfg = as_eval_config(eval_cfg)
+    elos, sds, source = ladder_elos(cfg)
+    rung = cfg.rung(cfg.reference) if near_elo is None else min(
+        (r for r in cfg.rungs if r.name in elos), key=lambda r: abs(elos[r.name] - near_elo))
+    from go_core.ladder import rung_player
+    cand = candidate_player(cfg, checkpoint_path, device)
+    sgf_dir = str(Path(run_dir) / "games") if (run_dir and cfg.save_sgf) else None
+    res = play_match(cand, rung_player(rung), cfg.match_config(games, board_size, komi), sgf_dir=sgf_dir)
+    fit = fit_elo([(g.black, g.white, g.black_score) for g in res.games], anchors={rung.name: elos[rung.name]},
+                  anchor_sd={rung.name: sds[rung.name]}, prior_draws=cfg.prior_draws)
+    wr = win_rate(g.score_for(CANDIDATE) for g in res.games)
+    lo, hi = fit.ci95[CANDIDATE]
+    return {"elo": round(fit.ratings[CANDIDATE], 1), "elo_ci95": [round(lo, 1), round(hi, 1)],
+            "rung": rung.name, "score": wr.wins, "games": wr.games, "ladder_source": source,
+            "seconds": round(res.seconds, 1)}
+
+
+def _cpu_s() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(cfg) -> int:
+    """The Hydra job body: evaluate, then write summary.json (status ok, or crash with the error)."""
+    from omegaconf import OmegaConf
+
+    from experiments.rundir import write_summary
+
+    run_dir = Path(os.getcwd())
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+    except Exception:
+        pass
+    log_file = open(run_dir / "log.txt", "a")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        log_file.write(msg + "\n")
+        log_file.flush()
+
+    t0 = time.monotonic()
+    ckpt = str(cfg.checkpoint)
+    compute = lambda: {"wall_s": round(time.monotonic() - t0, 1), "cpu_s": round(_cpu_s(), 1),
+                       "gpu_s": 0.0, "device": str(cfg.get("device", "auto"))}
+    try:
+        metrics = evaluate_checkpoint(cfg.eval, ckpt, run_dir, board_size=int(cfg.board.size),
+                                      komi=float(cfg.board.komi), device=cfg.get("device"), log=log)
+        summary_metrics = {k: metrics[k] for k in ("winrate_vs_ref", "winrate_ci95", "games_vs_ref",
+                                                    "elo", "elo_ci95")}
+        write_summary(run_dir, "ok", metrics=summary_metrics, reference=metrics["reference"],
+                      compute=compute(), checkpoint=ckpt, eval=metrics)
+        log(f"[eval] winrate vs {metrics['reference']}: {metrics['winrate_vs_ref']:.2f} "
+            f"{metrics['winrate_ci95']} over {metrics['games_vs_ref']} games; Elo {metrics['elo']} "
+            f"{metrics['elo_ci95']} (ladder from {metrics['ladder_source']})")
+        return 0
+    except Exception as e:
+        tb = traceback.format_exc()
+        log(tb)
+        write_summary(run_dir, "crash", error=f"{e.__class__.__name__}: {e}", compute=compute(),
+                      checkpoint=ckpt, traceback=tb[-4000:])
+        return 1
+    finally:
+        log_file.close()
+
+
+def main() -> None:
+    import hydra
+
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+
+    @hydra.main(config_path=conf, config_name="evaluate", version_base=None)
+    def _main(cfg) -> None:
+        rc = run(cfg)
+        if rc:
+            sys.exit(rc)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""The reference ladder: fixed opponents of known Elo, calibrated once per machine.
+
+A *rung* is a reference player: `random` (Elo 0 by definition), GNU Go at a level, KataGo with a
+net and a visit count (resignation off, so dead stones are played out under Tromp-Taylor), any
+GTP command, or a checkpoint of ours (policy or MCTS). Rungs are defined in `conf/eval/ladder/`.
+
+`calibrate` plays neighbouring rungs against each other, fits Bradley–Terry Elo (random = 0) and
+caches the rung Elos per machine in a JSON file (machine, date, games, the rung definitions).
+`evaluate_candidate` then rates a new player adaptively: it starts at the middle rung, and after
+each batch of games moves to the unplayed rung closest to the candidate's current estimate, so
+only rungs near its strength are played; the candidate's Elo is fitted with the rung Elos fixed
+(their calibration uncertainty propagated into its interval).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from go_core import engines
+from go_core.elo import fit_elo
+from go_core.match import GameRecord, MatchConfig, PlayerSpec, play_match
+from go_core.stats import win_rate
+
+RUNG_KINDS = ("random", "gnugo", "katago", "checkpoint", "gtp")
+
+
+@dataclass
+class RungConfig:
+    """One reference player of the ladder."""
+    name: str                           # unique label, e.g. "gnugo-L10" or "katago-b6c96-v32"
+    kind: str                           # random | gnugo | katago | checkpoint | gtp
+    level: int = 10                     # GNU Go level (0..10)
+    visits: int = 1                     # KataGo visits per move, or MCTS visits of a checkpoint
+    model: str | None = None            # KataGo net (.bin.gz); None: $KATAGO_MODEL or ../shared/katago/
+    checkpoint: str | None = None       # a checkpoint of ours (kind checkpoint)
+    player: str = "mcts"                # policy | mcts: how a checkpoint plays
+    argv: list[str] | None = None       # kind gtp: any GTP engine's command line
+    random_move_prob: float = 0.0       # play a random move instead with this probability (bridge rungs)
+    elo_default: float | None = None    # Elo used when this machine has no calibration (from the dev machine)
+
+
+@dataclass
+class EvalConfig:
+    """How a checkpoint is rated (the `eval` config group)."""
+    rungs: list[RungConfig] = field(default_factory=list)  # the ladder, weakest first
+    reference: str = "katago-b6c96-v1"  # rung that gives the headline winrate_vs_ref
+    games_vs_reference: int = 8         # games against the reference (colours alternate; even)
+    games_per_rung: int = 4             # games per adaptive step against other rungs (even)
+    max_rungs: int = 3                  # rungs played in all, the reference included
+    start: str = "middle"               # first rung of the adaptive walk: middle | reference
+    candidate_player: str = "mcts"      # policy | mcts: how the checkpoint plays
+    candidate_visits: int = 16          # MCTS visits per move of the candidate
+    move_time_s: float = 30.0           # per-move limit (an engine slower than this loses that game)
+    start_timeout_s: float = 300.0      # first answer of a fresh engine (KataGo tunes OpenCL once)
+    max_moves_factor: float = 3.0       # move cap = factor * size^2 plies
+    random_opening_moves: int = 2       # random plies opening each pair of games
+    workers: int = 2                    # games at once
+    calibration_games: int = 20         # games per neighbouring pair in `research ladder calibrate`
+    calibration_skip_pairs: bool = True # also pair rungs two apart (ties the chain together)
+    prior_draws: float = 1.0            # virtual draws per pair in the Elo fit (finite under blowouts)
+    cache_path: str | None = None       # calibration cache; None: ~/.cache/tengen/ladder-<host>.json
+    save_sgf: bool = True               # save every evaluation game as SGF in the run's games/
+    seed: int = 0                       # seeds openings and random moves
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "EvalConfig":
+        """Build from a plain dict (Hydra's eval group), refusing unknown keys by name."""
+        d = dict(d)
+        known = {f.name for f in fields(EvalConfig)}
+        ladder = d.pop("ladder", None)
+        if ladder is not None:  # conf/eval/default.yaml pulls conf/eval/ladder/*.yaml in as `ladder`
+            d.setdefault("rungs", ladder.get("rungs", []))
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown eval config keys {unknown}; known: {sorted(known)}")
+        rung_known = {f.name for f in fields(RungConfig)}
+        rungs = []
+        for r in d.get("rungs") or []:
+            bad = sorted(set(r) - rung_known)
+            if bad:
+                raise ValueError(f"unknown keys {bad} in ladder rung {r.get('name')!r}; known: {sorted(rung_known)}")
+            rung = RungConfig(**r)
+            if rung.kind not in RUNG_KINDS:
+                raise ValueError(f"rung {rung.name!r}: kind must be one of {RUNG_KINDS}, got {rung.kind!r}")
+            rungs.append(rung)
+        d["rungs"] = rungs
+        cfg = EvalConfig(**d)
+        names = [r.name for r in rungs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ladder rung names must be unique, got {names}")
+        if rungs and cfg.reference not in names:
+            raise ValueError(f"eval.reference {cfg.reference!r} is not a rung of the ladder {names}")
+        if rungs and not any(r.kind == "random" for r in rungs):
+            raise ValueError("the ladder needs a `random` rung: it anchors Elo at 0")
+        return cfg
+
+    def rung(self, name: str) -> RungConfig:
+        for r in self.rungs:
+            if r.name == name:
+                return r
+        raise KeyError(f"no rung {name!r} in the ladder {[r.name for r in self.rungs]}")
+
+    def match_config(self, games: int, board_size: int, komi: float) -> MatchConfig:
+        return MatchConfig(games=games, board_size=board_size, komi=komi, move_time_s=self.move_time_s,
+                           start_timeout_s=self.start_timeout_s, max_moves_factor=self.max_moves_factor,
+                           random_opening_moves=self.random_opening_moves, workers=self.workers,
+                           seed=self.seed)
+
+
+def our_player_command(player: str, checkpoint: str | None = None, visits: int | None = None,
+                       device: str | None = None) -> list[str]:
+    """argv running one of our players as a GTP engine (`python -m go_core.gtp_server`)."""
+    argv = [sys.executable, "-m", "go_core.gtp_server", "--player", player]
+    if checkpoint:
+        argv += ["--checkpoint", str(checkpoint)]
+    if visits is not None and player == "mcts":
+        argv += ["--visits", str(int(visits))]
+    if device:
+        argv += ["--device", device]
+    return argv
+
+
+def _repo_env() -> dict[str, str]:
+    """Environment for our own GTP subprocesses: this checkout importable, threads kept to one."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def rung_player(rung: RungConfig) -> PlayerSpec:
+    """The GTP command line of a rung (raises EngineNotFound naming what to install)."""
+    if rung.kind == "random":
+        argv, env = our_player_command("random"), _repo_env()
+    elif rung.kind == "gnugo":
+        # Tromp-Taylor needs dead stones captured before passing, and positional superko.
+        argv, env = engines.gnugo_command(rung.level) + ["--capture-all-dead", "--positional-superko"], None
+    elif rung.kind == "katago":
+        argv, env = engines.katago_command(model=rung.model, visits=rung.visits), engines.katago_env()
+    elif rung.kind == "checkpoint":
+        if not rung.checkpoint or not Path(rung.checkpoint).is_file():
+            raise FileNotFoundError(f"rung {rung.name!r}: checkpoint {rung.checkpoint!r} does not exist")
+        argv, env = our_player_command(rung.player, rung.checkpoint, rung.visits), _repo_env()
+    elif rung.kind == "gtp":
+        if not rung.argv:
+            raise ValueError(f"rung {rung.name!r} of kind gtp needs argv (the engine's command line)")
+        argv, env = list(rung.argv), None
+    else:
+        raise ValueError(f"rung {rung.name!r}: unknown kind {rung.kind!r}; one of {RUNG_KINDS}")
+    return PlayerSpec(name=rung.name, argv=argv, env=env, random_move_prob=rung.random_move_prob)
+
+
+def rung_signature(rung: RungConfig) -> dict[str, Any]:
+    """What identifies a rung's strength (a calibration is stale when this changes)."""
+    d = asdict(rung)
+    d.pop("elo_default", None)
+    if rung.kind == "katago":
+        try:
+            d["model"] = engines.find_katago_model(rung.model).name
+        except engines.EngineNotFound:
+            pass
+    return d
+
+
+# --------------------------------------------------------------------------- calibration cache
+def default_cache_path() -> Path:
+    base = os.environ.get("TENGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tengen")
+    return Path(base) / f"ladder-{socket.gethostname()}.json"
+
+
+def cache_path(cfg: EvalConfig) -> Path:
+    return Path(os.path.expanduser(cfg.cache_path)) if cfg.cache_path else default_cache_path()
+
+
+def load_calibration(cfg: EvalConfig) -> dict[str, Any] | None:
+    """The cached calibration of this machine, or None. Rungs whose definition changed are dropped."""
+    path = cache_path(cfg)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    rungs = {}
+    for r in cfg.rungs:
+        entry = data.get("rungs", {}).get(r.name)
+        if entry and entry.get("signature") == rung_signature(r):
+            rungs[r.name] = entry
+    data["rungs"] = rungs
+    return data
+
+
+def ladder_elos(cfg: EvalConfig) -> tuple[dict[str, float], dict[str, float], str]:
+    """Rung Elos and their standard errors: from this machine's calibration where there is one,
+    else the config's `elo_default` (sd 150, flagged by the returned source "defaults")."""
+    cal = load_calibration(cfg)
+    elos, sds, sources = {}, {}, set()
+    for r in cfg.rungs:
+        if cal and r.name in cal["rungs"]:
+            elos[r.name] = float(cal["rungs"][r.name]["elo"])
+            sds[r.name] = float(cal["rungs"][r.name]["stderr"])
+            sources.add("calibration")
+        elif r.kind == "random":
+            elos[r.name], sds[r.name] = 0.0, 0.0
+        elif r.elo_default is not None:
+            elos[r.name], sds[r.name] = float(r.elo_default), 150.0
+            sources.add("defaults")
+    source = "+".join(sorted(sources)) or "defaults"
+    return elos, sds, source
+
+
+def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: int | None = None,
+              rung_names: list[str] | None = None, sgf_dir: str | None = None,
+              log: Callable[[str], None] = print, write_cache: bool = True) -> dict[str, Any]:
+    """Play neighbouring rungs (and rungs two apart) and fit the rung Elos; cache them.
+
+    Games already in the cache for the same rung definitions are kept and added to, so running
+    calibrate again narrows the intervals.
+    """
+    games = games or cfg.calibration_games
+    rungs = [cfg.rung(n) for n in rung_names] if rung_names else list(cfg.rungs)
+    names = [r.name for r in rungs]
+    anchor = next((r.name for r in rungs if r.kind == "random"), None)
+    if anchor is None:
+        raise ValueError(f"calibration needs the random rung (Elo 0) among {names}")
+    pairs = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
+    if cfg.calibration_skip_pairs:
+        pairs += [(names[i], names[i + 2]) for i in range(len(names) - 2)]
+    old = load_calibration(cfg) or {}
+    sigs = {r.name: rung_signature(r) for r in rungs}
+    kept = [g for g in old.get("games", [])
+            if g[0] in sigs and g[1] in sigs and g[0] in old.get("rungs", {}) and g[1] in old["rungs"]]
+    records: list[list] = list(kept)
+    t0 = time.monotonic()
+    specs = {r.name: rung_player(r) for r in rungs}
+    for a, b in pairs:
+        mcfg = cfg.match_config(games, board_size, komi)
+        log(f"[ladder] {a} vs {b}: {games} games")
+        res = play_match(specs[a], specs[b], mcfg, sgf_dir=sgf_dir)
+        wr = res.win_rate(a)
+        log(f"[ladder]   {a} scored {wr.wins:g}/{wr.games} ({res.seconds:.0f} s; {res.reasons()})")
+        records += [[g.black, g.white, g.black_score, g.reason] for g in res.games]
+    fit = fit_elo([(b, w, s) for b, w, s, _ in records], anchors={anchor: 0.0}, prior_draws=cfg.prior_draws)
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    data = {
+        "machine": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
+        "date": now,
+        "board_size": board_size, "komi": komi, "games_per_pair": games,
+        "seconds": round(time.monotonic() - t0, 1),
+        "rungs": {n: {"elo": round(fit.ratings[n], 1), "ci95": [round(x, 1) for x in fit.ci95[n]],
+                      "stderr": round(fit.stderr[n], 1), "games": fit.games_by_player.get(n, 0),
+                      "signature": sigs[n]} for n in names},
+        "colour_advantage": round(fit.colour_advantage, 1),
+        "colour_ci95": [round(x, 1) for x in fit.colour_ci95],
+        "separated": fit.separated,
+        "prior_draws": cfg.prior_draws,
+        "pairs": _pair_table(records),
+        "games": records,
+    }
+    if write_cache:
+        path = cache_path(cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+        data["cache_path"] = str(path)
+    data["fit"] = fit
+    return data
+
+
+def _pair_table(records: list[list]) -> list[dict[str, Any]]:
+    out: dict[tuple[str, str], list[float]] = {}
+    for b, w, s, _ in records:
+        a, c = sorted((b, w))
+        out.setdefault((a, c), []).append(s if b == a else 1.0 - s)
+    return [{"a": a, "b": c, "score_a": sum(v), "games": len(v)} for (a, c), v in sorted(out.items())]
+
+
+def calibration_table(data: dict[str, Any]) -> str:
+    """The cached calibration as a text table, weakest rung first."""
+    lines = [f"ladder calibration on {data.get('machine', {}).get('hostname')} at {data.get('date')} "
+             f"({data.get('board_size')}x{data.get('board_size')}, komi {data.get('komi')}, "
+             f"{data.get('games_per_pair')} games per pair)",
+             f"{'rung':<24} {'elo':>7} {'95% interval':>18} {'games':>6}"]
+    for name, r in sorted(data["rungs"].items(), key=lambda kv: kv[1]["elo"]):
+        lo, hi = r["ci95"]
+        lines.append(f"{name:<24} {r['elo']:>7.0f} {f'[{lo:.0f}, {hi:.0f}]':>18} {r['games']:>6}")
+    if "colour_advantage" in data:
+        lo, hi = data["colour_ci95"]
+        lines.append(f"colour advantage (black, Elo): {data['colour_advantage']:.0f} [{lo:.0f}, {hi:.0f}]")
+    for p in data.get("pairs", []):
+        lines.append(f"  {p['a']} vs {p['b']}: {p['a']} scored {p['score_a']:g}/{p['games']}")
+    if data.get("separated"):
+        lines.append("separated by perfect results (gaps between groups rest on the prior of "
+                     f"{data.get('prior_draws')} virtual draw per pair): "
+                     + " | ".join(", ".join(g) for g in data["separated"]))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- adaptive evaluation
+def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int = 9, komi: float = 7.0,
+                       sgf_dir: str | None = None, log: Callable[[str], None] = print,
+                       max_rungs: int | None = None, games_per_rung: int | None = None,
+                       games_vs_reference: int | None = None, start: str | None = None) -> dict[str, Any]:
+    """Rate `candidate` against the ladder (see the module docstring); returns the metrics dict.
+
+    Keys: winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95, reference, rungs (per rung:
+    elo of the rung, games, score, win rate and interval), colour_advantage, ladder_source,
+    failures (games lost by a crash/timeout/illegal move of either side), games (all records).
+    """
+    elos, sds, source = ladder_elos(cfg)
+    playable = [r for r in cfg.rungs if r.name in elos]
+    if cfg.reference not in elos:
+        raise ValueError(f"reference rung {cfg.reference!r} has no Elo: calibrate the ladder "
+                         "(`research ladder calibrate`) or give it elo_default in conf/eval/ladder/")
+    if candidate.name in elos:
+        raise ValueError(f"candidate name {candidate.name!r} clashes with a rung name")
+    max_rungs = max_rungs or cfg.max_rungs
+    per_rung = games_per_rung or cfg.games_per_rung
+    n_ref = cfg.games_vs_reference if games_vs_reference is None else games_vs_reference
+    order = sorted(playable, key=lambda r: elos[r.name])
+    start = start or cfg.start
+    first = order[len(order) // 2] if start == "middle" else cfg.rung(cfg.reference)
+    played: dict[str, list[GameRecord]] = {}
+    all_games: list[GameRecord] = []
+
+    def play(rung: RungConfig, n: int) -> None:
+        if n <= 0:
+            return
+        already = len(played.get(rung.name, []))
+        res = play_match(candidate, rung_player(rung), cfg.match_config(n, board_size, komi),
+                         sgf_dir=sgf_dir, first_index=already)
+        played.setdefault(rung.name, []).extend(res.games)
+        all_games.extend(res.games)
+        wr = res.win_rate(candidate.name)
+        log(f"[eval] vs {rung.name} (Elo {elos[rung.name]:.0f}): {wr.wins:g}/{wr.games} "
+            f"in {res.seconds:.0f} s {res.reasons()}")
+
+    def estimate() -> float:
+        fit = fit_elo([(g.black, g.white, g.black_score) for g in all_games],
+                      anchors={n: elos[n] for n in played}, prior_draws=cfg.prior_draws)
+        return fit.ratings[candidate.name]
+
+    rung = first
+    while True:
+        play(rung, n_ref if rung.name == cfg.reference else per_rung)
+        if len(played) >= max_rungs:
+            break
+        est = estimate()
+        rest = [r for r in order if r.name not in played]
+        if not rest:
+            break
+        rung = min(rest, key=lambda r: abs(elos[r.name] - est))
+    if cfg.reference not in played or len(played[cfg.reference]) < n_ref:
+        play(cfg.rung(cfg.reference), n_ref - len(played.get(cfg.reference, [])))
+
+    anchors = {n: elos[n] for n in played}
+    fit = fit_elo([(g.black, g.white, g.black_score) for g in all_games], anchors=anchors,
+                  anchor_sd={n: sds[n] for n in played}, prior_draws=cfg.prior_draws)
+    ref_games = played.get(cfg.reference, [])
+    ref_wr = win_rate(g.score_for(candidate.name) for g in ref_games)
+    per_rung_out = {}
+    for name, gs in played.items():
+        wr = win_rate(g.score_for(candidate.name) for g in gs)
+        per_rung_out[name] = {"rung_elo": round(elos[name], 1), "games": wr.games, "score": wr.wins,
+                              "winrate": wr.rate, "winrate_ci95": list(wr.ci95)}
+    failures = [{"game": g.index, "black": g.black, "white": g.white, "reason": g.reason,
+                 "detail": g.detail[:300]} for g in all_games if g.failure]
+    lo, hi = fit.ci95[candidate.name]
+    return {
+        "winrate_vs_ref": ref_wr.rate,
+        "winrate_ci95": list(ref_wr.ci95),
+        "games_vs_ref": ref_wr.games,
+        "elo": round(fit.ratings[candidate.name], 1),
+        "elo_ci95": [round(lo, 1), round(hi, 1)],
+        "reference": cfg.reference,
+        "rungs": per_rung_out,
+        "colour_advantage": round(fit.colour_advantage, 1),
+        "ladder_source": source,
+        "games": len(all_games),
+        "failures": failures,
+        "elo_separated": fit.separated,
+    }

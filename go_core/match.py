@@ -1,0 +1,398 @@
+"""The match runner: N games between two GTP players, refereed and scored by our own engine.
+
+Engines only *choose* moves. For each move the runner asks the player to move (`genmove`), checks
+the answer on our `Board` (Tromp-Taylor: positional superko, suicide legal), and mirrors it to the
+other engine (`play`). A game ends on two passes (scored by Tromp-Taylor area with komi), a
+resignation, the move cap (scored as the position stands), or a failure. An engine that crashes,
+hangs past the per-move limit, or answers an unparseable or illegal move *loses that game* with the
+reason recorded — never a silent win or a dropped game — and is restarted for the next game.
+
+Games alternate colours (player A is black in even games). Games 2k and 2k+1 start from the same
+`random_opening_moves` random plies with colours swapped, so deterministic engines still give
+distinct games and each opening is played from both sides. Games run `workers` at a time: each
+worker keeps its own two engine processes alive from game to game, and its referee loop runs in a
+thread (it only waits on the engines' pipes). Every game is saved as SGF
+with the result (`RE`) and the reason it ended (a comment).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as _dt
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from go_core.board import BLACK, WHITE, Board, IllegalMoveError
+from go_core.coords import RESIGN, gtp_to_move, move_to_gtp
+from go_core.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
+from go_core.players import own_eye_mask
+from go_core.stats import WinRate, colour_advantage, win_rate
+
+# Reasons a game ended (GameRecord.reason). Failures name the engine in GameRecord.detail.
+TWO_PASSES = "two passes"
+RESIGNATION = "resignation"
+MOVE_CAP = "move cap"
+CRASHED = "engine crashed"
+TIMED_OUT = "engine timed out"
+ENGINE_ERROR = "engine error"          # the engine answered `? ...` to genmove
+REFUSED = "engine refused legal move"  # followed by the move, e.g. "engine refused legal move D4"
+ILLEGAL = "illegal move"               # followed by the move, e.g. "illegal move D4"
+UNPARSEABLE = "unparseable move"
+
+
+@dataclass
+class PlayerSpec:
+    """How to start one player: a GTP engine subprocess."""
+    name: str                          # unique label (used in results, SGF PB/PW and Elo fits)
+    argv: list[str]                    # command line of the GTP engine
+    env: dict[str, str] | None = None  # environment for the subprocess (None: inherit)
+    random_move_prob: float = 0.0      # each move is a uniformly random one with this probability
+                                       # (weakened "bridge" rungs between random and real engines)
+
+
+@dataclass
+class MatchConfig:
+    """How a match is played."""
+    games: int = 10                    # games in the match (colours alternate)
+    board_size: int = 9                # board width and height
+    komi: float = 7.0                  # points given to white (Tromp-Taylor area scoring)
+    move_time_s: float = 30.0          # per-move limit: an engine silent longer loses (engine timed out)
+    start_timeout_s: float = 300.0     # limit for an engine's first answer (KataGo tunes OpenCL once, ~50 s)
+    max_moves_factor: float = 3.0      # move cap = factor * size^2 plies; then scored as it stands
+    random_opening_moves: int = 2      # random plies at the start of each game pair (0: none)
+    workers: int = 1                   # games played at once (each with its own engine processes)
+    seed: int = 0                      # seeds the openings and random moves
+
+    @property
+    def max_moves(self) -> int:
+        return max(1, int(round(self.max_moves_factor * self.board_size ** 2)))
+
+
+@dataclass
+class GameRecord:
+    """One finished game."""
+    index: int                        # game number within the match
+    black: str                        # player names
+    white: str
+    winner: str | None                # name of the winner; None for a draw (jigo)
+    result: str                       # SGF RE: "B+3.5", "W+R" (resignation), "B+F" (forfeit), "0"
+    reason: str                       # why it ended: two passes, resignation, move cap, engine crashed, ...
+    detail: str = ""                  # which engine failed and what it said
+    score: float | None = None        # Tromp-Taylor black - white - komi, when scored on the board
+    moves: list[str] = field(default_factory=list)  # GTP moves in order
+    sgf_path: str | None = None
+    seconds: float = 0.0
+    resyncs: int = 0                  # times an engine refused a legal move and was given the position
+
+    @property
+    def black_score(self) -> float:
+        """1 if black won, 0 if white won, 0.5 for a draw (what Elo fits consume)."""
+        if self.winner is None:
+            return 0.5
+        return 1.0 if self.winner == self.black else 0.0
+
+    def score_for(self, name: str) -> float:
+        if name not in (self.black, self.white):
+            raise ValueError(f"{name!r} did not play game {self.index} ({self.black} vs {self.white})")
+        s = self.black_score
+        return s if name == self.black else 1.0 - s
+
+    @property
+    def failure(self) -> bool:
+        return self.reason not in (TWO_PASSES, RESIGNATION, MOVE_CAP)
+
+
+@dataclass
+class MatchResult:
+    """All games of a match between players `a` and `b`."""
+    a: str
+    b: str
+    games: list[GameRecord]
+    seconds: float = 0.0
+
+    def win_rate(self, name: str) -> WinRate:
+        return win_rate(g.score_for(name) for g in self.games)
+
+    def colour_advantage(self) -> WinRate:
+        """Black's win rate over the match."""
+        return colour_advantage(g.black_score for g in self.games)
+
+    def reasons(self) -> dict[str, int]:
+        """How many games ended for each kind of reason (moves stripped: "illegal move", "move cap")."""
+        out: dict[str, int] = {}
+        for g in self.games:
+            k = next((p for p in (ILLEGAL, REFUSED, UNPARSEABLE, MOVE_CAP) if g.reason.startswith(p)),
+                     g.reason)
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "games": len(self.games), "seconds": round(self.seconds, 2),
+                "win_rate_a": self.win_rate(self.a).to_dict(),
+                "black_win_rate": self.colour_advantage().to_dict(), "reasons": self.reasons(),
+                "records": [asdict(g) for g in self.games]}
+
+
+class _Failure(Exception):
+    """A game-ending failure of one engine: that engine's side loses."""
+
+    def __init__(self, colour: int, reason: str, detail: str):
+        super().__init__(reason)
+        self.colour, self.reason, self.detail = colour, reason, detail
+
+
+class _Seat:
+    """One player's engine inside a worker: started lazily, restarted after a failure."""
+
+    def __init__(self, spec: PlayerSpec, cfg: MatchConfig):
+        self.spec, self.cfg = spec, cfg
+        self.client: GTPClient | None = None
+        self.resyncs = 0   # positions loaded after a refused legal move (see _mirror)
+
+    def ensure(self) -> GTPClient:
+        if self.client is None or not self.client.alive:
+            if self.client is not None:
+                self.client.close(timeout_s=1)
+            self.client = GTPClient(self.spec.argv, env=self.spec.env, timeout_s=self.cfg.move_time_s,
+                                    start_timeout_s=self.cfg.start_timeout_s, name=self.spec.name)
+        return self.client
+
+    def drop(self) -> None:
+        if self.client is not None:
+            self.client.close(timeout_s=1)
+            self.client = None
+
+
+def _colour_letter(colour: int) -> str:
+    return "b" if colour == BLACK else "w"
+
+
+def _send(seat: _Seat, colour: int, command: str) -> str:
+    """Send a command; a crash or hang becomes a game-ending failure of that seat's side."""
+    try:
+        return seat.ensure().send(command)
+    except EngineCrashed as e:
+        seat.drop()
+        raise _Failure(colour, CRASHED, f"{seat.spec.name} ({_colour_letter(colour)}): {e}") from None
+    except EngineTimeout as e:
+        seat.drop()
+        raise _Failure(colour, TIMED_OUT, f"{seat.spec.name} ({_colour_letter(colour)}): {e}") from None
+
+
+def random_legal_move(board: Board, rng: np.random.Generator, allow_pass: bool = True) -> int:
+    """A uniformly random legal move that does not fill one's own single-point eye (pass if none)."""
+    size = board.size
+    mask = np.asarray(board.legal_mask())[: size * size] & ~own_eye_mask(board.stones, board.to_play, size)
+    points = np.flatnonzero(mask)
+    if len(points) == 0:
+        return size * size if allow_pass else RESIGN
+    return int(rng.choice(points))
+
+
+def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
+              sgf_dir: Path | None = None) -> GameRecord:
+    """Play one game between two seats; never raises for an engine's failure (it loses instead)."""
+    t0 = time.monotonic()
+    size = cfg.board_size
+    board = Board(size, cfg.komi)
+    seats = {BLACK: black, WHITE: white}
+    names = {BLACK: black.spec.name, WHITE: white.spec.name}
+    opening_rng = np.random.default_rng([cfg.seed, index // 2])
+    move_rng = np.random.default_rng([cfg.seed, index, 1])
+    moves: list[str] = []
+    black.resyncs = white.resyncs = 0
+    reason, detail, winner_colour, score = "", "", None, None
+    try:
+        for colour, seat in seats.items():
+            for cmd in (f"boardsize {size}", f"komi {cfg.komi}", "clear_board"):
+                try:
+                    _send(seat, colour, cmd)
+                except GTPError as e:
+                    raise RuntimeError(f"{seat.spec.name} cannot set up a {size}x{size} game with komi "
+                                       f"{cfg.komi}: {e}") from None
+        while True:
+            colour = board.to_play
+            seat, other = seats[colour], seats[3 - colour]
+            if board.move_number < cfg.random_opening_moves:
+                m = random_legal_move(board, opening_rng, allow_pass=True)
+                _play_into(seat, colour, m, size, board, mover_colour=colour)
+            elif seat.spec.random_move_prob > 0 and move_rng.random() < seat.spec.random_move_prob:
+                m = random_legal_move(board, move_rng, allow_pass=True)
+                _play_into(seat, colour, m, size, board, mover_colour=colour)
+            else:
+                try:
+                    text = _send(seat, colour, f"genmove {_colour_letter(colour)}").strip()
+                except GTPError as e:
+                    raise _Failure(colour, ENGINE_ERROR, f"{seat.spec.name}: genmove answered '? {e.message}'")
+                try:
+                    m = gtp_to_move(text.split()[0] if text else text, size)
+                except ValueError:
+                    raise _Failure(colour, f"{UNPARSEABLE} {text!r}",
+                                   f"{seat.spec.name} answered {text!r} to genmove") from None
+                if m == RESIGN:
+                    board.resign(colour)
+                    moves.append("resign")
+                    reason, winner_colour = RESIGNATION, 3 - colour
+                    break
+                try:
+                    board.play(m)
+                except IllegalMoveError as e:
+                    raise _Failure(colour, f"{ILLEGAL} {move_to_gtp(m, size)}",
+                                   f"{seat.spec.name} played {text}: {e}") from None
+            moves.append(move_to_gtp(m, size))
+            _mirror(other, 3 - colour, colour, m, board)
+            if board.is_over:
+                reason = TWO_PASSES
+                break
+            if board.move_number >= cfg.max_moves:
+                reason = f"{MOVE_CAP} {cfg.max_moves}"
+                break
+        if reason != RESIGNATION:
+            score = float(board.score())
+            winner_colour = BLACK if score > 0 else WHITE if score < 0 else None
+    except _Failure as f:
+        reason, detail, winner_colour = f.reason, f.detail, 3 - f.colour
+    winner = names[winner_colour] if winner_colour else None
+    letter = {BLACK: "B", WHITE: "W"}.get(winner_colour)
+    if winner_colour is None:
+        result = "0"
+    elif score is not None:
+        result = f"{letter}+{abs(score):g}"
+    elif reason == RESIGNATION:
+        result = f"{letter}+R"
+    else:
+        result = f"{letter}+F"  # forfeit: the other side failed
+    rec = GameRecord(index=index, black=names[BLACK], white=names[WHITE], winner=winner, result=result,
+                     reason=reason, detail=detail, score=score, moves=moves,
+                     seconds=time.monotonic() - t0, resyncs=black.resyncs + white.resyncs)
+    if sgf_dir is not None:
+        rec.sgf_path = str(write_game_sgf(rec, cfg, Path(sgf_dir)))
+    return rec
+
+
+def _play_into(seat: _Seat, colour: int, m: int, size: int, board: Board, mover_colour: int) -> None:
+    """A move chosen for `colour` by the runner (opening / random move): apply it and tell its engine."""
+    board.play(m)
+    _mirror(seat, colour, mover_colour, m, board)
+
+
+def _mirror(seat: _Seat, seat_colour: int, mover_colour: int, m: int, board: Board) -> None:
+    """Tell `seat` (playing `seat_colour`) that `mover_colour` played m (already on `board`).
+
+    An engine that refuses a move legal under Tromp-Taylor (GNU Go knows no suicide) is resynced:
+    it loads the position after the move as SGF setup stones. Only if that fails too does it lose.
+    """
+    size = board.size
+    vertex = move_to_gtp(m, size)
+    command = f"play {_colour_letter(mover_colour)} {vertex}"
+    try:
+        _send(seat, seat_colour, command)
+        return
+    except GTPError as e:
+        refusal = e.message
+    try:
+        _load_position(seat, seat_colour, board)
+        seat.resyncs += 1
+    except GTPError as e:
+        raise _Failure(seat_colour, f"{REFUSED} {vertex}",
+                       f"{seat.spec.name} refused '{command}' ({refusal}), legal under Tromp-Taylor, "
+                       f"and could not load the position instead: {e.message}") from None
+
+
+def _load_position(seat: _Seat, colour: int, board: Board) -> None:
+    """Set the engine's board to `board`'s stones and side to move with `loadsgf` (setup stones)."""
+    import tempfile
+
+    from go_core import sgf as sgf_io
+
+    size = board.size
+    stones = np.asarray(board.stones)
+    record = sgf_io.GameRecord(size=size, komi=float(board.komi),
+                               setup_black=[int(p) for p in np.flatnonzero(stones == BLACK)],
+                               setup_white=[int(p) for p in np.flatnonzero(stones == WHITE)],
+                               first_player=int(board.to_play))
+    fd, path = tempfile.mkstemp(suffix=".sgf", prefix="tengen-position-")
+    os.close(fd)
+    try:
+        sgf_io.write_sgf(path, record)
+        _send(seat, colour, f"loadsgf {path}")
+        _send(seat, colour, f"komi {board.komi}")
+    finally:
+        os.unlink(path)
+
+
+def write_game_sgf(rec: GameRecord, cfg: MatchConfig, sgf_dir: Path) -> Path:
+    """Save a game as FF[4] SGF with RE and the end reason (root and last-move comments)."""
+    from go_core import sgf as sgf_io
+
+    size = cfg.board_size
+    comment = f"result {rec.result}; ended by {rec.reason}" + (f"; {rec.detail}" if rec.detail else "")
+    moves = [((BLACK, WHITE)[k % 2], gtp_to_move(t, size))
+             for k, t in enumerate(rec.moves) if t != "resign"]
+    comments = [""] * len(moves)
+    if moves:
+        comments[-1] = comment
+    record = sgf_io.GameRecord(size=size, komi=float(cfg.komi), rules="tromp-taylor", black=rec.black,
+                               white=rec.white, result=rec.result, date=_dt.date.today().isoformat(),
+                               moves=moves, comments=comments, root_comment=comment,
+                               extra={"GN": f"game {rec.index}"})
+    sgf_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{rec.black}-vs-{rec.white}")
+    path = sgf_dir / f"{safe}-{rec.index:04d}-{os.getpid()}-{int(time.time() * 1000) % 10**8}.sgf"
+    sgf_io.write_sgf(path, record)
+    return path
+
+
+def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig,
+               sgf_dir: str | None) -> list[GameRecord]:
+    """A worker: plays the given game indices with one engine per player, kept between games."""
+    seat_a, seat_b = _Seat(a, cfg), _Seat(b, cfg)
+    out = []
+    try:
+        for i in indices:
+            black, white = (seat_a, seat_b) if i % 2 == 0 else (seat_b, seat_a)
+            out.append(play_game(i, black, white, cfg, Path(sgf_dir) if sgf_dir else None))
+    finally:
+        seat_a.drop()
+        seat_b.drop()
+    return out
+
+
+def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os.PathLike | None = None,
+               on_game: Callable[[GameRecord], None] | None = None,
+               first_index: int = 0) -> MatchResult:
+    """Play `cfg.games` games between a and b (a is black in even games); see the module docstring.
+
+    first_index offsets game numbers (and so openings and colours) when a caller plays one
+    pairing in several chunks; keep it even so colours keep alternating.
+    """
+    if a.name == b.name:
+        raise ValueError(f"the two players of a match need different names, both are {a.name!r}")
+    t0 = time.monotonic()
+    indices = list(range(first_index, first_index + cfg.games))
+    workers = max(1, min(cfg.workers, len(indices)))
+    sgf = str(sgf_dir) if sgf_dir is not None else None
+    games: list[GameRecord] = []
+    if workers == 1:
+        games = _run_games(indices, a, b, cfg, sgf)
+        if on_game:
+            for g in games:
+                on_game(g)
+    else:
+        chunks = [indices[k::workers] for k in range(workers)]
+        # Threads are enough: every engine is its own process, and a referee loop only waits on
+        # pipes. (Worker processes would re-import the caller's __main__ under spawn, and fork
+        # would copy a training job's torch threads.)
+        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_run_games, c, a, b, cfg, sgf) for c in chunks]
+            for fut in cf.as_completed(futures):
+                for g in fut.result():
+                    games.append(g)
+                    if on_game:
+                        on_game(g)
+    games.sort(key=lambda g: g.index)
+    return MatchResult(a=a.name, b=b.name, games=games, seconds=time.monotonic() - t0)
