@@ -84,12 +84,10 @@ class RandomPlayer:
 def make_player(kind: str, **kw) -> Player:
     """A player by name: 'random' (kw: seed), 'policy' / 'mcts' (kw: checkpoint, visits, device, ...)."""
     if kind == "random":
-        allowed = {"seed", "name"}
-        unknown = set(kw) - allowed
-        kw = {k: v for k, v in kw.items() if k in allowed and v is not None}
-        if unknown - {"checkpoint", "visits", "device"}:
-            raise TypeError(f"random player takes no options {sorted(unknown)}")
-        return RandomPlayer(**kw)
+        unknown = {k for k, v in kw.items() if v is not None} - {"seed", "name"}
+        if unknown:
+            raise TypeError(f"the random player takes only seed and name, not {sorted(unknown)}")
+        return RandomPlayer(seed=kw.get("seed"), name=kw.get("name") or "random")
     if kind in ("policy", "mcts"):
         try:
             net_players = importlib.import_module("go_core.net_players")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from go_core import sgf
@@ -201,3 +202,29 @@ def test_our_client_drives_our_server_through_a_whole_game():
         assert c.send("final_score") == board.result()
         with pytest.raises(GTPError, match="illegal move"):
             c.send("play b A1")
+
+
+def test_random_player_never_fills_its_own_eye_and_passes_when_nothing_else_is_left():
+    eyes_only = Board.from_ascii("""
+        X.X.X
+        XXXXX
+        XXXXX
+        XX.XX
+        XXXXX""", to_play=1)
+    player = RandomPlayer(seed=0)
+    assert player.genmove(eyes_only) == 25  # pass: every empty point is black's own eye
+    one_choice = Board.from_ascii("""
+        X.X..
+        XXXXX
+        XXXXX
+        XX.XX
+        XXXXX""", to_play=1)
+    moves = {player.genmove(one_choice) for _ in range(30)}
+    assert moves <= {3, 4} and moves  # never the eyes at B5 / C2
+    white = Board.from_ascii("""
+        X.X..
+        XXXXX
+        XXXXX
+        XX.XX
+        XXXXX""", to_play=2)
+    assert {player.genmove(white) for _ in range(30)} <= set(np.flatnonzero(white.legal_mask()[:25]).tolist()) | {25}
