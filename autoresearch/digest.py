@@ -15,6 +15,26 @@ NOT_A_RESULT = ("interrupted",)
 ERROR_CHARS = 300
 
 
+def merge_overrides(*groups: list[str]) -> list[str]:
+    """Hydra refuses a key given twice: later groups win, order of first appearance kept."""
+    out: dict[str, str] = {}
+    for group in groups:
+        for o in group:
+            key = o.split("=", 1)[0].strip()
+            out.pop(key, None)
+            out[key] = o
+    return list(out.values())
+
+
+def effective_change(parent: Any, overrides: list[str], patch: str | None
+                     ) -> tuple[list[str], str | None]:
+    """A node's change vs the baseline: the parent's overrides then its own; the parent's patch
+    unless it brings one (a patch is always a diff against HEAD, never against the parent's)."""
+    inherited = list(parent.overrides or []) if parent is not None and parent.kind != "baseline" else []
+    own_patch = patch if patch and patch.strip() else None
+    return merge_overrides(inherited, overrides), own_patch or (parent.patch if parent is not None else None)
+
+
 def normalise_overrides(overrides: list[str]) -> tuple[str, ...]:
     out = set()
     for o in overrides:

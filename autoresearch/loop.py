@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 from autoresearch import sandbox
 from autoresearch.agent_config import AgentConfig
-from autoresearch.digest import Digest, make_digest, proposal_key, runs_used
+from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
+                                 proposal_key, runs_used)
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
 from autoresearch.verdict import compare
 from experiment_tree.store import TreeStore
@@ -52,17 +53,6 @@ class LoopResult:
     answer: str | None
 
 
-def merge_overrides(*groups: list[str]) -> list[str]:
-    """Hydra refuses a key given twice: later groups win, order of first appearance kept."""
-    out: dict[str, str] = {}
-    for group in groups:
-        for o in group:
-            key = o.split("=", 1)[0].strip()
-            out.pop(key, None)
-            out[key] = o
-    return list(out.values())
-
-
 def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:
     base = []
     if budget.get("board"):
@@ -75,7 +65,8 @@ def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:
 class ResearchLoop:
     def __init__(self, store: TreeStore, workspace: Path | str, question_id: int,
                  proposer: Proposer, cfg: AgentConfig, repo_root: Path | str,
-                 say: Callable[[str], None] | None = None, extra_env: dict[str, str] | None = None):
+                 say: Callable[[str], None] | None = None, extra_env: dict[str, str] | None = None,
+                 report: bool = True):
         self.store = store
         self.workspace = Path(workspace)
         self.qid = question_id
@@ -84,6 +75,7 @@ class ResearchLoop:
         self.repo_root = Path(repo_root)
         self.say = say or (lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True))
         self.extra_env = dict(extra_env or {})
+        self.report = report
         self.running: dict[int, sandbox.Job] = {}
         self.conclusion: Conclusion | None = None
         self.stop_reason: str | None = None
@@ -261,11 +253,8 @@ class ResearchLoop:
             self.say(f"proposal refused: parent node {p.parent_id} is not in this question")
             self.proposer.rejected(p, f"parent node {p.parent_id} does not exist")
             return None
-        # a node holds its effective change vs the baseline: the parent's overrides, then its own;
-        # the parent's patch unless it brings one (a patch is always against HEAD)
-        overrides = merge_overrides(parent.overrides if parent.kind != "baseline" else [],
-                                    p.overrides)
-        patch = p.patch if (p.patch and p.patch.strip()) else parent.patch
+        # a node holds its effective change vs the baseline, so it reads (and reruns) alone
+        overrides, patch = effective_change(parent, p.overrides, p.patch)
         key = proposal_key(overrides, patch)
         if key in make_digest(self.store, self.qid).keys:
             same = [n.id for n in nodes.values() if n.kind != "rerun"
@@ -429,6 +418,8 @@ class ResearchLoop:
         """Regenerate the report in a background thread (plots take seconds; jobs must not wait
         for them). Requests while one is being written coalesce into one more. `wait=True`
         writes it now and returns when it is done (the end of the loop)."""
+        if not self.report:
+            return
         with self._report_lock:
             self._report_dirty = True
             if self._report_thread is None or not self._report_thread.is_alive():

@@ -47,6 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="python module each node runs (default experiments.train)")
     ap.add_argument("--job-timeout-s", type=float, default=None, help="wall-clock limit per node")
     ap.add_argument("--mem-limit-mb", type=int, default=None, help="address-space limit per node (0: none)")
+    ap.add_argument("--no-report", action="store_true",
+                    help="do not regenerate the report after each node (write it with research report)")
     ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
                     help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
     return ap.parse_args(argv)
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
     except Exception as e:
         print(f"research run: could not start the {kind} proposer: {e}", file=sys.stderr)
         return 2
-    loop = ResearchLoop(store, ws.root, qid, proposer, cfg, repo_root, extra_env=job_env())
+    loop = ResearchLoop(store, ws.root, qid, proposer, cfg, repo_root, extra_env=job_env(),
+                        report=not a.no_report)
     result = loop.run()
     print(f"question {qid}: {result.status} ({result.reason}); tree: {ws.tree_db}; "
           f"report: {ws.report_dir}")

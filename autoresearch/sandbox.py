@@ -437,7 +437,7 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
                                 f"applying): {', '.join(changed)}")
             _git(worktree, "add", "-A")
             _git(worktree, "-c", "user.name=tengen", "-c", "user.email=tengen@localhost",
-                 "commit", "-q", "--no-verify", "-m", commit_message or f"node {node_id}")
+                 "commit", "-q", "--no-verify", "--allow-empty", "-m", commit_message or f"node {node_id}")
     except Exception:
         remove_worktree(repo_root, worktree)
         raise

@@ -1,0 +1,114 @@
+"""A thin wrapper over the `anthropic` SDK's Messages API: retries with exponential backoff,
+token and cost accounting. The SDK client is injectable, so tests pass a scripted fake that
+returns recorded `anthropic.types.Message` objects (no network).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from autoresearch.agent_config import AnthropicConfig, Prices
+from autoresearch.proposers.base import ProposerUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UsageTotals:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+
+def cost_of(usage: Any, prices: Prices) -> tuple[dict[str, int], float]:
+    """Tokens by kind and their price in USD for one response's `usage`."""
+    counts = {"input": int(getattr(usage, "input_tokens", 0) or 0),
+              "output": int(getattr(usage, "output_tokens", 0) or 0),
+              "cache_write": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+              "cache_read": int(getattr(usage, "cache_read_input_tokens", 0) or 0)}
+    cost = sum(counts[k] * getattr(prices, k) for k in counts) / 1e6
+    return counts, cost
+
+
+def is_retryable(err: BaseException) -> bool:
+    import anthropic
+
+    if isinstance(err, (anthropic.APIConnectionError, anthropic.APITimeoutError)):
+        return True
+    if isinstance(err, anthropic.APIStatusError):
+        return err.status_code == 429 or err.status_code == 408 or err.status_code >= 500
+    return False
+
+
+class AnthropicClient:
+    """`create(**params) -> Message` with retries; `take_usage()` pops tokens and cost since the
+    last call; `total` holds everything spent through this client."""
+
+    def __init__(self, cfg: AnthropicConfig, sdk: Any = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        if sdk is None:
+            import anthropic
+            # our own retries (with the loop's pause on failure) replace the SDK's
+            sdk = anthropic.Anthropic(max_retries=0)
+        self.sdk = sdk
+        self.cfg = cfg
+        self.sleep = sleep
+        self.total = UsageTotals()
+        self._pending_tokens = 0
+        self._pending_cost = 0.0
+
+    def create(self, **params: Any) -> Any:
+        params.setdefault("model", self.cfg.model)
+        params.setdefault("max_tokens", self.cfg.max_tokens)
+        delay = self.cfg.backoff_s
+        attempts = max(1, int(self.cfg.retries))
+        for attempt in range(1, attempts + 1):
+            try:
+                message = self.sdk.messages.create(**params)
+            except Exception as e:  # noqa: BLE001 -- classified below
+                import anthropic
+                if not isinstance(e, anthropic.AnthropicError):
+                    raise
+                if not is_retryable(e):
+                    raise ProposerUnavailable(f"Anthropic API refused the request "
+                                              f"({type(e).__name__}: {e}); fix it and resume") from e
+                if attempt == attempts:
+                    raise ProposerUnavailable(f"Anthropic API failed {attempts} times "
+                                              f"({type(e).__name__}: {e})") from e
+                log.warning("Anthropic API error (%s), retry %d/%d in %.1fs",
+                            type(e).__name__, attempt, attempts - 1, delay)
+                self.sleep(delay)
+                delay *= 2
+                continue
+            self._account(message)
+            return message
+        raise AssertionError("unreachable")
+
+    def _account(self, message: Any) -> None:
+        usage = getattr(message, "usage", None)
+        if usage is None:
+            return
+        counts, cost = cost_of(usage, self.cfg.prices_per_mtok)
+        t = self.total
+        t.input_tokens += counts["input"]
+        t.output_tokens += counts["output"]
+        t.cache_write_tokens += counts["cache_write"]
+        t.cache_read_tokens += counts["cache_read"]
+        t.cost_usd += cost
+        t.calls += 1
+        self._pending_tokens += sum(counts.values())
+        self._pending_cost += cost
+
+    def take_usage(self) -> tuple[int, float]:
+        out = (self._pending_tokens, self._pending_cost)
+        self._pending_tokens, self._pending_cost = 0, 0.0
+        return out
