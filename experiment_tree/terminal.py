@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from experiment_tree.format import colour_class, first_line, headline, node_label
+from experiment_tree.format import first_line, headline, node_label
 from experiment_tree.layout import roots_and_children
 from experiment_tree.store import Node, Question, TreeStore
 

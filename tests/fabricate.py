@@ -11,7 +11,6 @@ import math
 import time
 from pathlib import Path
 
-from experiment_tree.store import TreeStore
 from experiment_tree.workspace import Workspace
 from experiments.rundir import append_metrics, atomic_write_text, write_summary
 
