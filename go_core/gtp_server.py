@@ -17,12 +17,13 @@ import sys
 from typing import Callable, TextIO
 
 from go_core import sgf
+from go_core.coords import MAX_SIZE
 from go_core.players import Player, make_player, PLAYER_KINDS
 
 PROTOCOL_VERSION = "2"
 ENGINE_NAME = "Tengen"
 ENGINE_VERSION = "0.1.0"
-MIN_SIZE, MAX_SIZE = 2, 19
+MIN_SIZE = 2
 RESIGN = -1
 BLACK, WHITE = 1, 2
 _COLOURS = {"b": BLACK, "black": BLACK, "w": WHITE, "white": WHITE}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from sgfmill import sgf, sgf_grammar
 
+from go_core.coords import MAX_SIZE
+
 BLACK, WHITE = 1, 2  # as go_core.board (kept here so reading SGF needs no numba compile)
 _COLOUR_OF = {"b": BLACK, "w": WHITE}
 _LETTER_OF = {BLACK: "b", WHITE: "w"}
@@ -189,8 +191,8 @@ def parse_sgf(data: bytes | str, source: str = "<sgf>") -> GameRecord:
             raise SGFError(f"{source}: bad CA (charset) property: {msg}") from None
         raise SGFError(f"{source}: {_locate_syntax_error(bb, msg)}") from None
     size = game.get_size()
-    if not 2 <= size <= 19:
-        raise SGFError(f"{source}: SZ[{size}]: board sizes 2..19 are supported")
+    if not 2 <= size <= MAX_SIZE:
+        raise SGFError(f"{source}: SZ[{size}]: board sizes 2..{MAX_SIZE} are supported")
     root = game.get_root()
     try:
         komi = float(game.get_komi())

@@ -102,6 +102,7 @@ class Tally:
     attempts: int = 0
     accepted: int = 0
     refused: collections.Counter = field(default_factory=collections.Counter)
+    suicides_played: int = 0
     scores_compared: int = 0
     disagreements: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -111,6 +112,7 @@ class Tally:
         self.attempts += other.attempts
         self.accepted += other.accepted
         self.refused.update(other.refused)
+        self.suicides_played += other.suicides_played
         self.scores_compared += other.scores_compared
         self.disagreements += other.disagreements
         self.seconds += other.seconds
@@ -140,17 +142,18 @@ def compare_games(katago: GTPClient, size: int, n_games: int, seed: int,
         board = Board(size, KOMI)
         ko_point = None
         diverged = False
+        failed_tries = 0
         while board.move_number < max_moves and not board.is_over:
             stones, me = board.stones, board.to_play
             empty = np.flatnonzero(stones == 0)
             r = rng.random()
-            if r < 0.02 and board.passes == 0:
+            if (r < 0.02 and board.passes == 0) or failed_tries >= 50:
                 m = pass_move
             elif ko_point is not None and r < 0.5:
                 m = ko_point
             elif r < 0.3 or empty.size == 0:
                 m = int(rng.integers(n_points))                # anywhere, often occupied
-            elif r < 0.45:
+            elif r < 0.4:
                 eyes = [p for p in empty if all(stones[q] == 3 - me for q in _neighbours(p, size))]
                 m = int(rng.choice(eyes)) if eyes else int(rng.choice(empty))
             else:
@@ -168,12 +171,16 @@ def compare_games(katago: GTPClient, size: int, n_games: int, seed: int,
                 break
             if not ours:
                 tally.refused[classify_refusal(board, m, ko_point)] += 1
+                failed_tries += 1
                 continue
             tally.accepted += 1
+            failed_tries = 0
             before = stones
             board.play(m)
             captured = np.flatnonzero((before == 3 - me) & (board.stones == 0))
             ko_point = int(captured[0]) if captured.size == 1 else None
+            if m != pass_move and board.stones[m] == 0:
+                tally.suicides_played += 1  # a legal multi-stone suicide (Tromp-Taylor)
         tally.games += 1
         if diverged:
             continue
@@ -195,7 +202,8 @@ def run_comparison(katago: GTPClient, games_per_size: int, seed: int) -> Tally:
     for i, size in enumerate(SIZES):
         total.add(compare_games(katago, size, games_per_size, seed=seed + i))
     report = {"games": total.games, "attempts": total.attempts, "accepted": total.accepted,
-              "refused": dict(total.refused), "scores_compared": total.scores_compared,
+              "refused": dict(total.refused), "suicides_played": total.suicides_played,
+              "scores_compared": total.scores_compared,
               "disagreements": len(total.disagreements), "seconds": round(total.seconds, 1)}
     print("katago agreement:", json.dumps(report))
     return total

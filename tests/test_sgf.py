@@ -73,7 +73,7 @@ def test_reads_common_variants():
     (b"(;SZ[9];B[aa];W[jj])", r"move 2 \(node 2\): bad W value b'jj'"),      # off a 9x9 board
     (b"(;SZ[9];B[a])", r"move 1 \(node 1\): bad B value b'a'"),
     (b"(;SZ[x9];B[aa])", "bad SZ"),
-    (b"(;SZ[30])", "SZ"),
+    (b"(;SZ[26])", "SZ"),
     (b"(;SZ[9]KM[seven])", "bad KM .*'seven'"),
     (b"(;SZ[9];B[aa];AB[cc];W[dd])", r"node 2 \(after move 1\): setup stones"),
     (b"(;SZ[9]PL[X])", "bad PL"),
