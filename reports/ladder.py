@@ -1,7 +1,8 @@
 """The reference ladder's Elo values (random = 0, GNU Go levels, KataGo at several visit counts).
 
-The evaluation code measures the ladder once per machine and caches it as JSON; a report only
-reads that cache. Accepted shapes (rung -> Elo and its 95% interval):
+The evaluation code (`go_core/ladder.py`, `research ladder calibrate`) measures the ladder once per
+machine and caches it as JSON (`$TENGEN_CACHE/ladder-<hostname>.json`, default
+`~/.cache/tengen/`); a report only reads that cache. Accepted shapes (rung -> Elo and its 95% interval):
 
     {"random": {"elo": 0, "ci95": [0, 0]}, "gnugo-1": {"elo": 650, "ci95": [600, 700]}, ...}
     {"rungs": {...same...}}  or  {"rungs": [{"name": "gnugo-1", "elo": 650, "ci95": [..]}, ...]}
@@ -12,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,16 @@ def ladder_candidates(workspace_root: Path | None = None) -> list[Path]:
     if workspace_root is not None:
         root = Path(workspace_root)
         paths += [root / "ladder.json", root / "ladder_cache.json"]
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    for folder in (home / "tengen", Path.home() / ".tengen"):
+    # go_core.ladder caches this machine's calibration as $TENGEN_CACHE/ladder-<hostname>.json
+    # (default ~/.cache/tengen/); prefer this machine's file, then any other one found there.
+    folders = [Path(os.environ["TENGEN_CACHE"])] if os.environ.get("TENGEN_CACHE") else []
+    folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tengen",
+                Path.home() / ".cache" / "tengen"]
+    host = socket.gethostname()
+    for folder in folders:
+        paths.append(folder / f"ladder-{host}.json")
         paths += [Path(p) for p in sorted(glob.glob(str(folder / "ladder*.json")))]
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def load_ladder(source: Any = None, workspace_root: Path | None = None) -> Ladder:

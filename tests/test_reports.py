@@ -94,7 +94,8 @@ def test_report_cli_finds_the_cached_ladder_and_redraws_only_what_changed(report
 
 def test_report_of_a_tree_with_no_data_yet(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))            # no ladder cache anywhere
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for var in ("XDG_CACHE_HOME", "TENGEN_CACHE", "TENGEN_LADDER_CACHE"):
+        monkeypatch.delenv(var, raising=False)
     store = TreeStore(tmp_path / "ws" / "tree.db")
     q = store.add_question("an empty question", {"runs": 1})
     n = store.add_node(q, None, "baseline", "defaults")
@@ -130,6 +131,19 @@ def test_frames_tolerate_partial_runs(tmp_path):
     assert frame.set_index("node").loc[ids["pending"], "iterations"] == 0
     assert curves[curves["node"] == ids["running"]]["iteration"].max() == 3
     assert curves[curves["node"] == ids["crash"]]["elo"].isna().all()
+
+
+def test_ladder_cache_of_this_machine_is_found(tmp_path, monkeypatch):
+    import socket
+    monkeypatch.setenv("TENGEN_CACHE", str(tmp_path))
+    monkeypatch.delenv("TENGEN_LADDER_CACHE", raising=False)
+    # the shape go_core.ladder writes: rungs with elo, ci95, stderr, games, signature
+    (tmp_path / f"ladder-{socket.gethostname()}.json").write_text(json.dumps(
+        {"date": "2026-11-24", "rungs": {"random": {"elo": 0.0, "ci95": [0.0, 0.0], "games": 20},
+                                         "gnugo-1": {"elo": 612.5, "ci95": [540.0, 690.1],
+                                                     "stderr": 38.0, "games": 40}}}))
+    assert load_ladder(workspace_root=tmp_path / "nowhere") == {
+        "random": {"elo": 0.0, "ci95": [0.0, 0.0]}, "gnugo-1": {"elo": 612.5, "ci95": [540.0, 690.1]}}
 
 
 def test_ladder_shapes():
