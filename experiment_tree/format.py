@@ -83,6 +83,12 @@ def headline(metrics: dict[str, Any]) -> str:
     return ""
 
 
+def clip(text: str | None, width: int) -> str:
+    """`text` cut to `width` characters, with an ellipsis when cut."""
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def first_line(text: str | None, width: int = 100) -> str:
     """The first non-empty line of an error (the last line of a traceback says what it was)."""
     if not text:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiment_tree.format import colour_class, first_line, headline, node_label
+from experiment_tree.format import clip, colour_class, first_line, headline, node_label
 from experiment_tree.layout import layout
 from experiment_tree.show import node_details
 from experiment_tree.store import Node, TreeStore
@@ -27,11 +27,6 @@ LEGEND = [("better", "better than parent"), ("worse", "worse than parent"),
 
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 180, 58, 24, 48, 16
 MAX_TEXT = 20_000   # characters of a patch or log kept in the page per node
-
-
-def _clip(text: str | None, width: int) -> str:
-    text = text or ""
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def tree_svg(nodes: list[Node], svg_id: str = "tree") -> str:
@@ -72,9 +67,9 @@ def tree_svg(nodes: list[Node], svg_id: str = "tree") -> str:
             f'transform="translate({x:.1f},{y:.1f})" tabindex="0">'
             f'<title>{e(node_label(n))}</title>'
             f'<rect width="{BOX_W}" height="{BOX_H}" rx="7" fill="{fill}"/>'
-            f'<text x="8" y="17" class="t1">{e(_clip(title, 27))}</text>'
-            f'<text x="8" y="33" class="t2">{e(_clip(metric, 27))}</text>'
-            f'<text x="8" y="49" class="t3">{e(_clip(node_label(n), 27))}</text></g>')
+            f'<text x="8" y="17" class="t1">{e(clip(title, 27))}</text>'
+            f'<text x="8" y="33" class="t2">{e(clip(metric, 27))}</text>'
+            f'<text x="8" y="49" class="t3">{e(clip(node_label(n), 27))}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 

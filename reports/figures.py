@@ -1,21 +1,26 @@
-"""The report's plots (matplotlib, Agg: no display needed). Each function writes one PNG and
-returns its path; a plot with nothing to show says so in the picture rather than going missing."""
+"""The report's plots. Each function writes one PNG and returns its path; a plot with nothing to
+show says so in the picture rather than going missing.
+
+Figures are made with matplotlib's object API (`Figure`, rendered by Agg), never pyplot: no
+display is needed, no backend is switched for the caller, and the agent loop may draw the report
+from a background thread without touching pyplot's global state.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")   # before pyplot: plots render with no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiment_tree.format import colour_class, first_line, headline, node_label  # noqa: E402
-from experiment_tree.html import COLOURS  # noqa: E402
-from experiment_tree.layout import layout  # noqa: E402
-from experiment_tree.store import Node  # noqa: E402
-from reports.ladder import Ladder  # noqa: E402
+from experiment_tree.format import clip, colour_class, first_line, headline, node_label
+from experiment_tree.html import COLOURS
+from experiment_tree.layout import layout
+from experiment_tree.store import Node
+from reports.ladder import Ladder
 
 DPI = 110
 
@@ -25,9 +30,13 @@ def _save(fig, path: Path, dpi: int = DPI) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     fig.savefig(tmp, dpi=dpi, bbox_inches=None if fig.get_layout_engine() else "tight")
-    plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, figsize=(8, 5), layout=None, **kw):
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def _empty(ax, text: str) -> None:
@@ -37,7 +46,7 @@ def _empty(ax, text: str) -> None:
 
 
 def _run_colours(node_ids: list[int]) -> dict[int, tuple]:
-    cmap = plt.get_cmap("tab10" if len(node_ids) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(node_ids) <= 10 else "tab20"]
     return {nid: cmap(i % cmap.N) for i, nid in enumerate(node_ids)}
 
 
@@ -83,7 +92,7 @@ X_AXES = (("iteration", "iteration"), ("wall_s", "compute (wall s)"))
 def learning_curves(curves: pd.DataFrame, path: Path, title: str = "Learning curves") -> Path:
     """Every run's losses, Elo (with its 95% band) and win rate against iteration (top row) and
     against compute in wall seconds (bottom row); one colour per run."""
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False, layout="constrained")
+    fig, axes = _subplots(2, 3, figsize=(15, 8.5), squeeze=False, layout="constrained")
     fig.suptitle(title)
     ids = sorted(curves["node"].unique().tolist()) if len(curves) else []
     colours = _run_colours(ids)
@@ -105,7 +114,7 @@ def run_curves(curves: pd.DataFrame, node_id: int, path: Path) -> Path:
     """One run's losses, Elo and win rate against iteration, with wall seconds on a top axis
     (a small figure: the report draws one per run)."""
     d = curves[curves["node"] == node_id]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = _subplots(1, 3, figsize=(12, 3.4))
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.74, wspace=0.22)
     fig.suptitle(f"Node #{node_id}", fontsize=10)
     for ax, ykey in zip(axes, CURVES):
@@ -113,7 +122,6 @@ def run_curves(curves: pd.DataFrame, node_id: int, path: Path) -> Path:
     spans = d.dropna(subset=["iteration", "wall_s"])
     if len(spans) >= 2:   # the compute axis: wall seconds at the ticks of the iteration axis
         it, wall = spans["iteration"].to_numpy(float), spans["wall_s"].to_numpy(float)
-        import numpy as np
         order = np.argsort(it)
         for ax in axes:
             if ax.lines:
@@ -131,7 +139,7 @@ def node_strength(nodes: list[Node], frame: pd.DataFrame, path: Path,
     """Every node's Elo (left) and win rate vs the reference (right), with 95% intervals,
     coloured by verdict; nodes without a measurement are listed as such."""
     n = max(len(frame), 1)
-    fig, (ax_e, ax_w) = plt.subplots(1, 2, figsize=(13, 1.6 + 0.42 * n), squeeze=True,
+    fig, (ax_e, ax_w) = _subplots(1, 2, figsize=(13, 1.6 + 0.42 * n), squeeze=True,
                                      layout="constrained")
     labels = [f"#{r.node} {r.status}" for r in frame.itertuples()]
     ys = list(range(len(frame)))[::-1]
@@ -163,7 +171,7 @@ def node_strength(nodes: list[Node], frame: pd.DataFrame, path: Path,
                         transform=ax.get_xaxis_transform())
         if not any_drawn and len(frame) == 0:
             _empty(ax, "no nodes yet")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=COLOURS[c], label=c)
+    handles = [Line2D([], [], marker="o", ls="", color=COLOURS[c], label=c)
                for c in ("better", "worse", "inconclusive", "baseline", "running")]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     return _save(fig, path)
@@ -174,7 +182,7 @@ def tree_diagram(nodes: list[Node], path: Path) -> Path:
     placed = layout(nodes)
     cols = max((p.x for p in placed), default=0) + 1
     depth = max((p.depth for p in placed), default=0) + 1
-    fig, ax = plt.subplots(figsize=(max(4.0, 2.3 * cols), max(2.0, 1.25 * depth)))
+    fig, ax = _subplots(figsize=(max(4.0, 2.3 * cols), max(2.0, 1.25 * depth)))
     ax.set_axis_off()
     if not placed:
         _empty(ax, "no nodes yet")
@@ -190,7 +198,7 @@ def tree_diagram(nodes: list[Node], path: Path) -> Path:
         cls = colour_class(n)
         metric = ("error: " + first_line(n.error, 24)) if cls == "crashed" else headline(n.metrics)
         label = f"#{n.id} {n.status}" + (f" · {n.verdict}" if n.verdict else "")
-        text = "\n".join(t for t in (label, metric[:28], node_label(n)[:28]) if t)
+        text = "\n".join(t for t in (label, clip(metric, 28), clip(node_label(n), 28)) if t)
         ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=2,
                 color="#1d2733" if cls == "pending" else "white",
                 bbox=dict(boxstyle="round,pad=0.4", fc=COLOURS[cls], ec="none"))
@@ -201,7 +209,7 @@ def tree_diagram(nodes: list[Node], path: Path) -> Path:
 
 def ladder_figure(ladder: Ladder, frame: pd.DataFrame, path: Path) -> Path:
     """The reference ladder's rungs (Elo with 95% CI) and where each measured node stands."""
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = _subplots(figsize=(9, 4.8))
     if not ladder:
         _empty(ax, "no ladder calibration cached yet\n(it is measured once per machine by the "
                    "evaluation; run `research ladder`)")

@@ -88,6 +88,13 @@ def test_show_diffs_config_against_parent(tree, capsys):
     assert '"winrate_vs_ref"' in out
 
 
+def test_show_a_pending_node_with_no_run_yet(tree, capsys):
+    assert research(["show", str(tree["pending"]), "-w", str(tree["workspace"].root)]) == 0
+    out = capsys.readouterr().out
+    assert "status:     pending" in out and "run dir:    -" in out and "(no log)" in out
+    assert "+ train.warmup=100" in out                   # `+key=value` adds a key
+
+
 def test_missing_workspace_and_node_say_what_to_do(tmp_path, tree, capsys):
     assert research(["tree", "--workspace", str(tmp_path / "nowhere")]) == 1
     assert "research run" in capsys.readouterr().err
