@@ -37,6 +37,11 @@ def main(argv):
         json.dump({"cwd": os.getcwd(), "keys": sorted(os.environ), "argv": argv,
                    "WANDB_MODE": os.environ.get("WANDB_MODE")}, f)
     time.sleep(float(cfg.get("fake.sleep", 0)))
+    gate = cfg.get("fake.gate")          # the job waits while this file exists (resume tests)
+    if gate and os.path.exists(gate):
+        open(os.path.join(run_dir, "at_gate"), "w").close()
+        while os.path.exists(gate):
+            time.sleep(0.1)
     if mode == "crash":
         raise RuntimeError("fake job crashed on purpose (BEHAVIOUR=crash)")
     if mode == "hang":
