@@ -181,14 +181,18 @@ def cache_path(cfg: EvalConfig) -> Path:
     return Path(os.path.expanduser(cfg.cache_path)) if cfg.cache_path else default_cache_path()
 
 
+def _read_cache(cfg: EvalConfig) -> dict[str, Any]:
+    path = cache_path(cfg)
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def load_calibration(cfg: EvalConfig) -> dict[str, Any] | None:
     """The cached calibration of this machine, or None. Rungs whose definition changed are dropped."""
-    path = cache_path(cfg)
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    data = _read_cache(cfg)
+    if not data:
         return None
     rungs = {}
     for r in cfg.rungs:
@@ -221,61 +225,100 @@ def ladder_elos(cfg: EvalConfig) -> tuple[dict[str, float], dict[str, float], st
 def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: int | None = None,
               rung_names: list[str] | None = None, sgf_dir: str | None = None,
               log: Callable[[str], None] = print, write_cache: bool = True) -> dict[str, Any]:
-    """Play neighbouring rungs (and rungs two apart) and fit the rung Elos; cache them.
+    """Play neighbouring rungs (and rungs two apart) `games` games per pair, fit the rung Elos
+    (random = 0) and cache them with the machine, date and every game.
 
-    Games already in the cache for the same rung definitions are kept and added to, so running
-    calibrate again narrows the intervals.
+    Incremental and resumable: games already cached for unchanged rung definitions count towards
+    `games` (a pair is only topped up), and the cache is rewritten after every pair. Calibrating
+    again with a larger `games` narrows the intervals.
     """
     games = games or cfg.calibration_games
     rungs = [cfg.rung(n) for n in rung_names] if rung_names else list(cfg.rungs)
     names = [r.name for r in rungs]
-    anchor = next((r.name for r in rungs if r.kind == "random"), None)
-    if anchor is None:
+    anchor = next((r.name for r in cfg.rungs if r.kind == "random"), None)
+    if anchor not in names:
         raise ValueError(f"calibration needs the random rung (Elo 0) among {names}")
     pairs = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
     if cfg.calibration_skip_pairs:
         pairs += [(names[i], names[i + 2]) for i in range(len(names) - 2)]
-    old = load_calibration(cfg) or {}
-    sigs = {r.name: rung_signature(r) for r in rungs}
-    kept = [g for g in old.get("games", [])
-            if g[0] in sigs and g[1] in sigs and g[0] in old.get("rungs", {}) and g[1] in old["rungs"]]
-    records: list[list] = list(kept)
+    old = _read_cache(cfg)
+    sigs = {r.name: rung_signature(r) for r in cfg.rungs}
+    valid = {n for n, sig in old.get("signatures", {}).items() if sigs.get(n) == sig}
+    records: list[list] = [g for g in old.get("games", []) if g[0] in valid and g[1] in valid]
     t0 = time.monotonic()
-    specs = {r.name: rung_player(r) for r in rungs}
+    data: dict[str, Any] = {}
     for a, b in pairs:
-        mcfg = cfg.match_config(games, board_size, komi)
-        log(f"[ladder] {a} vs {b}: {games} games")
-        res = play_match(specs[a], specs[b], mcfg, sgf_dir=sgf_dir)
+        have = sum(1 for g in records if {g[0], g[1]} == {a, b})
+        need = games - have
+        if need <= 0:
+            log(f"[ladder] {a} vs {b}: {have} games on record, none needed")
+            continue
+        need += need % 2  # colours balanced
+        log(f"[ladder] {a} vs {b}: {need} games ({have} on record)")
+        res = play_match(rung_player(cfg.rung(a)), rung_player(cfg.rung(b)),
+                         cfg.match_config(need, board_size, komi), sgf_dir=sgf_dir, first_index=have)
         wr = res.win_rate(a)
         log(f"[ladder]   {a} scored {wr.wins:g}/{wr.games} ({res.seconds:.0f} s; {res.reasons()})")
         records += [[g.black, g.white, g.black_score, g.reason] for g in res.games]
-    fit = fit_elo([(b, w, s) for b, w, s, _ in records], anchors={anchor: 0.0}, prior_draws=cfg.prior_draws)
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    data = {
+        valid |= {a, b}
+        data = _calibration_data(cfg, records, anchor, sigs, valid, board_size, komi, games,
+                                 time.monotonic() - t0 + old.get("seconds", 0.0))
+        if write_cache:
+            _write_cache(cfg, data)
+    if not data:  # nothing new played: refit what is on record
+        data = _calibration_data(cfg, records, anchor, sigs, valid, board_size, komi, games,
+                                 old.get("seconds", 0.0))
+        if write_cache and records:
+            _write_cache(cfg, data)
+    if write_cache:
+        data["cache_path"] = str(cache_path(cfg))
+    return data
+
+
+def _write_cache(cfg: EvalConfig, data: dict[str, Any]) -> None:
+    path = cache_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({k: v for k, v in data.items() if k != "fit"}, indent=1))
+    os.replace(tmp, path)
+
+
+def _calibration_data(cfg: EvalConfig, records: list[list], anchor: str, sigs: dict[str, Any],
+                      valid: set[str], board_size: int, komi: float, games: int,
+                      seconds: float) -> dict[str, Any]:
+    """Fit the rungs connected to the anchor by games on record; the cache's content."""
+    reach, frontier = {anchor}, [anchor]   # players linked to the anchor through games
+    while frontier:
+        p = frontier.pop()
+        for b, w, _, _ in records:
+            for x, y in ((b, w), (w, b)):
+                if x == p and y not in reach:
+                    reach.add(y)
+                    frontier.append(y)
+    used = [(b, w, s) for b, w, s, _ in records if b in reach and w in reach]
+    rungs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if used:
+        fit = fit_elo(used, anchors={anchor: 0.0}, prior_draws=cfg.prior_draws)
+        rungs = {n: {"elo": round(fit.ratings[n], 1), "ci95": [round(x, 1) for x in fit.ci95[n]],
+                     "stderr": round(fit.stderr[n], 1), "games": fit.games_by_player.get(n, 0),
+                     "signature": sigs[n]} for n in fit.ratings}
+        extra = {"colour_advantage": round(fit.colour_advantage, 1),
+                 "colour_ci95": [round(x, 1) for x in fit.colour_ci95], "separated": fit.separated,
+                 "fit": fit}
+    return {
         "machine": {"hostname": socket.gethostname(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
-        "date": now,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "board_size": board_size, "komi": komi, "games_per_pair": games,
-        "seconds": round(time.monotonic() - t0, 1),
-        "rungs": {n: {"elo": round(fit.ratings[n], 1), "ci95": [round(x, 1) for x in fit.ci95[n]],
-                      "stderr": round(fit.stderr[n], 1), "games": fit.games_by_player.get(n, 0),
-                      "signature": sigs[n]} for n in names},
-        "colour_advantage": round(fit.colour_advantage, 1),
-        "colour_ci95": [round(x, 1) for x in fit.colour_ci95],
-        "separated": fit.separated,
+        "seconds": round(seconds, 1),
+        "rungs": rungs,
         "prior_draws": cfg.prior_draws,
+        **extra,
         "pairs": _pair_table(records),
+        "signatures": {n: sigs[n] for n in sorted(valid) if n in sigs},
         "games": records,
     }
-    if write_cache:
-        path = cache_path(cfg)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-        data["cache_path"] = str(path)
-    data["fit"] = fit
-    return data
 
 
 def _pair_table(records: list[list]) -> list[dict[str, Any]]:
@@ -364,6 +407,10 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     if cfg.reference not in played or len(played[cfg.reference]) < n_ref:
         play(cfg.rung(cfg.reference), n_ref - len(played.get(cfg.reference, [])))
 
+    own = [g for g in all_games if g.failure and g.winner != candidate.name]
+    if all_games and len(own) == len(all_games):
+        raise RuntimeError(f"the candidate {candidate.name!r} failed in every game ({own[0].reason}): "
+                           f"{own[0].detail[-1500:]}")
     anchors = {n: elos[n] for n in played}
     fit = fit_elo([(g.black, g.white, g.black_score) for g in all_games], anchors=anchors,
                   anchor_sd={n: sds[n] for n in played}, prior_draws=cfg.prior_draws)

@@ -1,0 +1,141 @@
+"""The reference ladder: config checks, calibration cache, the adaptive walk, and real-engine matches."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from go_core import engines, ladder
+from go_core.elo import expected_score
+from go_core.ladder import EvalConfig, RungConfig
+from go_core.match import GameRecord, MatchConfig, MatchResult, PlayerSpec, play_match
+from go_core.stats import wilson_interval
+
+TRUTH = {"random": 0.0, "r1": 250.0, "r2": 500.0, "r3": 750.0, "r4": 1000.0, "candidate": 600.0}
+
+
+def config(tmp_path, **kw):
+    rungs = [{"name": "random", "kind": "random"}] + [
+        {"name": f"r{i}", "kind": "gtp", "argv": ["true"], "elo_default": 250.0 * i} for i in range(1, 5)]
+    d = {"rungs": rungs, "reference": "r2", "cache_path": str(tmp_path / "ladder.json"),
+         "games_vs_reference": 8, "games_per_rung": 8, "max_rungs": 3, "workers": 1}
+    d.update(kw)
+    return EvalConfig.from_dict(d)
+
+
+@pytest.fixture
+def simulated(monkeypatch):
+    """Replace real games by games drawn from TRUTH (the ladder logic is what is under test)."""
+    rng = np.random.default_rng(7)
+    log = []
+
+    def fake_match(a, b, cfg, sgf_dir=None, on_game=None, first_index=0):
+        log.append((a.name, b.name, cfg.games))
+        games = []
+        for i in range(first_index, first_index + cfg.games):
+            black, white = (a.name, b.name) if i % 2 == 0 else (b.name, a.name)
+            bw = rng.random() < expected_score(TRUTH[black], TRUTH[white])
+            games.append(GameRecord(index=i, black=black, white=white, winner=black if bw else white,
+                                    result="B+1" if bw else "W+1", reason="two passes", score=1.0))
+        return MatchResult(a.name, b.name, games)
+    monkeypatch.setattr(ladder, "play_match", fake_match)
+    return log
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="unknown eval config keys"):
+        config(tmp_path, gamez=3)
+    with pytest.raises(ValueError, match="not a rung"):
+        config(tmp_path, reference="nope")
+    with pytest.raises(ValueError, match="random"):
+        EvalConfig.from_dict({"rungs": [{"name": "g", "kind": "gnugo"}], "reference": "g"})
+
+
+def test_calibration_is_cached_with_machine_date_games_and_recovers_the_order(tmp_path, simulated):
+    cfg = config(tmp_path)
+    data = ladder.calibrate(cfg, games=40, log=lambda m: None)
+    cached = json.loads((tmp_path / "ladder.json").read_text())
+    assert cached["machine"]["hostname"] and cached["date"] and cached["games_per_pair"] == 40
+    assert len(cached["games"]) == 40 * (4 + 3)      # neighbours + rungs two apart
+    elos = {n: r["elo"] for n, r in cached["rungs"].items()}
+    assert elos["random"] == 0.0
+    assert sorted(elos, key=elos.get) == ["random", "r1", "r2", "r3", "r4"]
+    for n in ("r1", "r2", "r3", "r4"):
+        lo, hi = cached["rungs"][n]["ci95"]
+        assert lo - 100 < TRUTH[n] < hi + 100
+    assert "random" in ladder.calibration_table(data)
+    # Calibrating again tops pairs up to the new count (resumable); nothing is replayed.
+    simulated.clear()
+    ladder.calibrate(cfg, games=40, log=lambda m: None)
+    assert simulated == []
+    ladder.calibrate(cfg, games=50, log=lambda m: None)
+    assert {n for _, _, n in simulated} == {10}
+    assert len(json.loads((tmp_path / "ladder.json").read_text())["games"]) == 50 * 7
+    # A changed rung definition makes its calibration stale.
+    changed = config(tmp_path)
+    changed.rungs[4].argv = ["false"]
+    assert "r4" not in ladder.load_calibration(changed)["rungs"]
+
+
+def test_adaptive_walk_starts_in_the_middle_and_plays_only_nearby_rungs(tmp_path, simulated):
+    cfg = config(tmp_path)
+    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    simulated.clear()
+    cand = PlayerSpec("candidate", ["true"])
+    out = ladder.evaluate_candidate(cand, cfg, log=lambda m: None)
+    played = [b for _, b, _ in simulated]
+    assert played[0] == "r2"                         # the middle rung of five
+    assert len(set(played)) == 3 and "random" not in played and "r1" not in played  # far from 600
+    assert out["reference"] == "r2" and out["games_vs_ref"] == 8
+    assert out["elo_ci95"][0] < out["elo"] < out["elo_ci95"][1]
+    assert abs(out["elo"] - TRUTH["candidate"]) < 300
+    assert out["ladder_source"] == "calibration" and out["failures"] == []
+
+
+def test_uncalibrated_machine_uses_the_configured_defaults(tmp_path, simulated):
+    cfg = config(tmp_path)
+    elos, sds, source = ladder.ladder_elos(cfg)
+    assert source == "defaults" and elos["r3"] == 750.0 and sds["r3"] > 0
+
+
+# ----------------------------------------------------------------------------- real engines
+def _need(finder):
+    try:
+        return finder()
+    except engines.EngineNotFound as e:
+        pytest.skip(str(e))
+
+
+def _random():
+    return ladder.rung_player(RungConfig("random", "random"))
+
+
+@pytest.mark.katago
+def test_katago_one_visit_beats_random_in_every_game(tmp_path):
+    _need(engines.find_katago)
+    _need(engines.find_katago_model)
+    kata = ladder.rung_player(RungConfig("katago-v1", "katago", visits=1))
+    res = play_match(kata, _random(), MatchConfig(games=2, board_size=9, workers=2), sgf_dir=tmp_path)
+    assert [g.winner for g in res.games] == ["katago-v1"] * 2, [(g.result, g.reason, g.detail) for g in res.games]
+
+
+@pytest.mark.slow
+@pytest.mark.katago
+def test_katago_one_visit_beats_random_in_every_game_of_ten(tmp_path):
+    _need(engines.find_katago)
+    _need(engines.find_katago_model)
+    kata = ladder.rung_player(RungConfig("katago-v1", "katago", visits=1))
+    res = play_match(kata, _random(), MatchConfig(games=10, board_size=9, workers=2), sgf_dir=tmp_path)
+    assert res.win_rate("katago-v1").wins == 10
+
+
+@pytest.mark.slow
+@pytest.mark.gnugo
+def test_gnugo_level_10_beats_level_0_clearly(tmp_path):
+    _need(engines.find_gnugo)
+    strong = ladder.rung_player(RungConfig("gnugo-L10", "gnugo", level=10))
+    weak = ladder.rung_player(RungConfig("gnugo-L0", "gnugo", level=0))
+    res = play_match(strong, weak, MatchConfig(games=40, board_size=9, workers=2, random_opening_moves=4))
+    wr = res.win_rate("gnugo-L10")
+    assert not any(g.failure for g in res.games), res.reasons()
+    assert wilson_interval(wr.wins, wr.games)[0] > 0.5, wr
