@@ -163,3 +163,51 @@ def test_verdict_needs_the_difference_outside_the_noise():
     v = compare([{"winrate_vs_ref": 0.0, "games_vs_ref": 20}], [{"winrate_vs_ref": 0.0, "games_vs_ref": 20}])
     assert v.verdict == "inconclusive" and "two-proportion" in v.test
     assert compare([{}], base).verdict is None
+
+
+def test_cost_budget_stops_proposing_and_the_loop_answers_itself(setup):
+    repo, ws, agent = setup
+    sdk = FakeSDK([message(("propose_config", {"overrides": ["train.lr=0.01"], "hypothesis": "lr"}), n=0)])
+    rc = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--budget-runs", "10",
+                                                 "--cost-budget-usd", "0.005", "--no-report")], client=sdk)
+    assert rc == 0 and not sdk.script
+    store = TreeStore(ws / "tree.db")
+    q = store.get_question(1)
+    # one call cost 1200 x $3 + 150 x $15 + 900 x $3.75 per Mtok = $0.009225 > $0.005
+    assert q.cost_usd == pytest.approx(0.009225)
+    assert len(store.nodes(1)) == 2 and q.status == "budget-exhausted"
+    assert "budget-cost" in q.answer and q.evidence[0] == 1
+
+
+def test_proposer_defaults_to_offline_without_an_api_key(monkeypatch):
+    from autoresearch.agent_config import AgentConfig
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert run_cli.choose_proposer_kind(AgentConfig()) == "offline"
+    with pytest.raises(SystemExit, match="needs ANTHROPIC_API_KEY"):
+        run_cli.choose_proposer_kind(AgentConfig(proposer="anthropic"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    assert run_cli.choose_proposer_kind(AgentConfig()) == "anthropic"
+
+
+@pytest.mark.slow
+def test_readme_command_on_the_real_training_job(tmp_path, repo_root):
+    """`research run` on the embedded defaults (offline proposer, 9x9, tiny budget) in a clone."""
+    import subprocess
+    import sys
+    if not (repo_root / "experiments" / "train.py").exists():
+        pytest.skip("experiments/train.py is not in this checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(repo_root), str(clone)], check=True)
+    ws = tmp_path / "ws"
+    cp = subprocess.run([sys.executable, "-m", "autoresearch.run_cli",
+                         "Which learning rate and c_puct make a tiny 9x9 run strongest?",
+                         "--workspace", str(ws), "--repo", str(clone), "--budget-runs", "3",
+                         "--proposer", "offline"], cwd=repo_root, capture_output=True, text=True,
+                        timeout=1800)
+    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
+    store = TreeStore(ws / "tree.db")
+    nodes = store.nodes(1)
+    assert sum(n.finished for n in nodes) >= 3
+    assert nodes[0].status == "ok", nodes[0].error
+    assert store.get_question(1).answer
+    assert (ws / "report" / "index.html").exists()
