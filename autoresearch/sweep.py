@@ -59,6 +59,19 @@ def is_rdb_url(storage: str) -> bool:
     return "://" in storage and not storage.startswith("file://")
 
 
+def rdb_url_with_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed: SQLAlchemy >= 2.1 assumes psycopg 3,
+    while `tengen[cluster]` installs psycopg2; an explicit `postgresql+driver://` is kept."""
+    import importlib.util
+
+    if url.startswith(("postgresql://", "postgres://")):
+        rest = url.split("://", 1)[1]
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            return "postgresql+psycopg2://" + rest
+        return "postgresql://" + rest
+    return url
+
+
 def default_storage(workspace: str | Path) -> str:
     return str(Path(workspace).resolve() / JOURNAL_NAME)
 
@@ -68,6 +81,7 @@ def make_storage(storage: str):
     import optuna
 
     if is_rdb_url(storage):
+        storage = rdb_url_with_driver(storage)
         # pool_pre_ping: a worker survives a database restart or an idle connection being dropped
         kwargs: dict[str, Any] = {}
         if not storage.startswith("sqlite"):
