@@ -1,0 +1,330 @@
+"""The self-play training job: `python -m experiments.train [overrides]`.
+
+A synchronous AlphaZero loop, one iteration at a time:
+
+    collect: play `selfplay.games_per_iteration` games with the current net (batched MCTS)
+    train:   add their positions to the replay window; a number of AdamW steps on it
+    record:  one line in metrics.jsonl, checkpoints/latest.pt, a few games/*.sgf
+
+until the budget (`budget.wall_clock_s`, `max_iterations`, `max_games`) is spent. Then the final
+net is evaluated against the reference ladder when `eval.at_end` (default true; the eval group is
+experiments/evaluate.py's) and `summary.json` is written last.
+
+Run directory (DESIGN.md): `.hydra/` (Hydra), `log.txt`, `metrics.jsonl`, `checkpoints/latest.pt`
+(net, optimizer, schedule, replay window, counters, RNG states: a killed run started again with
+the same `hydra.run.dir` resumes at the next iteration and plays exactly what it would have),
+`checkpoints/best.pt` (the net to play and evaluate; no gating: it is the newest net, without the
+training state), `games/*.sgf`, `summary.json`.
+
+Statuses: `ok` when the loop ends by its budget (the wall-clock budget is checked before each
+iteration against the last iteration's duration, so a run stops cleanly under it; `budget_note`
+says what stopped it); `invalid` when the config does not fit the schema (nothing ran; exit 2);
+`crash` with the traceback on an exception (exit 1); `timeout` when the job is stopped from
+outside by SIGTERM/SIGINT (e.g. the harness's own wall-clock limit; exit 124).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.config import ConfigError, validate
+from experiments.rundir import append_metrics, read_metrics, write_summary
+
+log = logging.getLogger("tengen.train")
+
+
+class Stopped(Exception):
+    """The job was asked to stop (SIGTERM/SIGINT)."""
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def _setup_logging(run_dir: Path) -> None:
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        root.addHandler(logging.StreamHandler(sys.stdout))
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
+
+
+class TrainingRun:
+    """Everything the loop carries from one iteration to the next, and its checkpoint."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        from go_core.evaluators import NetEvaluator
+        from go_core.mcts import BatchedMCTS
+        from go_core.net import PolicyValueNet, NetConfig, select_device
+        from go_core.replay import ReplayBuffer
+        from go_core.selfplay import make_mcts_config
+        from go_core.training import make_optimizer
+
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.games_dir = run_dir / "games"
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.games_dir.mkdir(parents=True, exist_ok=True)
+        self.device = select_device(cfg.device)
+        if cfg.train.torch_threads > 0:
+            torch.set_num_threads(cfg.train.torch_threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.torch_gen = torch.Generator().manual_seed(cfg.seed)
+
+        model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
+        self.net = PolicyValueNet(NetConfig.from_dict(model)).to(self.device)
+        self.opt, self.sched = make_optimizer(self.net, cfg.train)
+        self.buffer = ReplayBuffer(cfg.train.replay_samples, cfg.train.replay_games or None)
+        self.mcts_cfg = make_mcts_config(cfg.mcts, cfg.selfplay)
+        self.evaluator = NetEvaluator(self.net, self.device, max_batch=cfg.mcts.max_batch)
+        self.searcher = BatchedMCTS(self.evaluator, self.mcts_cfg, self.rng)
+        self.iteration = 0
+        self.step = 0
+        self.games = 0
+        self.prior_wall_s = 0.0    # time spent in earlier lives of this run (before a resume)
+        self.prior_cpu_s = 0.0
+        self.gpu_s = 0.0
+        self.resumed_from: int | None = None
+        self.warm_start: dict = {}
+
+    # -- checkpoints
+    def save(self, wall_s: float, cpu_s: float) -> None:
+        from go_core.net import save_checkpoint
+        rng_state = {"numpy": self.rng.bit_generator.state, "torch_gen": self.torch_gen.get_state(),
+                     "torch": torch.get_rng_state(), "python": random.getstate(),
+                     "np_global": np.random.get_state()}
+        if torch.cuda.is_available():
+            rng_state["cuda"] = torch.cuda.get_rng_state_all()
+        save_checkpoint(self.ckpt_dir / "latest.pt", self.net, board_size=self.cfg.board.size, step=self.step,
+                        optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                        replay=self.buffer.state_dict(), iteration=self.iteration, games=self.games,
+                        rng=rng_state, wall_s=wall_s, cpu_s=cpu_s, gpu_s=self.gpu_s,
+                        warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True))
+        save_checkpoint(self.ckpt_dir / "best.pt", self.net, board_size=self.cfg.board.size, step=self.step,
+                        iteration=self.iteration, games=self.games)
+
+    def resume(self, path: Path) -> None:
+        from go_core.net import check_board_size, load_checkpoint
+        net, meta = load_checkpoint(path, self.device)
+        check_board_size(meta, self.cfg.board.size, f"checkpoint '{path}'")
+        if meta["model_config"] != dict(self.net.cfg.__dict__):
+            raise ValueError(f"checkpoint '{path}' holds a net {meta['model_config']}, but this run's model "
+                             f"group asks for {self.net.cfg.__dict__}; resume with the same overrides or "
+                             f"use a new hydra.run.dir")
+        self.net.load_state_dict(net.state_dict())
+        self.opt.load_state_dict(meta["optimizer"])
+        self.sched.load_state_dict(meta["scheduler"])
+        self.buffer.load_state_dict(meta["replay"])
+        self.iteration, self.step, self.games = int(meta["iteration"]), int(meta["step"]), int(meta["games"])
+        self.prior_wall_s, self.prior_cpu_s = float(meta["wall_s"]), float(meta["cpu_s"])
+        self.gpu_s = float(meta.get("gpu_s", 0.0))
+        self.warm_start = meta.get("warm_start", {})
+        r = meta["rng"]
+        self.rng.bit_generator.state = r["numpy"]
+        self.torch_gen.set_state(r["torch_gen"])
+        torch.set_rng_state(r["torch"])
+        random.setstate(r["python"])
+        np.random.set_state(r["np_global"])
+        if "cuda" in r and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(r["cuda"])
+        self.resumed_from = self.iteration
+        # metrics of iterations after the checkpoint were never checkpointed: they will be redone
+        kept = [m for m in read_metrics(self.run_dir) if m.get("iteration", 0) <= self.iteration]
+        from experiments.rundir import atomic_write_text
+        import json
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+
+    # -- one iteration
+    def iterate(self) -> dict:
+        from go_core.selfplay import SelfPlaySettings, play_games, save_sgf
+        from go_core.training import train_steps
+        cfg = self.cfg
+        sp = cfg.selfplay
+        settings = SelfPlaySettings(size=cfg.board.size, komi=cfg.board.komi, parallel_games=sp.parallel_games,
+                                    resign_threshold=sp.resign_threshold, resign_consecutive=sp.resign_consecutive,
+                                    no_resign_fraction=sp.no_resign_fraction, max_moves_factor=sp.max_moves_factor)
+        self.net.eval()
+        samples, finished, stats = play_games(sp.games_per_iteration, self.searcher, settings, self.rng,
+                                              first_index=self.games)
+        self.games += stats.games
+        if samples is not None:
+            self.buffer.add(samples)
+        for g in finished[: sp.sgf_games_per_iteration]:
+            save_sgf(g, self.games_dir / f"selfplay_it{self.iteration + 1:04d}_g{g.index:06d}.sgf")
+        t_train = time.perf_counter()
+        tc = cfg.train
+        n_steps = tc.steps_per_iteration or min(tc.max_steps_per_iteration,
+                                                max(1, math.ceil(tc.sample_reuse * stats.samples / tc.batch_size)))
+        train = train_steps(self.net, self.opt, self.sched, self.buffer, n_steps, tc.batch_size, tc,
+                            self.device, self.rng, self.torch_gen)
+        self.step += n_steps
+        self.net.eval()
+        train_s = time.perf_counter() - t_train
+        if self.device.type == "cuda":
+            self.gpu_s += stats.wall_s + train_s
+        self.iteration += 1
+        m = stats.as_metrics()
+        m.update({"step": self.step, "iteration": self.iteration, "train_steps": n_steps, "train_s": train_s,
+                  "policy_loss": train.get("policy_loss"), "value_loss": train.get("value_loss"),
+                  "loss": train.get("loss"), "policy_acc": train.get("policy_acc"), "lr": train.get("lr"),
+                  "grad_norm": train.get("grad_norm"), "replay_samples": len(self.buffer),
+                  "games_total": self.games})
+        return m
+
+
+def _evaluate_at_end(cfg: DictConfig, checkpoint: Path, run_dir: Path) -> dict:
+    if not cfg.get("eval") or not OmegaConf.select(cfg, "eval.at_end", default=True):
+        return {}
+    try:
+        from experiments.evaluate import evaluate_checkpoint
+    except ImportError as e:
+        log.warning("evaluation skipped: experiments.evaluate is not importable (%s)", e)
+        return {}
+    log.info("evaluating %s against the reference ladder", checkpoint)
+    return evaluate_checkpoint(cfg.eval, checkpoint, run_dir, board_size=cfg.board.size, komi=cfg.board.komi,
+                               device=cfg.device, log=log.info)
+
+
+def _start_tracking(cfg: DictConfig, run_dir: Path):
+    try:
+        from experiments.tracking import start_tracking
+    except ImportError as e:
+        log.warning("tracking off: experiments.tracking is not importable (%s)", e)
+        return None
+    try:
+        return start_tracking(cfg.get("tracking"), run_dir, OmegaConf.to_container(cfg, resolve=True))
+    except Exception as e:  # noqa: BLE001 - tracking must never fail a run
+        log.warning("tracking off: %s", e)
+        return None
+
+
+def budget_reason(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_s: float) -> str | None:
+    """Why the loop should stop now, or None to run another iteration."""
+    b = cfg.budget
+    if b.max_iterations and run.iteration >= b.max_iterations:
+        return f"iteration budget reached ({run.iteration} iterations)"
+    if b.max_games and run.games >= b.max_games:
+        return f"game budget reached ({run.games} games)"
+    if b.wall_clock_s and run.iteration > 0 and elapsed + last_iter_s > b.wall_clock_s:
+        return (f"wall-clock budget of {b.wall_clock_s:g} s: {elapsed:.0f} s used, another iteration "
+                f"(~{last_iter_s:.0f} s) would exceed it")
+    return None
+
+
+def run(cfg: DictConfig, run_dir: Path) -> int:
+    """The job; returns the process exit code. `summary.json` is always written last."""
+    t0 = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(run_dir)
+    try:
+        cfg = validate(cfg)
+    except ConfigError as e:
+        log.error("%s", e)
+        write_summary(run_dir, "invalid", error=str(e), compute={"wall_s": time.time() - t0, "cpu_s": cpu_seconds(),
+                                                                   "gpu_s": 0.0, "device": "none"})
+        return 2
+    old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT)}
+    tracker = None
+    training = None
+    status, error, note, metrics, exit_code = "ok", None, None, {}, 0
+    try:
+        training = TrainingRun(cfg, run_dir)
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if latest.exists():
+            training.resume(latest)
+            log.info("resumed from %s at iteration %d (step %d, %d games)", latest, training.iteration,
+                     training.step, training.games)
+        else:
+            from go_core.warmstart import apply_warm_start
+            training.warm_start = apply_warm_start(training, cfg.train.warm_start, log=log.info)
+        tracker = _start_tracking(cfg, run_dir)
+        wall = lambda: training.prior_wall_s + (time.time() - t0)  # noqa: E731
+        cpu = lambda: training.prior_cpu_s + cpu_seconds()  # noqa: E731
+        last_iter_s = 0.0
+        log.info("device %s, %d parameters, board %dx%d, budget %s", training.device,
+                 sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size, cfg.budget.name)
+        while (note := budget_reason(cfg, training, wall(), last_iter_s)) is None:
+            t_it = time.time()
+            m = training.iterate()
+            last_iter_s = time.time() - t_it
+            m.update({"wall_s": wall(), "cpu_s": cpu(), "iteration_s": last_iter_s})
+            append_metrics(run_dir, m)
+            if tracker is not None:
+                tracker.log(m, step=training.iteration)
+            if training.iteration % cfg.train.checkpoint_every == 0:
+                training.save(wall(), cpu())
+            log.info("iteration %d: %d games, %d samples, policy %.3f value %.3f, %.0f sims/s, %.1f s",
+                     training.iteration, m["games"], m["samples"], m["policy_loss"] or float("nan"),
+                     m["value_loss"] or float("nan"), m["sims_per_s"], last_iter_s)
+        log.info("stopping: %s", note)
+        training.save(wall(), cpu())
+        last = read_metrics(run_dir)
+        final = last[-1] if last else {}
+        metrics = {"iterations": training.iteration, "steps": training.step, "games": training.games,
+                   "samples": training.buffer.total_added, "policy_loss": final.get("policy_loss"),
+                   "value_loss": final.get("value_loss"), "policy_acc": final.get("policy_acc"),
+                   "sims_per_s": final.get("sims_per_s")}
+        metrics.update(_evaluate_at_end(cfg, run_dir / "checkpoints" / "best.pt", run_dir))
+    except Stopped as e:
+        status, error, exit_code = "timeout", str(e), 124
+        log.error("%s", e)
+    except Exception:  # noqa: BLE001 - any failure becomes a `crash` summary with its traceback
+        status, error, exit_code = "crash", traceback.format_exc(), 1
+        log.error("crash:\n%s", error)
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+    wandb_path = None
+    if tracker is not None:
+        try:
+            tracker.finish(exit_code)
+            wandb_path = tracker.run_path
+        except Exception as e:  # noqa: BLE001
+            log.warning("tracking finish failed: %s", e)
+    device = str(training.device) if training else "cpu"
+    compute = {"wall_s": (training.prior_wall_s if training else 0.0) + time.time() - t0,
+               "cpu_s": (training.prior_cpu_s if training else 0.0) + cpu_seconds(),
+               "gpu_s": training.gpu_s if training else 0.0, "device": device}
+    best = run_dir / "checkpoints" / "best.pt"
+    write_summary(run_dir, status, metrics=metrics, error=error, reference=metrics.get("reference"),
+                  compute=compute, checkpoint=str(best) if best.exists() else None,
+                  budget_note=note, resumed_from_iteration=training.resumed_from if training else None,
+                  warm_start=training.warm_start if training else None, wandb_path=wandb_path)
+    return exit_code
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    code = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

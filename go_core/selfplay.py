@@ -1,0 +1,209 @@
+"""Self-play: many games at once in one process, their searches batched into shared forward passes.
+
+Each move of every live game gets a search planned by playout-cap randomization (KataGo): a full
+search (`visits`, Dirichlet noise at the root, its visit distribution recorded as a policy target)
+with probability `full_search_prob`, else a cheap one (`cheap_visits`, no noise, no target). All
+live games search together (`mcts.BatchedMCTS.search_many`: one evaluator call per round for the
+leaves of all games). The move is sampled from the visits at `temperature` for the first
+`temperature_moves` moves, then the most visited one is played; the searched subtree is kept.
+
+Resignation: a player resigns when the root value of its search stays below `resign_threshold`
+for `resign_consecutive` of its moves in a row. In a `no_resign_fraction` of the games resignation
+is off and the game is played to the end, so the value head keeps seeing real endgames; those
+games also measure how often a resignation would have been wrong (`resign_false_positive`).
+
+A game that reaches `max_moves_factor * size^2` moves is stopped and scored as it stands
+(Tromp-Taylor). Every position of a game becomes a sample whose value target is that game's result
+for the player to move.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from go_core.board import BLACK, WHITE, Board, format_result
+from go_core.mcts import BatchedMCTS, MCTSConfig, Tree, temperature_for_move
+from go_core.replay import HISTORY, Position, Samples
+
+
+@dataclass
+class SelfPlaySettings:
+    """Self-play knobs (the `selfplay` config group maps onto these)."""
+    size: int = 9
+    komi: float = 7.0
+    parallel_games: int = 128
+    resign_threshold: float = -0.9
+    resign_consecutive: int = 2
+    no_resign_fraction: float = 0.1
+    max_moves_factor: float = 2.0
+
+
+@dataclass
+class FinishedGame:
+    board: Board                   # the final position (history holds every move)
+    winner: int                    # BLACK, WHITE or 0 (draw)
+    result: str                    # "B+3.5", "W+R", "0"
+    resign_allowed: bool
+    would_have_resigned: int = 0   # in a no-resign game: the first colour that fell below the threshold
+    index: int = 0                 # global game number
+
+
+@dataclass
+class SelfPlayStats:
+    games: int = 0
+    samples: int = 0
+    policy_samples: int = 0
+    moves: int = 0
+    simulations: int = 0
+    evaluations: int = 0
+    wall_s: float = 0.0
+    black_wins: int = 0
+    resigned: int = 0
+    no_resign_games: int = 0
+    resign_false_positive: int = 0   # no-resign games the would-be resigner went on to win
+    resign_checked: int = 0          # no-resign games where someone would have resigned
+    game_lengths: list = field(default_factory=list)
+
+    def as_metrics(self) -> dict:
+        return {
+            "games": self.games, "samples": self.samples, "policy_samples": self.policy_samples,
+            "simulations": self.simulations, "evaluations": self.evaluations,
+            "sims_per_s": self.simulations / self.wall_s if self.wall_s else 0.0,
+            "selfplay_s": self.wall_s,
+            "mean_game_length": float(np.mean(self.game_lengths)) if self.game_lengths else 0.0,
+            "black_winrate": self.black_wins / self.games if self.games else 0.0,
+            "resign_rate": self.resigned / self.games if self.games else 0.0,
+            "resign_false_positive_rate": (self.resign_false_positive / self.resign_checked
+                                           if self.resign_checked else None),
+        }
+
+
+class _Game:
+    """One live game: its tree, the samples so far, and its resignation bookkeeping."""
+
+    def __init__(self, index: int, tree: Tree, resign_allowed: bool):
+        self.index = index
+        self.tree = tree
+        self.resign_allowed = resign_allowed
+        self.positions: list[Position] = []
+        self.policies: list[np.ndarray | None] = []
+        self.low_streak = {BLACK: 0, WHITE: 0}
+        self.would_have_resigned = 0
+
+
+def game_result(board: Board) -> tuple[int, str]:
+    """Winner and result text of a finished or stopped game (a resignation decides)."""
+    if board.resigned:
+        return 3 - board.resigned, format_result(0.0, board.resigned)
+    s = board.score()
+    return (BLACK if s > 0 else WHITE if s < 0 else 0), format_result(s)
+
+
+def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, rng: np.random.Generator,
+               first_index: int = 0) -> tuple[Samples | None, list[FinishedGame], SelfPlayStats]:
+    """Play `n_games` self-play games, `settings.parallel_games` at a time; returns their samples
+    (whole games, in the order they finished), the finished games, and statistics."""
+    t0 = time.perf_counter()
+    sims0, evals0 = searcher.simulations, searcher.evaluations
+    cfg = searcher.cfg
+    max_moves = max(1, int(settings.max_moves_factor * settings.size ** 2))
+    A = settings.size ** 2 + 1
+    stats = SelfPlayStats()
+    parts: list[Samples] = []
+    finished: list[FinishedGame] = []
+    started = 0
+    live: list[_Game] = []
+
+    def start() -> _Game:
+        nonlocal started
+        g = _Game(first_index + started, Tree(Board(settings.size, settings.komi), cfg),
+                  resign_allowed=bool(rng.random() >= settings.no_resign_fraction))
+        started += 1
+        return g
+
+    while live or started < n_games:
+        while started < n_games and len(live) < settings.parallel_games:
+            live.append(start())
+        plans = [searcher.plan_search() for _ in live]
+        searcher.search_many([g.tree for g in live], [p.simulations for p in plans], [p.noise for p in plans])
+        still = []
+        for g, plan in zip(live, plans):
+            board = g.tree.board
+            me = board.to_play
+            g.positions.append(Position(board.size, board.stones, me, board.history[-HISTORY:], board.komi))
+            g.policies.append(g.tree.policy_target() if plan.full else None)
+            stats.moves += 1
+            # resignation: the root value for the player to move, over its consecutive moves
+            v = g.tree.root_value()
+            g.low_streak[me] = g.low_streak[me] + 1 if v < settings.resign_threshold else 0
+            done = False
+            if g.low_streak[me] >= settings.resign_consecutive:
+                if g.resign_allowed:
+                    final = board.copy()
+                    final.resign(me)
+                    done = True
+                elif not g.would_have_resigned:
+                    g.would_have_resigned = me
+            if not done:
+                move = g.tree.pick_move(temperature_for_move(board.move_number, cfg), rng)
+                g.tree.advance(move)
+                final = g.tree.board
+                done = final.is_over or final.move_number >= max_moves
+            if done:
+                finished.append(_finish(g, final, A, stats, parts))
+            else:
+                still.append(g)
+        live = still
+    stats.wall_s = time.perf_counter() - t0
+    stats.simulations = searcher.simulations - sims0
+    stats.evaluations = searcher.evaluations - evals0
+    finished.sort(key=lambda f: f.index)
+    return (Samples.concat(parts) if parts else None), finished, stats
+
+
+def _finish(g: _Game, final: Board, A: int, stats: SelfPlayStats, parts: list[Samples]) -> FinishedGame:
+    winner, result = game_result(final)
+    n = len(g.positions)
+    has = np.array([p is not None for p in g.policies])
+    policy = np.zeros((n, A), dtype=np.float32)
+    for i, p in enumerate(g.policies):
+        if p is not None:
+            policy[i] = p
+    to_play = np.array([p.to_play for p in g.positions])
+    value = np.where(winner == 0, 0.0, np.where(to_play == winner, 1.0, -1.0)).astype(np.float32)
+    parts.append(Samples.from_positions(g.positions, policy, has, value, np.full(n, g.index)))
+    stats.games += 1
+    stats.samples += n
+    stats.policy_samples += int(has.sum())
+    stats.black_wins += int(winner == BLACK)
+    stats.resigned += int(bool(final.resigned))
+    stats.game_lengths.append(final.move_number)
+    if not g.resign_allowed:
+        stats.no_resign_games += 1
+        if g.would_have_resigned:
+            stats.resign_checked += 1
+            stats.resign_false_positive += int(winner == g.would_have_resigned)
+    return FinishedGame(final, winner, result, g.resign_allowed, g.would_have_resigned, g.index)
+
+
+def save_sgf(game: FinishedGame, path, player: str = "tengen") -> None:
+    """Write one self-play game as SGF (go_core.sgf, sgfmill underneath)."""
+    from go_core.sgf import record_from_board, write_sgf
+    rec = record_from_board(game.board, black=player, white=player, result=game.result,
+                            root_comment=f"self-play game {game.index}; resignation "
+                                         f"{'on' if game.resign_allowed else 'off'}")
+    write_sgf(path, rec)
+
+
+def make_mcts_config(mcts, selfplay) -> MCTSConfig:
+    """The search's MCTSConfig from the `mcts` and `selfplay` config groups."""
+    return MCTSConfig(
+        num_simulations=int(selfplay.visits), fast_simulations=int(selfplay.cheap_visits),
+        full_search_prob=float(selfplay.full_search_prob), temperature=float(selfplay.temperature),
+        temperature_moves=int(selfplay.temperature_moves), temperature_final=float(selfplay.temperature_final),
+        reuse_tree=bool(selfplay.tree_reuse), c_puct=float(mcts.c_puct), c_puct_base=float(mcts.c_puct_base),
+        fpu_reduction=float(mcts.fpu_reduction), fpu_reduction_root=float(mcts.fpu_reduction_root),
+        dirichlet_alpha_total=float(mcts.dirichlet_alpha_total), dirichlet_eps=float(mcts.dirichlet_eps),
+        leaves_per_game=int(mcts.leaves_per_game), virtual_loss=float(mcts.virtual_loss))
