@@ -63,12 +63,13 @@ def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device
 
 def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
                         board_size: int = 9, komi: float = 7.0, device: str | None = None,
-                        log: Callable[[str], None] = print) -> dict[str, Any]:
+                        log: Callable[[str], None] = print, start_elo: float | None = None) -> dict[str, Any]:
     """Play the checkpoint against the ladder and return the metrics for `summary.json`.
 
     Keys: winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95, reference, rungs (per rung),
     colour_advantage, ladder_source (calibration | defaults), games, failures, eval_seconds.
-    Writes `games/*.sgf` (if eval.save_sgf) and `eval.json` into run_dir.
+    Writes `games/*.sgf` (if eval.save_sgf) and `eval.json` into run_dir. `start_elo` (e.g. the
+    parent run's Elo) starts the adaptive walk at the nearest rung instead of the middle.
     """
     cfg = as_eval_config(eval_cfg)
     run_dir = Path(run_dir)
@@ -76,7 +77,8 @@ def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_d
     t0 = time.monotonic()
     cand = candidate_player(cfg, checkpoint_path, device)
     sgf_dir = str(run_dir / "games") if cfg.save_sgf else None
-    out = evaluate_candidate(cand, cfg, board_size=board_size, komi=komi, sgf_dir=sgf_dir, log=log)
+    out = evaluate_candidate(cand, cfg, board_size=board_size, komi=komi, sgf_dir=sgf_dir, log=log,
+                             start_elo=start_elo)
     out["eval_seconds"] = round(time.monotonic() - t0, 1)
     (run_dir / "eval.json").write_text(json.dumps(out, indent=1))
     return out

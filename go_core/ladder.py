@@ -354,8 +354,12 @@ def calibration_table(data: dict[str, Any]) -> str:
 def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int = 9, komi: float = 7.0,
                        sgf_dir: str | None = None, log: Callable[[str], None] = print,
                        max_rungs: int | None = None, games_per_rung: int | None = None,
-                       games_vs_reference: int | None = None, start: str | None = None) -> dict[str, Any]:
+                       games_vs_reference: int | None = None, start: str | None = None,
+                       start_elo: float | None = None) -> dict[str, Any]:
     """Rate `candidate` against the ladder (see the module docstring); returns the metrics dict.
+
+    The walk starts at the middle rung (or the reference, `start`), or at the rung closest to
+    `start_elo` when a prior estimate is known; the reference always gets `games_vs_reference`.
 
     Keys: winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95, reference, rungs (per rung:
     elo of the rung, games, score, win rate and interval), colour_advantage, ladder_source,
@@ -373,7 +377,14 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     n_ref = cfg.games_vs_reference if games_vs_reference is None else games_vs_reference
     order = sorted(playable, key=lambda r: elos[r.name])
     start = start or cfg.start
-    first = order[len(order) // 2] if start == "middle" else cfg.rung(cfg.reference)
+    if start_elo is not None:  # a prior estimate (e.g. the parent run's Elo) beats the middle
+        first = min(order, key=lambda r: abs(elos[r.name] - start_elo))
+    elif start == "middle":
+        first = order[len(order) // 2]
+    elif start == "reference":
+        first = cfg.rung(cfg.reference)
+    else:
+        raise ValueError(f"eval.start must be middle or reference, got {start!r}")
     played: dict[str, list[GameRecord]] = {}
     all_games: list[GameRecord] = []
 
