@@ -116,6 +116,11 @@ class Digest:
     def entry(self, node_id: int) -> DigestEntry | None:
         return next((e for e in self.entries if e.node_id == node_id), None)
 
+    def baseline(self) -> DigestEntry | None:
+        """The question's baseline (an interrupted one is replaced by its re-run)."""
+        return next((e for e in self.entries if e.kind == "baseline"
+                     and e.status not in NOT_A_RESULT), None)
+
     def best(self) -> DigestEntry | None:
         ok = [e for e in self.entries if e.status == "ok" and e.elo is not None
               and e.kind != "rerun"]

@@ -138,8 +138,8 @@ class ResearchLoop:
             for node_id, job in list(self.running.items()):
                 job.kill("the loop was interrupted")
                 job.wait()
-                self.store.update_node(node_id, status="interrupted", finished_at=time.time(),
-                                       error="the loop was interrupted while this node ran")
+                self.requeue(self.store.get_node(node_id), "the loop was interrupted while "
+                                                           "this node ran")
             self.running.clear()
             self.save_time()
             self.store.update_question(self.qid, status="interrupted")
@@ -167,16 +167,19 @@ class ResearchLoop:
                 self.record(node.id, summary.get("status"), summary, summary.get("error"),
                             sandbox.tail(Path(node.run_dir) / sandbox.LOG_NAME))
                 continue
-            new_id = self.store.add_node(self.qid, node.parent_id, node.kind, node.hypothesis,
-                                         overrides=node.overrides, patch=node.patch,
-                                         seed=node.seed)
-            self.store.update_node(new_id, notes=f"re-run of node {node.id}, interrupted")
-            self.store.update_node(node.id, status="interrupted", finished_at=time.time(),
-                                   error=f"the loop stopped while this node ran; re-queued as "
-                                         f"node {new_id}")
-            self.proposer.rerun(node.id, new_id)
-            self.say(f"node {node.id} was interrupted: re-queued as node {new_id}")
+            self.requeue(node, "the loop stopped while this node ran")
         self.update_verdicts()
+
+    def requeue(self, node: Any, why: str) -> int:
+        """Mark `node` interrupted and queue the same experiment as a fresh node."""
+        new_id = self.store.add_node(self.qid, node.parent_id, node.kind, node.hypothesis,
+                                     overrides=node.overrides, patch=node.patch, seed=node.seed)
+        self.store.update_node(new_id, notes=f"re-run of node {node.id}, interrupted")
+        self.store.update_node(node.id, status="interrupted", finished_at=time.time(),
+                               error=f"{why}; re-queued as node {new_id}")
+        self.proposer.rerun(node.id, new_id)
+        self.say(f"node {node.id} was interrupted: re-queued as node {new_id}")
+        return new_id
 
     def ensure_baseline(self) -> None:
         if any(n.kind == "baseline" for n in self.store.nodes(self.qid)):
@@ -463,7 +466,8 @@ class ResearchLoop:
 
 def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:
     """The loop's own answer when the proposer gives none: best node vs the baseline, honestly."""
-    base = next((e for e in digest.entries if e.kind == "baseline" and e.status == "ok"), None)
+    base = digest.baseline()
+    base = base if base is not None and base.status == "ok" else None
     counts: dict[str, int] = {}
     for e in digest.entries:
         counts[e.status] = counts.get(e.status, 0) + 1

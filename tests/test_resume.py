@@ -132,3 +132,35 @@ def test_recover_records_a_run_that_finished_while_the_loop_was_dead(tmp_path):
     assert rc == 0
     nodes = store.nodes(qid)
     assert [(n.id, n.status, n.metrics.get("elo")) for n in nodes] == [(base, "ok", 10.0)]
+
+
+def test_sigterm_stops_cleanly_and_resume_reruns_the_interrupted_baseline(tmp_path):
+    repo = make_fake_repo(tmp_path / "repo")
+    ws = tmp_path / "ws"
+    gate = tmp_path / "gate"
+    gate.touch()   # the baseline will hang at the gate
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    loop = subprocess.Popen([sys.executable, "-m", "autoresearch.run_cli", "Which lr?",
+                             *args(repo, ws), "--budget-runs", "2", "--set", f"fake.gate={gate}"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        wait_for(lambda: (ws / "runs" / "1" / "at_gate").exists(), 120, "the baseline at the gate")
+        loop.send_signal(signal.SIGTERM)
+        out, _ = loop.communicate(timeout=60)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+    assert loop.returncode == 3, out
+    assert "research run --resume" in out
+    store = TreeStore(ws / "tree.db")
+    assert store.get_question(1).status == "interrupted"
+    assert [(n.id, n.kind, n.status) for n in store.nodes(1)] == \
+        [(1, "baseline", "interrupted"), (2, "baseline", "pending")]
+    assert not live_jobs(ws)
+    gate.unlink()
+    assert run_cli.main(["--resume", *args(repo, ws), "--set", f"fake.gate={gate}"]) == 0
+    nodes = store.nodes(1)
+    assert [(n.kind, n.status) for n in nodes] == \
+        [("baseline", "interrupted"), ("baseline", "ok"), ("sweep-trial", "ok")]
+    assert nodes[2].parent_id == 2

@@ -235,7 +235,7 @@ class AnthropicProposer(Proposer):
         if not hypothesis:
             return "state a hypothesis: what should happen and why", True, None
         parent_id = args.get("parent_id")
-        base = next((e for e in digest.entries if e.kind == "baseline"), None)
+        base = digest.baseline()
         parent = self.store.get_node(int(parent_id)) if parent_id is not None else (
             self.store.get_node(base.node_id) if base else None)
         if parent is not None and parent.question_id != self.qid:

@@ -56,7 +56,7 @@ class OfflineProposer(Proposer):
     def propose(self, digest: Any, n: int) -> list[Proposal] | Conclusion:
         from autoresearch.search_space import suggest_overrides
 
-        baseline = next((e for e in digest.entries if e.kind == "baseline"), None)
+        baseline = digest.baseline()
         out: list[Proposal] = []
         keys = set(digest.keys)
         asks = 0
