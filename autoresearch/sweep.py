@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,8 +182,11 @@ def _seed_of(overrides: list[str]) -> int:
     return 0
 
 
-def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptions) -> str:
-    """Run one trial start to finish; returns the node status. The trial is always told."""
+def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptions) -> dict:
+    """Run one trial start to finish; the trial is always told, whatever happens.
+
+    Returns `{"trial", "node", "status" (the node's), "values" (None unless COMPLETE)}`.
+    """
     import optuna
     from autoresearch import sandbox
     from experiment_tree.workspace import Workspace
@@ -270,7 +274,7 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                 store.update_node(node_id, wandb_path=str(offline[-1]))
                 trial.set_user_attr("wandb_path", str(offline[-1]))
             tell(optuna.trial.TrialState.PRUNED)
-            trial_status = "pruned"
+            trial_status, values = "pruned", None
         else:
             summary = result.summary or {"status": result.status, "error": result.error}
             summary = {**summary, "status": result.status,
@@ -292,7 +296,7 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                 tell(optuna.trial.TrialState.COMPLETE, values)
             else:
                 tell(optuna.trial.TrialState.FAIL)
-        return trial_status
+        return {"trial": trial.number, "node": node_id, "status": trial_status, "values": values}
     except BaseException as e:
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         if job is not None and job.poll() is None:
@@ -315,6 +319,9 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
 # --------------------------------------------------------------------------- workers
 
 def _raise_interrupt(signum, frame):
+    # once: further Ctrl-C / SIGTERM must not cut the clean-up (kill the job, fail the trial)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -324,6 +331,7 @@ def worker_main(opts: WorkerOptions) -> int:
     from experiment_tree.workspace import Workspace
 
     signal.signal(signal.SIGTERM, _raise_interrupt)   # clean up the running job and its trial
+    signal.signal(signal.SIGINT, _raise_interrupt)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_sweep(opts.sweep_path)
     study = open_study(spec, opts.storage, create=False)
@@ -331,9 +339,11 @@ def worker_main(opts: WorkerOptions) -> int:
     try:
         for _ in range(opts.trials):
             t0 = time.time()
-            status = run_trial(study, spec, store, opts.question_id, opts)
-            print(f"[sweep {spec.name} worker {opts.worker}] trial finished: {status} "
-                  f"({time.time() - t0:.1f} s)", flush=True)
+            r = run_trial(study, spec, store, opts.question_id, opts)
+            shown = "" if r["values"] is None else " " + ", ".join(
+                f"{k}={v:g}" for k, v in zip(spec.objectives, r["values"]))
+            print(f"[sweep {spec.name} worker {opts.worker}] trial {r['trial']} (node {r['node']}):"
+                  f" {r['status']}{shown} ({time.time() - t0:.1f} s)", flush=True)
     except KeyboardInterrupt:
         print(f"[sweep {spec.name} worker {opts.worker}] interrupted", flush=True)
         return 130
@@ -374,6 +384,12 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
             study.enqueue_trial(params, skip_if_exists=True)
     study.set_user_attr("sweep_file", str(spec.path))
     study.set_user_attr("objectives", spec.objectives)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")             # ExperimentalWarning
+            study.set_metric_names(spec.objectives)     # the dashboard labels its axes with them
+    except Exception:                                   # cosmetic only
+        pass
 
     quotas = split_trials(total, workers)
     base = WorkerOptions(sweep_path=str(Path(spec_path).resolve()), storage=storage,
@@ -392,15 +408,23 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
                  for o in opts]
         for p in procs:
             p.start()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)   # `kill` = Ctrl-C
         try:
             for p in procs:
                 p.join()
         except KeyboardInterrupt:
+            # Ctrl-C reached the workers too; give them time to kill their jobs and fail their
+            # trials, then SIGTERM the ones that did not notice (e.g. after `kill` of this process)
+            deadline = time.time() + 5
+            for p in procs:
+                p.join(timeout=max(0.1, deadline - time.time()))
             for p in procs:
                 if p.is_alive():
-                    p.terminate()   # SIGTERM: the worker kills its job and fails its trial
+                    p.terminate()
             for p in procs:
-                p.join(timeout=30)
+                p.join(timeout=60)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         exit_codes = [p.exitcode if p.exitcode is not None else -1 for p in procs]
     return summarize(spec, storage, qid, ws, exit_codes)
 
