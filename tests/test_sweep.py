@@ -186,3 +186,44 @@ def test_metrics_tail_waits_for_complete_lines(tmp_path):
     with open(path, "a") as f:
         f.write('o": 2}\n')
     assert tail.read_new() == [(1, {"step": 1, "elo": 2})]
+
+
+def test_sigterm_kills_running_trials_and_fails_them(tmp_path, fake_repo):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep = write_sweep(tmp_path / "long.yaml", """
+        name: interrupted
+        params: {fake.quality: {type: float, low: 0.5, high: 1.0}}
+        pruner: none
+        base_overrides: [fake.steps=600, fake.sleep=0.1]
+        job: {module: fake_train, wall_clock_s: 600}
+    """)
+    ws = Workspace(tmp_path / "ws")
+    proc = subprocess.Popen([sys.executable, "-m", "autoresearch.sweep", str(sweep), "--trials", "4",
+                             "--workers", "2", "--workspace", str(ws.root), "--repo", str(fake_repo)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    pids: list[int] = []
+    deadline = time.time() + 120
+    while time.time() < deadline and len(pids) < 2:
+        time.sleep(0.5)
+        pid_files = list(ws.runs_dir.glob("*/job.pid")) if ws.runs_dir.exists() else []
+        pids = [int(p.read_text().split()[0]) for p in pid_files if p.read_text().strip()]
+    assert len(pids) == 2, "two trials never started"
+    os.kill(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 1, out
+
+    for pid in pids:   # the jobs (own sessions) were killed, not orphaned
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    spec = load_sweep(sweep)
+    trials = open_study(spec, str(ws.root / "optuna-journal.log"), create=False).trials
+    with ws.store() as store:
+        nodes = store.nodes()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert sorted(n.status for n in nodes) == ["interrupted", "interrupted"]
