@@ -139,3 +139,14 @@ def test_gnugo_level_10_beats_level_0_clearly(tmp_path):
     wr = res.win_rate("gnugo-L10")
     assert not any(g.failure for g in res.games), res.reasons()
     assert wilson_interval(wr.wins, wr.games)[0] > 0.5, wr
+
+
+def test_a_prior_estimate_starts_the_walk_at_the_nearest_rung(tmp_path, simulated):
+    cfg = config(tmp_path, max_rungs=2)
+    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    simulated.clear()
+    out = ladder.evaluate_candidate(PlayerSpec("candidate", ["true"]), cfg, log=lambda m: None,
+                                    start_elo=980.0)
+    played = [b for _, b, _ in simulated]
+    assert played[0] == "r4"
+    assert "r2" in played and out["games_vs_ref"] == 8   # the reference is always played
