@@ -35,8 +35,6 @@ import traceback
 from pathlib import Path
 
 import hydra
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -75,6 +73,8 @@ class TrainingRun:
     """Everything the loop carries from one iteration to the next, and its checkpoint."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path):
+        import numpy as np
+        import torch
         from go_core.evaluators import NetEvaluator
         from go_core.mcts import BatchedMCTS
         from go_core.net import PolicyValueNet, NetConfig, select_device
@@ -115,6 +115,8 @@ class TrainingRun:
 
     # -- checkpoints
     def save(self, wall_s: float, cpu_s: float) -> None:
+        import numpy as np
+        import torch
         from go_core.net import save_checkpoint
         rng_state = {"numpy": self.rng.bit_generator.state, "torch_gen": self.torch_gen.get_state(),
                      "torch": torch.get_rng_state(), "python": random.getstate(),
@@ -130,6 +132,8 @@ class TrainingRun:
                         iteration=self.iteration, games=self.games)
 
     def resume(self, path: Path) -> None:
+        import numpy as np
+        import torch
         from go_core.net import check_board_size, load_checkpoint
         net, meta = load_checkpoint(path, self.device)
         check_board_size(meta, self.cfg.board.size, f"checkpoint '{path}'")

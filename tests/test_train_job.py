@@ -1,0 +1,103 @@
+"""The training job end to end, as the harness runs it: a subprocess with Hydra overrides."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.rundir import read_metrics, read_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterations=2",
+         "selfplay.games_per_iteration=2", "selfplay.parallel_games=2", "selfplay.visits=4",
+         "selfplay.cheap_visits=2", "selfplay.max_moves_factor=1.0", "train.batch_size=16",
+         "train.max_steps_per_iteration=3", "train.warm_start.random_value_games=4",
+         "train.warm_start.random_value_steps=1", "train.torch_threads=1", "++eval.at_end=false"]
+
+
+def job(run_dir: Path, *overrides: str, wait: bool = True):
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "experiments.train", *MICRO, *overrides, f"hydra.run.dir={run_dir}"]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_micro_job_writes_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    p = job(run)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for name in (".hydra/config.yaml", "log.txt", "metrics.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt"):
+        assert (run / name).exists(), name
+    assert list((run / "games").glob("selfplay_*.sgf"))
+    metrics = read_metrics(run)
+    assert [m["iteration"] for m in metrics] == [1, 2]
+    for m in metrics:
+        for key in ("step", "policy_loss", "value_loss", "loss", "games", "samples", "sims_per_s", "wall_s", "cpu_s"):
+            assert key in m, key
+        assert m["games"] == 2 and m["samples"] > 0
+    s = read_summary(run)
+    assert s["status"] == "ok", s
+    assert s["metrics"]["iterations"] == 2 and s["metrics"]["games"] == 4
+    assert "iteration budget" in s["budget_note"]
+    assert set(s["compute"]) >= {"wall_s", "cpu_s", "gpu_s", "device"}
+    assert s["checkpoint"].endswith("best.pt") and s["warm_start"]["random_value"]["games"] == 4
+    ckpt = torch.load(run / "checkpoints/latest.pt", weights_only=False)
+    assert ckpt["iteration"] == 2 and ckpt["board_size"] == 5 and ckpt["replay"]["data"] is not None
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("board=8x8", "9x9"),                      # unknown group option: Hydra names the choices
+    ("train.lrr=0.1", "lrr"),                  # misspelt field
+    ("train.lr=fast", "train.lr"),             # wrong type
+    ("train.schedule=linear", "cosine"),       # not one of the allowed values
+])
+def test_bad_overrides_are_refused_before_anything_runs(tmp_path, override, expected):
+    run = tmp_path / "run"
+    p = job(run, override)
+    assert p.returncode != 0
+    assert expected in p.stdout + p.stderr + ((run / "summary.json").read_text() if (run / "summary.json").exists() else "")
+    assert not (run / "checkpoints").exists()
+    s = read_summary(run)
+    assert s is None or s["status"] == "invalid"
+
+
+def test_a_crash_is_recorded_with_its_traceback(tmp_path):
+    run = tmp_path / "run"
+    p = job(run, "train.warm_start.init_checkpoint=/nonexistent/net.pt")
+    assert p.returncode == 1
+    s = read_summary(run)
+    assert s["status"] == "crash"
+    assert "Traceback" in s["error"] and "nonexistent/net.pt" in s["error"]
+
+
+def test_killed_run_resumes_exactly_where_it_was(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert job(straight, "budget.max_iterations=3").returncode == 0
+    proc = job(killed, "budget.max_iterations=3", wait=False)
+    latest = killed / "checkpoints/latest.pt"
+    deadline = time.time() + 300
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_summary(killed) is None, "the job finished before it could be killed"
+    done = torch.load(latest, weights_only=False)["iteration"]
+    assert 1 <= done < 3
+    p = job(killed, "budget.max_iterations=3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = read_summary(killed)
+    assert s["status"] == "ok" and s["resumed_from_iteration"] == done
+    assert [m["iteration"] for m in read_metrics(killed)] == [1, 2, 3]
+    # the same net, bit for bit, as the run that was never interrupted
+    a = torch.load(straight / "checkpoints/latest.pt", weights_only=False)
+    b = torch.load(latest, weights_only=False)
+    assert a["step"] == b["step"] and a["games"] == b["games"]
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert json.dumps(read_metrics(straight)[-1]["value_loss"]) == json.dumps(read_metrics(killed)[-1]["value_loss"])
