@@ -50,28 +50,43 @@ def _run_colours(node_ids: list[int]) -> dict[int, tuple]:
     return {nid: cmap(i % cmap.N) for i, nid in enumerate(node_ids)}
 
 
-def _curve_panel(ax, curves: pd.DataFrame, colours: dict, xkey: str, xlabel: str,
+def _split_runs(curves: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Each run's rows, sorted by iteration (split once; panels reuse it)."""
+    if not len(curves):
+        return {}
+    return {int(nid): d.sort_values("iteration") for nid, d in curves.groupby("node", sort=True)}
+
+
+def _xy(d: pd.DataFrame, xkey: str, ykey: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = d[xkey].to_numpy(float), d[ykey].to_numpy(float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    return x[ok], y[ok]
+
+
+def _curve_panel(ax, runs: dict[int, pd.DataFrame], colours: dict, xkey: str, xlabel: str,
                  ykey: str) -> None:
-    """One panel: `ykey` against `xkey` for every run in `curves` (losses as three styles)."""
+    """One panel: `ykey` against `xkey` for every run (losses as three line styles)."""
     drawn = False
-    for nid, c in colours.items():
-        d = curves[curves["node"] == nid].sort_values("iteration")
+    many = len(runs) > MAX_LEGEND      # a sweep: thin lines, no bands, so the panel stays legible
+    lw = 0.8 if many else 1.5
+    for nid, d in runs.items():
+        c = colours[nid]
         if ykey == "loss":
             for key, style in (("loss", "-"), ("policy_loss", "--"), ("value_loss", ":")):
-                s = d[[xkey, key]].dropna()
-                if len(s):
-                    ax.plot(s[xkey], s[key], style, color=c,
-                            label=f"#{nid}" if key == "loss" else None)
+                x, y = _xy(d, xkey, key)
+                if len(x):
+                    ax.plot(x, y, style, color=c, lw=lw, label=f"#{nid}" if key == "loss" else None)
                     drawn = True
             continue
-        s = d.dropna(subset=[xkey, ykey])
-        if not len(s):
+        x, y = _xy(d, xkey, ykey)
+        if not len(x):
             continue
-        ax.plot(s[xkey], s[ykey], "-o", ms=3, color=c, label=f"#{nid}")
-        if ykey == "elo":
-            band = s.dropna(subset=["elo_lo", "elo_hi"])
+        ax.plot(x, y, "-", marker=None if many else "o", ms=3, lw=lw, color=c, label=f"#{nid}")
+        if ykey == "elo" and not many:
+            band = d[[xkey, "elo_lo", "elo_hi"]].dropna()
             if len(band):
-                ax.fill_between(band[xkey], band["elo_lo"], band["elo_hi"], color=c, alpha=0.15)
+                ax.fill_between(band[xkey].to_numpy(float), band["elo_lo"].to_numpy(float),
+                                band["elo_hi"].to_numpy(float), color=c, alpha=0.15)
         drawn = True
     name = ykey.replace("_vs_ref", "")
     note = " (solid total, dashed policy, dotted value)" if ykey == "loss" else ""
@@ -86,6 +101,9 @@ def _curve_panel(ax, curves: pd.DataFrame, colours: dict, xkey: str, xlabel: str
 
 
 CURVES = ("loss", "elo", "winrate_vs_ref")
+MAX_LEGEND = 24          # runs named in the learning-curve legend
+MAX_BOXES = 40           # tree columns drawn as labelled boxes; wider trees are drawn as dots
+MAX_FIG_IN = 60.0        # no figure side longer than this (inches): a 500-trial sweep stays drawable
 X_AXES = (("iteration", "iteration"), ("wall_s", "compute (wall s)"))
 
 
@@ -94,31 +112,35 @@ def learning_curves(curves: pd.DataFrame, path: Path, title: str = "Learning cur
     against compute in wall seconds (bottom row); one colour per run."""
     fig, axes = _subplots(2, 3, figsize=(15, 8.5), squeeze=False, layout="constrained")
     fig.suptitle(title)
-    ids = sorted(curves["node"].unique().tolist()) if len(curves) else []
+    runs = _split_runs(curves)
+    ids = list(runs)
     colours = _run_colours(ids)
     for row, (xkey, xlabel) in enumerate(X_AXES):
         for col, ykey in enumerate(CURVES):
-            _curve_panel(axes[row][col], curves, colours, xkey, xlabel, ykey)
+            _curve_panel(axes[row][col], runs, colours, xkey, xlabel, ykey)
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes.flat[1:]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if handles:
+    if handles and len(handles) <= MAX_LEGEND:
         fig.legend(handles, labels, loc="outside right center", title="node", fontsize=8)
+    elif handles:   # a sweep's hundred runs: a legend would be taller than the figure
+        fig.text(0.995, 0.5, f"{len(ids)} runs\n(one colour each;\nsee the per-run figures)",
+                 ha="right", va="center", fontsize=8)
     return _save(fig, path)
 
 
 def run_curves(curves: pd.DataFrame, node_id: int, path: Path) -> Path:
     """One run's losses, Elo and win rate against iteration, with wall seconds on a top axis
     (a small figure: the report draws one per run)."""
-    d = curves[curves["node"] == node_id]
+    d = curves[curves["node"] == node_id].sort_values("iteration")
     fig, axes = _subplots(1, 3, figsize=(12, 3.4))
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.74, wspace=0.22)
     fig.suptitle(f"Node #{node_id}", fontsize=10)
     for ax, ykey in zip(axes, CURVES):
-        _curve_panel(ax, d, {node_id: "#1f77b4"}, "iteration", "iteration", ykey)
+        _curve_panel(ax, {node_id: d}, {node_id: "#1f77b4"}, "iteration", "iteration", ykey)
     spans = d.dropna(subset=["iteration", "wall_s"])
     if len(spans) >= 2:   # the compute axis: wall seconds at the ticks of the iteration axis
         it, wall = spans["iteration"].to_numpy(float), spans["wall_s"].to_numpy(float)
@@ -139,26 +161,34 @@ def node_strength(nodes: list[Node], frame: pd.DataFrame, path: Path,
     """Every node's Elo (left) and win rate vs the reference (right), with 95% intervals,
     coloured by verdict; nodes without a measurement are listed as such."""
     n = max(len(frame), 1)
-    fig, (ax_e, ax_w) = _subplots(1, 2, figsize=(13, 1.6 + 0.42 * n), squeeze=True,
-                                     layout="constrained")
+    fig, (ax_e, ax_w) = _subplots(1, 2, figsize=(13, min(MAX_FIG_IN, 1.6 + 0.42 * n)),
+                                  squeeze=True, layout="constrained")
+    label_size = 8 if n <= 60 else max(3.0, 8 * 60 / n)
     labels = [f"#{r.node} {r.status}" for r in frame.itertuples()]
     ys = list(range(len(frame)))[::-1]
     for ax, key, lo, hi, name in ((ax_e, "elo", "elo_lo", "elo_hi", "Elo"),
                                   (ax_w, "winrate", "winrate_lo", "winrate_hi", "win rate vs reference")):
-        any_drawn = False
-        for y, r in zip(ys, frame.itertuples()):
-            v = getattr(r, key)
-            colour = COLOURS.get(r.colour, "#555")
-            if pd.isna(v):
-                ax.text(0.01, y, "not measured" if r.colour != "crashed" else "crashed",
-                        transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="#889")
+        y_all = np.asarray(ys, float)
+        v_all = pd.to_numeric(frame[key], errors="coerce").to_numpy(float)
+        lo_all = pd.to_numeric(frame[lo], errors="coerce").to_numpy(float)
+        hi_all = pd.to_numeric(frame[hi], errors="coerce").to_numpy(float)
+        measured = ~np.isnan(v_all)
+        any_drawn = bool(measured.any())
+        for cls in frame["colour"].unique():       # one errorbar call per colour: fast for sweeps
+            m = measured & (frame["colour"] == cls).to_numpy()
+            if not m.any():
                 continue
-            l, h = getattr(r, lo), getattr(r, hi)
-            err = [[v - l], [h - v]] if not (pd.isna(l) or pd.isna(h)) else None
-            ax.errorbar([v], [y], xerr=err, fmt="o", color=colour, capsize=4, ms=6)
-            any_drawn = True
+            err = np.vstack([v_all[m] - lo_all[m], hi_all[m] - v_all[m]])
+            err = np.where(np.isnan(err), 0.0, np.maximum(err, 0.0))
+            ax.errorbar(v_all[m], y_all[m], xerr=err, fmt="o", color=COLOURS.get(cls, "#555"),
+                        capsize=4 if n <= 60 else 1.5, ms=6 if n <= 60 else 3)
+        for y, r, ok in zip(ys, frame.itertuples(), measured):
+            if not ok and n <= 60:          # beyond that the empty row says it
+                ax.text(0.01, y, "crashed" if r.colour == "crashed" else "not measured",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=label_size,
+                        color="#889")
         ax.set_yticks(ys)
-        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_yticklabels(labels if ax is ax_e else [], fontsize=label_size)
         ax.set_ylim(-0.7, len(frame) - 0.3)
         ax.set_title(name + " (95% CI)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
@@ -182,7 +212,9 @@ def tree_diagram(nodes: list[Node], path: Path) -> Path:
     placed = layout(nodes)
     cols = max((p.x for p in placed), default=0) + 1
     depth = max((p.depth for p in placed), default=0) + 1
-    fig, ax = _subplots(figsize=(max(4.0, 2.3 * cols), max(2.0, 1.25 * depth)))
+    compact = cols > MAX_BOXES
+    width = min(MAX_FIG_IN, 0.18 * cols + 2) if compact else max(4.0, 2.3 * cols)
+    fig, ax = _subplots(figsize=(width, min(MAX_FIG_IN, max(2.0, 1.25 * depth))))
     ax.set_axis_off()
     if not placed:
         _empty(ax, "no nodes yet")
@@ -191,8 +223,18 @@ def tree_diagram(nodes: list[Node], path: Path) -> Path:
     for p in placed:
         if p.node.parent_id in pos:
             (x0, y0), (x1, y1) = pos[p.node.parent_id], pos[p.node.id]
-            ax.plot([x0, x0, x1, x1], [y0 - 0.25, (y0 + y1) / 2, (y0 + y1) / 2, y1 + 0.25],
-                    color="#8895a7", lw=1.2, zorder=1)
+            gap = 0.05 if compact else 0.25
+            ax.plot([x0, x0, x1, x1], [y0 - gap, (y0 + y1) / 2, (y0 + y1) / 2, y1 + gap],
+                    color="#8895a7", lw=0.8 if compact else 1.2, zorder=1)
+    if compact:   # too wide for labelled boxes: coloured dots with ids
+        xs, ys = zip(*(pos[p.node.id] for p in placed))
+        ax.scatter(xs, ys, s=40, zorder=2, c=[COLOURS[colour_class(p.node)] for p in placed])
+        for p in placed:
+            ax.text(pos[p.node.id][0], pos[p.node.id][1] - 0.12, str(p.node.id), ha="center",
+                    va="top", fontsize=5, rotation=90)
+        ax.set_xlim(-0.6, cols - 0.4)
+        ax.set_ylim(-depth + 0.3, 0.5)
+        return _save(fig, path)
     for p in placed:
         n, (x, y) = p.node, pos[p.node.id]
         cls = colour_class(n)
@@ -223,14 +265,20 @@ def ladder_figure(ladder: Ladder, frame: pd.DataFrame, path: Path) -> Path:
         ax.axhline(v["elo"], color="#ccd", lw=0.8, zorder=0)
         ax.text(-0.08, v["elo"], f"{name}  {v['elo']:.0f}", ha="right", va="center", fontsize=8)
     measured = frame.dropna(subset=["elo"]) if len(frame) else frame
-    for j, r in enumerate(measured.itertuples()):
-        x = 1 + j * 0.25
-        err = ([[r.elo - r.elo_lo], [r.elo_hi - r.elo]]
-               if not (pd.isna(r.elo_lo) or pd.isna(r.elo_hi)) else None)
-        ax.errorbar([x], [r.elo], yerr=err, fmt="o", color=COLOURS.get(r.colour, "#555"),
-                    capsize=3)
-        ax.text(x, r.elo, f" #{r.node}", fontsize=7, va="bottom")
-    ax.set_xlim(-1.2, 1.6 + 0.25 * max(len(measured), 1))
+    step = 0.25 if len(measured) <= 40 else 10.0 / len(measured)
+    xs = 1 + step * np.arange(len(measured))
+    elo = measured["elo"].to_numpy(float)
+    err = np.vstack([elo - measured["elo_lo"].to_numpy(float),
+                     measured["elo_hi"].to_numpy(float) - elo]) if len(measured) else None
+    err = None if err is None else np.where(np.isnan(err), 0.0, np.maximum(err, 0.0))
+    for cls in measured["colour"].unique() if len(measured) else []:
+        m = (measured["colour"] == cls).to_numpy()
+        ax.errorbar(xs[m], elo[m], yerr=err[:, m], fmt="o", color=COLOURS.get(cls, "#555"),
+                    capsize=3 if len(measured) <= 40 else 1, ms=6 if len(measured) <= 40 else 3)
+    if len(measured) <= 40:
+        for x, r in zip(xs, measured.itertuples()):
+            ax.text(x, r.elo, f" #{r.node}", fontsize=7, va="bottom")
+    ax.set_xlim(-1.2, 1.6 + step * max(len(measured), 1))
     ax.set_xticks([0] + ([1] if len(measured) else []))
     ax.set_xticklabels(["ladder"] + (["nodes"] if len(measured) else []))
     ax.set_ylabel("Elo (random = 0)")
