@@ -257,10 +257,13 @@ def make_pruner(spec: PrunerSpec):
     return cls(**spec.args)
 
 
-def make_sampler(spec: SweepSpec):
+def make_sampler(spec: SweepSpec, seed: int | None = None):
+    """The sweep's Optuna sampler; `seed` replaces the file's seed (each worker gets its own)."""
     import optuna
 
     args = dict(spec.sampler)
+    if seed is not None:
+        args["seed"] = seed
     kind = str(args.pop("type", "tpe")).lower()
     classes = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                "nsga2": optuna.samplers.NSGAIISampler, "cmaes": optuna.samplers.CmaEsSampler,

@@ -166,7 +166,9 @@ class MetricsTail:
 
 
 def _step_of(rec: dict[str, Any], idx: int) -> int:
-    for key in ("step", "iteration"):
+    """The pruning step of a metrics line: its iteration (comparable across trials, unlike the
+    optimizer step count, which depends on batch size and samples), else `step`, else its index."""
+    for key in ("iteration", "step"):
         if isinstance(rec.get(key), (int, float)) and not isinstance(rec.get(key), bool):
             return int(rec[key])
     return idx
@@ -335,6 +337,11 @@ def worker_main(opts: WorkerOptions) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_sweep(opts.sweep_path)
     study = open_study(spec, opts.storage, create=False)
+    if spec.sampler.get("seed") is not None:
+        # Workers (and later invocations) with one seed would draw the same points: give each
+        # its own stream, reproducible from the sweep seed, the worker and the study's size.
+        seed = int(spec.sampler["seed"]) + 1000 * opts.worker + len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(spec, seed=seed)
     store = Workspace(opts.workspace).store()
     try:
         for _ in range(opts.trials):

@@ -63,6 +63,8 @@ def test_two_workers_share_one_study_each_trial_once(tmp_path, fake_repo):
     assert len(trials) == 6 and len(nodes) == 6
     states = [t.state.name for t in trials]
     assert "FAIL" in states and "COMPLETE" in states
+    qualities = [t.params["fake.quality"] for t in trials]
+    assert len(set(qualities)) == len(qualities), "two workers sampled the same points"
     crashed = [n for n in nodes if n.status == "crash"]
     assert crashed and all("fake training diverged" in (n.error or "") + (n.log_tail or "")
                            for n in crashed)
@@ -227,3 +229,40 @@ def test_sigterm_kills_running_trials_and_fails_them(tmp_path, fake_repo):
         nodes = store.nodes()
     assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
     assert sorted(n.status for n in nodes) == ["interrupted", "interrupted"]
+
+
+MICRO_JOB = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterations=2",
+             "selfplay.games_per_iteration=2", "selfplay.parallel_games=2", "selfplay.visits=4",
+             "selfplay.cheap_visits=2", "selfplay.max_moves_factor=1.0", "train.batch_size=16",
+             "train.max_steps_per_iteration=3", "train.torch_threads=1", "eval=smoke"]
+
+
+@pytest.mark.slow
+@pytest.mark.gnugo
+def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
+    """`research sweep` on experiments.train (micro budget, smoke ladder): Elo from the run's
+    summary is the trial's value, and the W&B offline run is on the node."""
+    import shutil
+    from experiments.tracking import read_offline_run
+
+    if shutil.which("gnugo") is None and not Path("/usr/games/gnugo").exists():
+        pytest.skip("GNU Go not installed (apt-get install gnugo): the smoke ladder needs it")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    sweep = write_sweep(tmp_path / "micro.yaml", f"""
+        name: micro_real
+        params:
+          train.lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+          mcts.c_puct: {{type: float, low: 1.0, high: 2.0}}
+        pruner: none
+        base_overrides: {json.dumps(MICRO_JOB)}
+        job: {{module: experiments.train, wall_clock_s: 900}}
+    """)
+    ws = Workspace(tmp_path / "ws")
+    out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
+    trials, nodes = check_study_matches_tree(out["storage"], sweep, ws)
+    assert [t.state.name for t in trials] == ["COMPLETE"], nodes[0].error
+    node = nodes[0]
+    assert isinstance(node.metrics["elo"], float)
+    assert any(o.startswith("train.lr=") for o in node.overrides)
+    assert node.wandb_path and read_offline_run(node.wandb_path)["history"]
