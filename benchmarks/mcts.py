@@ -131,8 +131,12 @@ def bench_katago(args, rng):
     except ImportError as e:  # the GTP helper's modules are missing
         return None, f"go_core.engines/gtp_client not importable: {e}"
     try:
+        extra = {}
+        if args.katago_threads > 2:  # engines caps threads at 2 (shared CPUs); a GPU wants more
+            extra = {"numSearchThreads": args.katago_threads,
+                     "nnMaxBatchSize": max(16, args.katago_threads)}
         cmd = engines.katago_command(model=args.katago_model, visits=args.katago_visits,
-                                     threads=args.katago_threads)
+                                     threads=min(args.katago_threads, 2), extra=extra)
     except Exception as e:  # noqa: BLE001 - EngineNotFound etc.: report, do not fail the benchmark
         return None, f"{type(e).__name__}: {e}"
     try:
@@ -176,7 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--net-seconds", type=float, default=5.0)
     p.add_argument("--katago-visits", type=int, default=200)
     p.add_argument("--katago-moves", type=int, default=5)
-    p.add_argument("--katago-threads", type=int, default=2)
+    p.add_argument("--katago-threads", type=int, default=2,
+                   help="KataGo numSearchThreads (2 on the shared CPU machines; more on a GPU)")
     p.add_argument("--katago-model", default=None)
     p.add_argument("--no-katago", action="store_true")
     p.add_argument("--seed", type=int, default=0)

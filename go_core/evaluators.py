@@ -11,8 +11,12 @@
   (+1 = that player wins).
 
 Implementations:
-- `NetEvaluator(net, device, max_batch)`: one batched forward pass (chunks of `max_batch`) of a
-  `go_core.net.PolicyValueNet`, under `torch.inference_mode` and, on CUDA, bf16 autocast.
+- `NetEvaluator(net, device, max_batch, fuse=True)`: one batched forward pass (chunks of
+  `max_batch`) of a `go_core.net.PolicyValueNet`, under `torch.inference_mode` and, on CUDA,
+  bf16 autocast, always in eval mode (whatever mode the training loop left `net` in). With
+  `fuse` it runs a BatchNorm-folded copy (`net.fuse_for_inference`, ~1.5-2x faster on CPU) that
+  is rebuilt automatically whenever `net`'s weights or BN statistics change (torch's in-place
+  version counters), so one evaluator can serve a net that is being trained.
 - `UniformEvaluator()`: uniform prior over legal moves, value 0 — MCTS with it is pure search.
 - `RolloutEvaluator(rollouts, seed)`: uniform prior; value = mean result of random playouts
   (no filling one's own single-point eyes) scored by Tromp-Taylor. Slow; for tests on small boards.
@@ -92,26 +96,49 @@ class NetEvaluator:
     """Batched forward passes of a PolicyValueNet: `max_batch` positions per pass at most."""
 
     def __init__(self, net: torch.nn.Module, device: str | torch.device | None = None,
-                 max_batch: int = 1024):
+                 max_batch: int = 1024, fuse: bool = True):
         from go_core.net import select_device
         self.device = select_device(device or next(net.parameters()).device)
-        self.net = net.to(self.device).eval()
+        self.net = net.to(self.device)
         self.max_batch = max_batch
+        self.fuse = fuse
+        self._fused = None
+        self._fingerprint = None
         self.positions = 0  # positions evaluated so far
         self.batches = 0    # forward passes so far
+
+    def _weights_fingerprint(self):
+        return tuple(t._version for t in self.net.parameters()) + \
+            tuple(t._version for t in self.net.buffers()) + (id(self.net),)
+
+    def inference_net(self) -> torch.nn.Module:
+        """The module that evaluates: a fused eval-mode copy, refreshed when `net` changed."""
+        if not self.fuse:
+            return self.net
+        fp = self._weights_fingerprint()
+        if self._fused is None or fp != self._fingerprint:
+            from go_core.net import fuse_for_inference
+            self._fused = fuse_for_inference(self.net).to(self.device)
+            self._fingerprint = fp
+        return self._fused
 
     @torch.inference_mode()
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw net outputs (logits (B, A), values (B,)) for encoded planes x (B, C, S, S)."""
         from go_core.net import autocast
+        net = self.inference_net()
+        was_training = net.training
+        net.eval()
         logits_out, values_out = [], []
         for i in range(0, len(x), self.max_batch):
             xb = torch.from_numpy(x[i:i + self.max_batch]).to(self.device, non_blocking=True)
             with autocast(self.device):
-                logits, values = self.net(xb)
+                logits, values = net(xb)
             logits_out.append(logits.float().cpu().numpy())
             values_out.append(values.float().cpu().numpy())
             self.batches += 1
+        if was_training:
+            net.train()
         self.positions += len(x)
         return np.concatenate(logits_out), np.concatenate(values_out)
 

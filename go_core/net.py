@@ -61,15 +61,21 @@ class NetConfig:
         return cls(**d)
 
 
-def masked_pool(x: torch.Tensor, mask: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+def masked_pool(x: torch.Tensor, mask: torch.Tensor | None, area: torch.Tensor) -> torch.Tensor:
     """KataGo global pooling over board points: (B, C, H, W) -> (B, 3C) = mean, scaled mean, max.
 
-    `mask` is (B, 1, H, W) with 1 on the board; `area` is (B, 1) points on the board. x must be 0
-    off the board (it is after every masked layer)."""
+    `mask` is (B, 1, H, W) with 1 on the board, or None when every point is on the board; `area`
+    is (B, 1) points on the board. x must be 0 off the board (it is after every masked layer)."""
     mean = x.sum(dim=(2, 3)) / area
     scaled = mean * (area.sqrt() - 14.0) / 10.0
-    mx = (x - (1.0 - mask) * 1e4).amax(dim=(2, 3))  # off-board points never win the max
+    if mask is not None:
+        x = x - (1.0 - mask) * 1e4  # off-board points never win the max
+    mx = x.amax(dim=(2, 3))
     return torch.cat([mean, scaled, mx], dim=1)
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
 
 
 class ConvBN(nn.Module):
@@ -79,7 +85,7 @@ class ConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x, mask):
-        return self.bn(self.conv(x)) * mask
+        return _masked(self.bn(self.conv(x)), mask)
 
 
 class ResBlock(nn.Module):
@@ -99,9 +105,9 @@ class ResBlock(nn.Module):
         if self.gpool:
             g = F.relu(self.g(x, mask))
             bias = self.g_to_bias(masked_pool(g, mask, area))
-            y = F.relu(y + bias[:, :, None, None]) * mask
+            y = _masked(F.relu(y + bias[:, :, None, None]), mask)
         y = self.b(y, mask)
-        return F.relu(x + y) * mask
+        return _masked(F.relu(x + y), mask)
 
 
 class PolicyValueNet(nn.Module):
@@ -125,22 +131,50 @@ class PolicyValueNet(nn.Module):
         self.v_fc1 = nn.Linear(3 * vc, cfg.value_hidden)
         self.v_fc2 = nn.Linear(cfg.value_hidden, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, padded: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, NUM_PLANES, S, S). `padded`: whether some input points are off the board
+        (None: look at the on_board plane); unpadded batches skip the mask multiplications."""
         mask = x[:, 2:3]  # the on_board plane
         area = mask.sum(dim=(2, 3))
+        if padded is None:
+            padded = bool((area < x.shape[2] * x.shape[3]).any())
+        board_mask = mask.flatten(1) < 0.5 if padded else None
+        if not padded:
+            mask = None
         h = F.relu(self.stem(x, mask))
         for blk in self.blocks:
             h = blk(h, mask, area)
         # policy: board logits from a 1x1 conv biased by pooled channels; pass from the pool
         g = masked_pool(F.relu(self.p_gconv(h, mask)), mask, area)
-        p = F.relu(self.p_conv(h, mask) + self.p_gbias(g)[:, :, None, None]) * mask
+        p = _masked(F.relu(self.p_conv(h, mask) + self.p_gbias(g)[:, :, None, None]), mask)
         board_logits = self.p_board(p).flatten(1).float()
-        board_logits = board_logits.masked_fill(mask.flatten(1) < 0.5, OFF_BOARD_LOGIT)
+        if board_mask is not None:
+            board_logits = board_logits.masked_fill(board_mask, OFF_BOARD_LOGIT)
         logits = torch.cat([board_logits, self.p_pass(g).float()], dim=1)
         # value: pooled features -> MLP -> tanh, for the player to move
         v = masked_pool(F.relu(self.v_conv(h, mask)), mask, area)
         value = torch.tanh(self.v_fc2(F.relu(self.v_fc1(v))).float()).squeeze(1)
         return logits, value
+
+
+def fuse_for_inference(net: PolicyValueNet) -> PolicyValueNet:
+    """A copy of `net` for inference only: each BatchNorm folded into its convolution (one op
+    fewer per layer), in eval mode, no gradients. Same outputs up to rounding."""
+    import copy
+    fused = copy.deepcopy(getattr(net, "_orig_mod", net)).eval()
+    for m in fused.modules():
+        if isinstance(m, ConvBN) and isinstance(m.bn, nn.BatchNorm2d):
+            bn, conv = m.bn, m.conv
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                            padding=conv.padding, bias=True).to(conv.weight.device)
+            with torch.no_grad():
+                new.weight.copy_(conv.weight * scale[:, None, None, None])
+                new.bias.copy_(bn.bias - bn.running_mean * scale)
+            m.conv, m.bn = new, nn.Identity()
+    for p in fused.parameters():
+        p.requires_grad_(False)
+    return fused
 
 
 # ---------------------------------------------------------------- devices

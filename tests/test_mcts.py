@@ -77,6 +77,30 @@ def test_net_evaluator_priors_and_values():
     assert np.all(np.abs(values) <= 1)
 
 
+def test_net_evaluator_follows_a_net_that_is_being_trained():
+    from go_core.features import encode
+    torch.manual_seed(0)
+    net = PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0, gpool_channels=4,
+                                   policy_channels=4, value_channels=4, value_hidden=8))
+    ev = NetEvaluator(net, "cpu")  # fused copy by default
+    boards = [Board(7)]
+    before, _ = ev.evaluate(boards)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    logits, values = net(encode(boards * 4))
+    (logits.logsumexp(1).sum() + values.sum()).backward()
+    opt.step()
+    after, v_after = ev.evaluate(boards)
+    assert net.training  # the evaluator left the training loop's mode alone
+    assert np.abs(after - before).max() > 1e-3  # it saw the new weights
+    net.eval()
+    with torch.no_grad():
+        logits, values = net(encode(boards))
+    np.testing.assert_allclose(after[0], masked_softmax(logits.numpy(), boards[0].legal_mask()[None])[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(v_after, values.numpy(), atol=1e-5)
+
+
 def best(board, evaluator, sims, cfg=None, seed=0):
     tree = search(board, evaluator, sims, cfg or MCTSConfig(), rng=np.random.default_rng(seed))
     return move_to_gtp(tree.best_move(), board.size), tree

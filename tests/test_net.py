@@ -85,6 +85,25 @@ def test_no_global_pooling_variant_and_gradients_flow():
     assert all(p.grad is not None for p in net.parameters())
 
 
+def test_fused_inference_net_matches_and_mask_skipping_is_exact():
+    from go_core.net import fuse_for_inference
+    torch.manual_seed(2)
+    net = PolicyValueNet(SMALL).eval()
+    for m in net.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+    x = encode([random_board(9, 25, s) for s in range(3)])
+    with torch.no_grad():
+        ref = net(x, padded=True)  # the masked path
+        plain = net(x)             # no padding detected: masks skipped
+        fused = fuse_for_inference(net)(x)
+    for got in (plain, fused):
+        torch.testing.assert_close(got[0], ref[0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got[1], ref[1], atol=1e-5, rtol=1e-4)
+
+
 def test_checkpoint_round_trip_keeps_weights_and_meta(tmp_path):
     torch.manual_seed(1)
     net = PolicyValueNet(SMALL).eval()
