@@ -1,0 +1,77 @@
+"""Self-play: many games at once, the right samples and targets, resignation and its no-resign fraction."""
+import numpy as np
+
+from go_core.board import BLACK, WHITE
+from go_core.evaluators import UniformEvaluator
+from go_core.mcts import BatchedMCTS, MCTSConfig
+from go_core.selfplay import SelfPlaySettings, make_mcts_config, play_games, save_sgf
+from go_core.sgf import read_sgf
+
+
+class WhiteDespairs(UniformEvaluator):
+    """Uniform prior; black is sure to win (value +1 when black is to move, -1 when white is)."""
+
+    def evaluate(self, boards):
+        priors, _ = super().evaluate(boards)
+        return priors, np.array([1.0 if b.to_play == BLACK else -1.0 for b in boards], np.float32)
+
+
+def run(evaluator, n=6, parallel=3, full=1.0, **settings):
+    cfg = MCTSConfig(num_simulations=6, fast_simulations=2, full_search_prob=full, leaves_per_game=2,
+                     temperature_moves=4)
+    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=parallel, max_moves_factor=2.0)
+    for k, v in settings.items():
+        setattr(s, k, v)
+    rng = np.random.default_rng(0)
+    return play_games(n, BatchedMCTS(evaluator, cfg, rng), s, rng, first_index=10)
+
+
+def test_games_give_one_sample_per_move_with_the_right_targets():
+    samples, games, stats = run(UniformEvaluator(), no_resign_fraction=1.0)
+    assert stats.games == len(games) == 6 and [g.index for g in games] == list(range(10, 16))
+    assert len(samples) == sum(g.board.move_number for g in games) == stats.samples
+    np.testing.assert_allclose(samples.policy.sum(1), 1.0, rtol=1e-5)  # every search was full
+    for g in games:
+        rows = samples.game == g.index
+        assert rows.sum() == g.board.move_number
+        # value target: the game's result for the player to move at each position
+        expected = np.where(samples.to_play[rows] == g.winner, 1.0, -1.0) if g.winner else 0.0
+        np.testing.assert_array_equal(samples.value[rows], expected)
+        assert g.board.is_over or g.board.move_number >= 50
+    assert stats.as_metrics()["sims_per_s"] > 0
+
+
+def test_cheap_searches_give_no_policy_target():
+    samples, games, stats = run(UniformEvaluator(), full=0.3, no_resign_fraction=1.0)
+    has = samples.has_policy
+    assert 0 < has.sum() < len(has)
+    assert np.all(samples.policy[~has] == 0)
+    np.testing.assert_allclose(samples.policy[has].sum(1), 1.0, rtol=1e-5)
+    assert stats.policy_samples == has.sum()
+
+
+def test_a_hopeless_side_resigns_unless_the_game_is_a_no_resign_one():
+    samples, games, stats = run(WhiteDespairs(), n=4, resign_threshold=-0.8, resign_consecutive=2,
+                                no_resign_fraction=0.0)
+    assert all(g.result == "B+R" and g.board.move_number == 3 for g in games)  # white's second move resigns
+    assert stats.resigned == 4
+    assert np.all(samples.value[samples.to_play == WHITE] == -1)
+    _, games, stats = run(WhiteDespairs(), n=4, resign_threshold=-0.8, resign_consecutive=2,
+                          no_resign_fraction=1.0)
+    assert stats.resigned == 0 and stats.no_resign_games == 4
+    assert all(not g.board.resigned and g.would_have_resigned == WHITE for g in games)
+    assert stats.resign_checked == 4  # each tells whether resigning would have been right
+
+
+def test_sgf_sample_round_trips(tmp_path):
+    _, games, _ = run(UniformEvaluator(), n=2, parallel=2, no_resign_fraction=1.0)
+    save_sgf(games[0], tmp_path / "g.sgf")
+    rec = read_sgf(tmp_path / "g.sgf")
+    assert [m for _, m in rec.moves] == games[0].board.history
+    assert rec.result == games[0].result and rec.size == 5
+
+
+def test_config_groups_map_onto_the_search():
+    from experiments.config import MCTSConfig as M, SelfPlayConfig as S
+    c = make_mcts_config(M(c_puct=2.0), S(visits=40, cheap_visits=5, full_search_prob=0.5, tree_reuse=False))
+    assert (c.num_simulations, c.fast_simulations, c.full_search_prob, c.c_puct, c.reuse_tree) == (40, 5, 0.5, 2.0, False)
