@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import os
 import signal
 import sys
 import time
@@ -304,7 +303,7 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
         if job is not None and job.poll() is None:
             job.kill("sweep interrupted" if interrupted else f"sweep worker error: {e!r}")
             job.wait()
-        if node_id is not None:
+        if node_id is not None and not told:
             try:
                 store.update_node(node_id, status="interrupted" if interrupted else "crash",
                                   error=f"sweep worker: {e!r}", finished_at=time.time())
@@ -332,18 +331,20 @@ def worker_main(opts: WorkerOptions) -> int:
     import optuna
     from experiment_tree.workspace import Workspace
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)   # clean up the running job and its trial
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    # Ctrl-C / SIGTERM: kill the running job, fail its trial, then stop (handlers restored after)
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = load_sweep(opts.sweep_path)
-    study = open_study(spec, opts.storage, create=False)
-    if spec.sampler.get("seed") is not None:
-        # Workers (and later invocations) with one seed would draw the same points: give each
-        # its own stream, reproducible from the sweep seed, the worker and the study's size.
-        seed = int(spec.sampler["seed"]) + 1000 * opts.worker + len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(spec, seed=seed)
-    store = Workspace(opts.workspace).store()
+    spec = load_sweep(opts.sweep_path)   # checked by the parent already
+    store = None
     try:
+        store = Workspace(opts.workspace).store()
+        study = open_study(spec, opts.storage, create=False)
+        if spec.sampler.get("seed") is not None:
+            # Workers (and later invocations) with one seed would draw the same points: give
+            # each its own stream, reproducible from the sweep seed, the worker and the study size.
+            seed = (int(spec.sampler["seed"]) + 1000 * opts.worker
+                    + len(study.get_trials(deepcopy=False)))
+            study.sampler = make_sampler(spec, seed=seed)
         for _ in range(opts.trials):
             t0 = time.time()
             r = run_trial(study, spec, store, opts.question_id, opts)
@@ -354,8 +355,16 @@ def worker_main(opts: WorkerOptions) -> int:
     except KeyboardInterrupt:
         print(f"[sweep {spec.name} worker {opts.worker}] interrupted", flush=True)
         return 130
+    except Exception:   # storage or sandbox trouble: the trial was failed; say why and stop
+        import traceback
+        print(f"[sweep {spec.name} worker {opts.worker}] stopped by an error:\n"
+              f"{traceback.format_exc()}", file=sys.stderr, flush=True)
+        return 1
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
