@@ -222,9 +222,7 @@ class GTPEngine:
                 raise GTPCommandError("syntax error (move number must be a positive integer)")
             n_moves = int(args[1]) - 1  # the position before that move
         try:
-            record = sgf.read_sgf(args[0])
-            self.size, self.komi = record.size, record.komi
-            self._new_game(record, n_moves)
+            self._new_game(sgf.read_sgf(args[0]), n_moves)
         except sgf.SGFError as e:
             raise GTPCommandError(f"cannot load file: {e}") from None
         self.player.reset()

@@ -228,3 +228,12 @@ def test_random_player_never_fills_its_own_eye_and_passes_when_nothing_else_is_l
         XX.XX
         XXXXX""", to_play=2)
     assert {player.genmove(white) for _ in range(30)} <= set(np.flatnonzero(white.legal_mask()[:25]).tolist()) | {25}
+
+
+def test_loadsgf_of_an_illegal_record_leaves_the_game_alone(tmp_path):
+    e = engine(size=9, komi=7.0)
+    e.handle("play b E5")
+    (tmp_path / "illegal.sgf").write_text("(;SZ[13]KM[0.5];B[cc];W[cc])")
+    answer = e.handle(f"loadsgf {tmp_path / 'illegal.sgf'}")
+    assert answer.startswith("? cannot load file") and "move 2" in answer and "occupied" in answer
+    assert e.size == 9 and e.komi == 7.0 and e.board.move_number == 1
