@@ -190,8 +190,11 @@ def _parse_pruner(path: Any, raw: Any, multi: bool) -> PrunerSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; every mistake is reported with the file and field."""
     path = Path(path)
+    shipped = Path(__file__).resolve().parents[1] / "conf/sweep"
+    if not path.exists() and path.suffix == "" and (shipped / f"{path}.yaml").exists():
+        path = shipped / f"{path}.yaml"          # `research sweep lr_cpuct`
     if not path.exists():
-        avail = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "conf/sweep").glob("*.yaml"))
+        avail = sorted(p.name for p in shipped.glob("*.yaml"))
         raise SweepSpecError(f"sweep file {path} not found (conf/sweep/ has {avail})")
     try:
         raw = yaml.safe_load(path.read_text()) or {}

@@ -408,7 +408,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
         pass
 
     quotas = split_trials(total, workers)
-    base = WorkerOptions(sweep_path=str(Path(spec_path).resolve()), storage=storage,
+    base = WorkerOptions(sweep_path=str(Path(spec.path).resolve()), storage=storage,
                          workspace=str(ws.root), question_id=qid, trials=0, repo_root=str(repo),
                          job_module=job_module, wall_clock_s=wall_clock_s, poll_s=poll_s,
                          extra_env=dict(extra_env or {}))
@@ -472,7 +472,7 @@ def dashboard_hint(storage: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="research sweep", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="a sweep file, e.g. conf/sweep/lr_cpuct.yaml")
+    p.add_argument("sweep", help="a sweep file, e.g. conf/sweep/lr_cpuct.yaml (or just lr_cpuct)")
     p.add_argument("--trials", type=int, default=None,
                    help="trials to run now, over all workers (default: the file's `trials`)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study")
