@@ -112,7 +112,7 @@ def _offsets(st):
     return N, W, P
 
 
-@njit
+@njit(inline="always")
 def _table_insert(st, off_table, mask, key):
     if key == 0:
         key = _ZERO_KEY
@@ -128,7 +128,7 @@ def _table_insert(st, off_table, mask, key):
         i = (i + 1) & mask
 
 
-@njit
+@njit(inline="always")
 def _table_contains(st, off_table, mask, key):
     if key == 0:
         key = _ZERO_KEY
@@ -210,7 +210,7 @@ def _chain_hash(st, g, colour, P):
     return x
 
 
-@njit
+@njit(inline="always")
 def legal_point(st, p, c):
     """Would placing colour ``c`` on the empty padded point ``p`` be legal (positional superko)?
 
@@ -374,7 +374,7 @@ def play_pass(st):
         st[H_OVER] = 1
 
 
-@njit
+@njit(inline="always")
 def place(st, p):
     """The player to move puts a stone on the empty padded point ``p``, WITHOUT a legality
     check: captures, then removes its own chain if it has no liberty (suicide)."""
@@ -405,14 +405,24 @@ def place(st, p):
     st[oep + last] = i
     st[oep + p] = -1
     st[H_NEMPTY] = ne
-    # place the stone as its own chain
+    # place the stone as its own chain, then visit the neighbours once: liberties of the new
+    # stone, one pair less for each neighbouring chain, merges with friendly chains (the larger
+    # absorbs the smaller), and enemy chains whose last liberty this was
     st[oc + p] = c
     st[oh + p] = p
     st[on + p] = p
     st[osz + p] = 1
+    st[opl + p] = 0
+    st[ols + p] = 0
+    st[olq + p] = 0
     pl = 0
     ls = 0
     lq = 0
+    gp = p
+    cap0 = -1
+    cap1 = -1
+    cap2 = -1
+    cap3 = -1
     for d in (-W, -1, 1, W):
         q = p + d
         cq = st[oc + q]
@@ -420,25 +430,31 @@ def place(st, p):
             pl += 1
             ls += q
             lq += q * q
-        elif cq != BORDER:
+        elif cq == o:
             g = st[oh + q]
-            st[opl + g] -= 1
+            v = st[opl + g] - 1
+            st[opl + g] = v
             st[ols + g] -= p
             st[olq + g] -= p * p
-    st[opl + p] = pl
-    st[ols + p] = ls
-    st[olq + p] = lq
-    h = st[H_HASH] ^ ZOBRIST[c * _PMAX + p]
-    # merge with friendly neighbours (the larger chain absorbs the smaller)
-    for d in (-W, -1, 1, W):
-        q = p + d
-        if st[oc + q] == c:
+            if v == 0:
+                if cap0 == -1:
+                    cap0 = g
+                elif cap1 == -1:
+                    cap1 = g
+                elif cap2 == -1:
+                    cap2 = g
+                else:
+                    cap3 = g
+        elif cq == c:
             a = st[oh + q]
-            b = st[oh + p]
-            if a != b:
+            st[opl + a] -= 1
+            st[ols + a] -= p
+            st[olq + a] -= p * p
+            if a != gp:
+                b = gp
                 if st[osz + a] < st[osz + b]:
                     a, b = b, a
-                # b joins a
+                # chain b joins chain a
                 s = b
                 while True:
                     st[oh + s] = a
@@ -452,17 +468,22 @@ def place(st, p):
                 st[opl + a] += st[opl + b]
                 st[ols + a] += st[ols + b]
                 st[olq + a] += st[olq + b]
-    # capture enemy neighbours left without liberties
-    for d in (-W, -1, 1, W):
-        q = p + d
-        if st[oc + q] == o:
-            g = st[oh + q]
-            if st[opl + g] == 0:
-                h ^= _remove_chain(st, g, o, P, W)
-    # suicide (legal in Tromp-Taylor): the chain is removed
-    g = st[oh + p]
-    if st[opl + g] == 0:
-        h ^= _remove_chain(st, g, c, P, W)
+                gp = a
+    st[opl + gp] += pl
+    st[ols + gp] += ls
+    st[olq + gp] += lq
+    h = st[H_HASH] ^ ZOBRIST[c * _PMAX + p]
+    if cap0 != -1:
+        h ^= _remove_chain(st, cap0, o, P, W)
+        if cap1 != -1:
+            h ^= _remove_chain(st, cap1, o, P, W)
+            if cap2 != -1:
+                h ^= _remove_chain(st, cap2, o, P, W)
+                if cap3 != -1:
+                    h ^= _remove_chain(st, cap3, o, P, W)
+    elif st[opl + gp] == 0:
+        # suicide (legal in Tromp-Taylor): the chain is removed
+        h ^= _remove_chain(st, gp, c, P, W)
     st[H_HASH] = h
     nst = N * N - st[H_NEMPTY]
     if nst > st[H_MAXSTONES]:
@@ -513,7 +534,7 @@ def legal_mask(st, out):
             out[to_move(p, N)] = True
 
 
-@njit
+@njit(inline="always")
 def is_own_eye(st, p, c):
     """Is the empty padded point ``p`` a single-point eye of ``c``: every on-board orthogonal
     neighbour a stone of ``c``? (The random player's "do not fill your own eye" rule.)"""
