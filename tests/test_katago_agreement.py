@@ -3,8 +3,14 @@
 At every turn a move is attempted on both: a random point (often occupied), an empty point, an
 immediate ko retake when the last move captured one stone, a point inside the opponent's
 single-point eye (suicide), or now and then a pass. Both must accept or refuse every attempt
-alike; each game ends with two passes and both must give the same `final_score` (after two
-passes KataGo scores Tromp-Taylor area, with no dead-stone guessing).
+alike. Each game then plays on as random players do until two passes end it, and both must
+give the same `final_score`.
+
+Why play on: even after two passes KataGo's score is not pure Tromp-Taylor: it removes stones
+standing in the opponent's pass-alive territory (Benson's unconditional life), where
+Tromp-Taylor, and our engine, count every stone on the board. Once every chain has two eyes
+the two scores are the same; `test_katago_scoring_removes_stones_in_pass_alive_territory`
+shows the difference on a hand-made board.
 
 KataGo's GTP `play` is more lenient than its rules (seen with 1.18.1, rules tromp-taylor):
 it refuses occupied points and single-stone suicide, but accepts ko retakes and other
@@ -38,7 +44,7 @@ KOMI = 7.5
 
 @pytest.fixture(scope="module")
 def katago():
-    """One KataGo GTP process (1 visit: only `play`, `final_score` and `clear_board` are used)."""
+    """One KataGo GTP process for the module (1 visit: no search is needed for rules questions)."""
     try:
         argv = engines.katago_command(visits=1)
     except engines.EngineNotFound as e:
