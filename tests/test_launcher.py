@@ -61,6 +61,8 @@ def test_local_is_the_default_launcher(app):
 
 
 def test_slurm_launcher_writes_a_valid_sbatch_script(app, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="hydra-submitit-launcher missing: pip install -e '.[cluster]'")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(FAKE_SBATCH)
