@@ -18,6 +18,7 @@ command again continues the same study.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -183,6 +184,13 @@ def _seed_of(overrides: list[str]) -> int:
     return 0
 
 
+def branch_prefix(spec: SweepSpec, workspace: Path) -> str:
+    """Git branches of this sweep's nodes: node ids restart in every workspace, so workspaces
+    sharing one repository (several sweeps on one machine) must not share branch names."""
+    tag = hashlib.sha1(str(Path(workspace).resolve()).encode()).hexdigest()[:8]
+    return f"sweep/{spec.name}-{tag}/"
+
+
 def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptions) -> dict:
     """Run one trial start to finish; the trial is always told, whatever happens.
 
@@ -222,7 +230,8 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
         store.update_node(node_id, status="running", run_dir=str(run_dir), started_at=time.time(),
                           command=sandbox.job_command(overrides, run_dir, module))
         job = sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall,
-                                int(spec.job.mem_limit_mb or 0), env, job_module=module)
+                                int(spec.job.mem_limit_mb or 0), env, job_module=module,
+                                branch_prefix=branch_prefix(spec, ws.root))
 
         tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
         reported: set[int] = set()

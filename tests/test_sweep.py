@@ -259,7 +259,16 @@ def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
         job: {{module: experiments.train, wall_clock_s: 900}}
     """)
     ws = Workspace(tmp_path / "ws")
-    out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
+    try:
+        out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
+    finally:   # the node's branch lives in this repository: remove it (the prefix is ours alone)
+        import subprocess
+        from autoresearch.sweep import branch_prefix
+        prefix = branch_prefix(load_sweep(sweep), ws.root)
+        refs = subprocess.run(["git", "branch", "--list", prefix + "*", "--format=%(refname:short)"],
+                              cwd=ROOT, capture_output=True, text=True).stdout.split()
+        for ref in refs:
+            subprocess.run(["git", "branch", "-D", ref], cwd=ROOT, capture_output=True)
     trials, nodes = check_study_matches_tree(out["storage"], sweep, ws)
     assert [t.state.name for t in trials] == ["COMPLETE"], nodes[0].error
     node = nodes[0]
