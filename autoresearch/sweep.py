@@ -474,8 +474,10 @@ def summarize(spec: SweepSpec, storage: str, question_id: int, ws, exit_codes: l
 
 
 def dashboard_hint(storage: str) -> str:
-    return f"optuna-dashboard {storage}" if is_rdb_url(storage) else \
-        f"optuna-dashboard {storage}    # journal file; or: optuna-dashboard sqlite:///..."
+    """The command that opens the study in optuna-dashboard (http://127.0.0.1:8080)."""
+    if is_rdb_url(storage):
+        return f"optuna-dashboard {rdb_url_with_driver(storage)}"
+    return f"optuna-dashboard {storage}"
 
 
 def build_parser() -> argparse.ArgumentParser:
