@@ -96,8 +96,8 @@ def state_length(size: int, cap: int) -> int:
 
 def default_cap(size: int, moves: int = 0) -> int:
     """Smallest power-of-two capacity keeping the table at most half full for ``moves`` moves,
-    and at least room for 2 * size * size moves."""
-    need = 2 * max(moves + 2, 2 * size * size)
+    and at least room for size * size moves (states grow when a game runs longer)."""
+    need = 2 * max(moves + 2, size * size)
     cap = 64
     while cap < need:
         cap *= 2
@@ -114,17 +114,18 @@ def _offsets(st):
 
 @njit(inline="always")
 def _table_insert(st, off_table, mask, key):
+    """Add ``key``; return the slot it took, or -1 if it was there already."""
     if key == 0:
         key = _ZERO_KEY
     i = key & mask
     while True:
         v = st[off_table + i]
         if v == key:
-            return
+            return -1
         if v == 0:
             st[off_table + i] = key
             st[H_NHIST] += 1
-            return
+            return i
         i = (i + 1) & mask
 
 
@@ -377,7 +378,8 @@ def play_pass(st):
 @njit(inline="always")
 def place(st, p):
     """The player to move puts a stone on the empty padded point ``p``, WITHOUT a legality
-    check: captures, then removes its own chain if it has no liberty (suicide)."""
+    check: captures, then removes its own chain if it has no liberty (suicide). Returns the
+    superko-table slot the new position took (-1 if it was there already)."""
     N, W, P = _offsets(st)
     cap = st[H_CAP]
     off_moves = HEADER + N_POINT_ARRAYS * P
@@ -489,7 +491,7 @@ def place(st, p):
     if nst > st[H_MAXSTONES]:
         st[H_MAXSTONES] = nst
     off_table = off_moves + cap
-    _table_insert(st, off_table, cap - 1, h)
+    return _table_insert(st, off_table, cap - 1, h)
 
 
 @njit
@@ -754,6 +756,14 @@ def random_playout(st, seed, max_moves):
     eye (``is_own_eye``); with none, the player passes. Two passes in a row end the game.
     The caller must give the state room for ``max_moves`` more moves (``grow_state``).
     """
+    played, _ = _playout(st, seed, max_moves, np.empty(0, dtype=np.int64))
+    return played
+
+
+@njit(inline="always")
+def _playout(st, seed, max_moves, log):
+    """``random_playout``; if ``log`` is not empty, also write there the superko-table slots the
+    playout filled. Returns (moves played, slots logged)."""
     N, W, P = _offsets(st)
     oel = HEADER + 7 * P
     oep = HEADER + 8 * P
@@ -761,6 +771,8 @@ def random_playout(st, seed, max_moves):
     if x == 0:
         x = np.int64(0x2545F4914F6CDD1D)
     played = 0
+    nlog = 0
+    keep_log = log.shape[0] > 0
     while st[H_OVER] == 0 and played < max_moves:
         c = st[H_TO_PLAY]
         k = st[H_NEMPTY]
@@ -781,26 +793,39 @@ def random_playout(st, seed, max_moves):
             st[oel + k] = p
             st[oep + p] = k
         if chosen >= 0:
-            place(st, chosen)
+            slot = place(st, chosen)
+            if keep_log and slot >= 0:
+                log[nlog] = slot
+                nlog += 1
         else:
             play_pass(st)
         played += 1
-    return played
+    return played, nlog
 
 
 @njit
 def playout_benchmark(st0, n, seed, max_moves, komi):
-    """Run ``n`` random playouts from ``st0`` (not modified); return (total moves, black wins)."""
+    """Run ``n`` random playouts from ``st0`` (not modified); return (total moves, black wins).
+
+    Between playouts the scratch state is restored cheaply: the board part and the moves so
+    far are copied back and only the superko-table slots the playout filled are cleared."""
+    N, W, P = _offsets(st0)
     st = st0.copy()
+    off_table = HEADER + N_POINT_ARRAYS * P + st0[H_CAP]
+    fixed = HEADER + N_POINT_ARRAYS * P + st0[H_MOVE_NUMBER]
+    log = np.empty(max_moves + 1, dtype=np.int64)
     total = 0
     bwins = 0
     x = np.int64(seed) | 1
     for _ in range(n):
-        st[:] = st0
         x = _xorshift(x)
-        total += random_playout(st, x, max_moves)
+        played, nlog = _playout(st, x, max_moves, log)
+        total += played
         if score(st, komi) > 0:
             bwins += 1
+        for j in range(nlog):
+            st[off_table + log[j]] = 0
+        st[:fixed] = st0[:fixed]
     return total, bwins
 
 
