@@ -158,15 +158,36 @@ def repo_toplevel(path: Path) -> Path:
     return Path(cp.stdout.strip())
 
 
-def make_worktree(repo_root: Path, path: Path, branch: str) -> Path:
-    """A fresh worktree at `path` on `branch`, reset to the repo's HEAD (replacing leftovers)."""
+def checked_out_branches(repo_root: Path) -> dict[str, Path]:
+    """branch name -> the worktree that has it checked out."""
+    cp = _git(repo_root, "worktree", "list", "--porcelain", check=False)
+    out: dict[str, Path] = {}
+    path = None
+    for line in cp.stdout.splitlines():
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree "):])
+        elif line.startswith("branch refs/heads/") and path is not None:
+            out[line[len("branch refs/heads/"):]] = path
+    return out
+
+
+def make_worktree(repo_root: Path, path: Path, branch: str) -> tuple[Path, str]:
+    """A fresh worktree at `path` on `branch`, reset to the repo's HEAD (replacing leftovers).
+
+    If `branch` is checked out in another worktree (another workspace researching the same
+    repository runs a node with the same id), the branch is `<branch>-<tag>` instead, the tag
+    naming this worktree's folder. Returns the worktree and the branch used.
+    """
     path = Path(path)
     if path.exists():
         remove_worktree(repo_root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _git(repo_root, "worktree", "prune", check=False)
+    busy = checked_out_branches(repo_root)
+    if branch in busy and busy[branch].resolve() != path.resolve():
+        branch = f"{branch}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
     _git(repo_root, "worktree", "add", "--force", "-B", branch, str(path), "HEAD")
-    return path
+    return path, branch
 
 
 def remove_worktree(repo_root: Path, path: Path) -> None:
@@ -418,7 +439,7 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
             return finished("refused", "patch touches protected files (rules, scoring, evaluation "
                             f"or the ladder may not be changed by a run): {', '.join(hit)}")
 
-    worktree = make_worktree(repo_root, worktrees_dir / str(node_id), branch)
+    worktree, branch = make_worktree(repo_root, worktrees_dir / str(node_id), branch)
     try:
         if patch and patch.strip():
             before = protected_hashes(worktree, protected)
@@ -444,7 +465,7 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
 
     cmd = [python or sys.executable, "-m", job_module, *overrides, f"hydra.run.dir={run_dir}"]
     log_file = open(run_dir / LOG_NAME, "wb")
-    log_file.write(("$ " + shlex.join(cmd) + "\n").encode())
+    log_file.write((f"# worktree {worktree} on branch {branch}\n$ " + shlex.join(cmd) + "\n").encode())
     log_file.flush()
     proc = subprocess.Popen(cmd, cwd=worktree, env=job_env(extra_env, worktree),
                             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,

@@ -138,3 +138,13 @@ def test_kill_orphan_ends_a_job_left_by_a_killed_loop(repo, tmp_path):
     assert (ws / "runs/10/job.pid").exists()
     assert sandbox.kill_orphan(ws / "runs/10")
     assert job.wait().status == "crash"  # the group died; no summary -> crash
+
+
+def test_two_workspaces_on_one_repo_do_not_collide_on_branch_names(repo, tmp_path):
+    a = launch(repo, tmp_path / "wsA", 1, patch=behaviour_patch("hang"), wall=60)
+    b = launch(repo, tmp_path / "wsB", 1, ["fake.sleep=0"])
+    res = b.wait()
+    a.kill("test over")
+    a.wait()
+    assert res.status == "ok", res.error
+    assert res.branch.startswith("node/1-") and a.branch == "node/1"
