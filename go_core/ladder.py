@@ -255,12 +255,21 @@ def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: in
             continue
         need += need % 2  # colours balanced
         log(f"[ladder] {a} vs {b}: {need} games ({have} on record)")
+        valid |= {a, b}
+
+        def save(g: GameRecord) -> None:  # after every game: an interrupted calibration resumes
+            records.append([g.black, g.white, g.black_score, g.reason])
+            if write_cache:  # the games only; the fit is refreshed after each pair
+                progress = dict(data or old)
+                progress.update(games=records, signatures={n: sigs[n] for n in sorted(valid) if n in sigs})
+                progress.setdefault("rungs", {})
+                _write_cache(cfg, progress)
+
         res = play_match(rung_player(cfg.rung(a)), rung_player(cfg.rung(b)),
-                         cfg.match_config(need, board_size, komi), sgf_dir=sgf_dir, first_index=have)
+                         cfg.match_config(need, board_size, komi), sgf_dir=sgf_dir, first_index=have,
+                         on_game=save)
         wr = res.win_rate(a)
         log(f"[ladder]   {a} scored {wr.wins:g}/{wr.games} ({res.seconds:.0f} s; {res.reasons()})")
-        records += [[g.black, g.white, g.black_score, g.reason] for g in res.games]
-        valid |= {a, b}
         data = _calibration_data(cfg, records, anchor, sigs, valid, board_size, komi, games,
                                  time.monotonic() - t0 + old.get("seconds", 0.0))
         if write_cache:

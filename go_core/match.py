@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as _dt
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,14 +349,17 @@ def write_game_sgf(rec: GameRecord, cfg: MatchConfig, sgf_dir: Path) -> Path:
 
 
 def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig,
-               sgf_dir: str | None) -> list[GameRecord]:
+               sgf_dir: str | None, on_game: Callable[[GameRecord], None] | None = None) -> list[GameRecord]:
     """A worker: plays the given game indices with one engine per player, kept between games."""
     seat_a, seat_b = _Seat(a, cfg), _Seat(b, cfg)
     out = []
     try:
         for i in indices:
             black, white = (seat_a, seat_b) if i % 2 == 0 else (seat_b, seat_a)
-            out.append(play_game(i, black, white, cfg, Path(sgf_dir) if sgf_dir else None))
+            rec = play_game(i, black, white, cfg, Path(sgf_dir) if sgf_dir else None)
+            out.append(rec)
+            if on_game:
+                on_game(rec)
     finally:
         seat_a.drop()
         seat_b.drop()
@@ -367,8 +371,9 @@ def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os
                first_index: int = 0) -> MatchResult:
     """Play `cfg.games` games between a and b (a is black in even games); see the module docstring.
 
-    first_index offsets game numbers (and so openings and colours) when a caller plays one
-    pairing in several chunks; keep it even so colours keep alternating.
+    on_game is called with each finished game as soon as it ends (one call at a time), e.g. to
+    save progress. first_index offsets game numbers (and so openings and colours) when a caller
+    plays one pairing in several chunks; keep it even so colours keep alternating.
     """
     if a.name == b.name:
         raise ValueError(f"the two players of a match need different names, both are {a.name!r}")
@@ -376,23 +381,24 @@ def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os
     indices = list(range(first_index, first_index + cfg.games))
     workers = max(1, min(cfg.workers, len(indices)))
     sgf = str(sgf_dir) if sgf_dir is not None else None
+    lock = threading.Lock()
+
+    def report(rec: GameRecord) -> None:
+        if on_game:
+            with lock:
+                on_game(rec)
+
     games: list[GameRecord] = []
     if workers == 1:
-        games = _run_games(indices, a, b, cfg, sgf)
-        if on_game:
-            for g in games:
-                on_game(g)
+        games = _run_games(indices, a, b, cfg, sgf, report)
     else:
         chunks = [indices[k::workers] for k in range(workers)]
         # Threads are enough: every engine is its own process, and a referee loop only waits on
         # pipes. (Worker processes would re-import the caller's __main__ under spawn, and fork
         # would copy a training job's torch threads.)
         with cf.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_run_games, c, a, b, cfg, sgf) for c in chunks]
-            for fut in cf.as_completed(futures):
-                for g in fut.result():
-                    games.append(g)
-                    if on_game:
-                        on_game(g)
+            futures = [pool.submit(_run_games, c, a, b, cfg, sgf, report) for c in chunks]
+            for fut in futures:
+                games.extend(fut.result())
     games.sort(key=lambda g: g.index)
     return MatchResult(a=a.name, b=b.name, games=games, seconds=time.monotonic() - t0)

@@ -37,6 +37,8 @@ def simulated(monkeypatch):
             bw = rng.random() < expected_score(TRUTH[black], TRUTH[white])
             games.append(GameRecord(index=i, black=black, white=white, winner=black if bw else white,
                                     result="B+1" if bw else "W+1", reason="two passes", score=1.0))
+            if on_game:
+                on_game(games[-1])
         return MatchResult(a.name, b.name, games)
     monkeypatch.setattr(ladder, "play_match", fake_match)
     return log
@@ -152,3 +154,26 @@ def test_a_prior_estimate_starts_the_walk_at_the_nearest_rung(tmp_path, simulate
     played = [b for _, b, _ in simulated]
     assert played[0] == "r4"
     assert "r2" in played and out["games_vs_ref"] == 8   # the reference is always played
+
+
+def test_an_interrupted_calibration_resumes_where_it_stopped(tmp_path, simulated, monkeypatch):
+    cfg = config(tmp_path)
+    inner = ladder.play_match
+
+    def dies_after_six(a, b, mcfg, sgf_dir=None, on_game=None, first_index=0):
+        count = []
+
+        def counted(g):
+            on_game(g)
+            count.append(g)
+            if len(count) == 6:
+                raise KeyboardInterrupt
+        return inner(a, b, mcfg, sgf_dir, counted, first_index)
+    monkeypatch.setattr(ladder, "play_match", dies_after_six)
+    with pytest.raises(KeyboardInterrupt):
+        ladder.calibrate(cfg, games=10, log=lambda m: None)
+    assert len(json.loads((tmp_path / "ladder.json").read_text())["games"]) == 6
+    monkeypatch.setattr(ladder, "play_match", inner)
+    simulated.clear()
+    ladder.calibrate(cfg, games=10, log=lambda m: None)
+    assert simulated[0] == ("random", "r1", 4)       # only the missing games of the first pair
