@@ -155,7 +155,7 @@ def test_net_player_without_checkpoint_is_a_usage_error(capsys):
 def _subprocess_session(argv: list[str]) -> str:
     script = "boardsize 7\nkomi 5.5\nplay b D4\n5 genmove w\nplay w D4\nplay b Q9\nbogus\nshowboard\nquit\n"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    proc = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -189,7 +189,7 @@ def test_our_client_drives_our_server_through_a_whole_game():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     board = Board(9, 7.0)
     local = RandomPlayer(seed=9)
-    with GTPClient(argv, env=env, cwd=str(ROOT), timeout_s=30, start_timeout_s=120) as c:
+    with GTPClient(argv, env=env, cwd=str(ROOT), timeout_s=60, start_timeout_s=300) as c:
         c.send("boardsize 9")
         c.send("komi 7")
         while not board.is_over:
