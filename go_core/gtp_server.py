@@ -313,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint:
             print(f"research gtp: --player {args.player} needs --checkpoint PATH", file=sys.stderr)
             return 2
+        if args.player == "policy" and args.visits is not None:
+            print("research gtp: --visits applies to --player mcts (the policy player does not search)",
+                  file=sys.stderr)
+            return 2
         kw = {k: v for k, v in (("checkpoint", args.checkpoint), ("visits", args.visits),
                                 ("device", args.device), ("seed", args.seed)) if v is not None}
     player = make_player(args.player, **kw)

@@ -147,9 +147,12 @@ def test_main_serves_a_session_in_process(monkeypatch, capsys):
     assert answers[4] == "=" and len(answers) == 5  # nothing answered after quit
 
 
-def test_net_player_without_checkpoint_is_a_usage_error(capsys):
+def test_net_player_usage_errors(capsys):
     assert main(["--player", "mcts"]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+    assert main(["--player", "policy", "--checkpoint", "x.pt", "--visits", "8"]) == 2
+    assert "--visits applies to --player mcts" in capsys.readouterr().err
+    assert main(["--size", "30"]) == 2
 
 
 def _subprocess_session(argv: list[str]) -> str:
