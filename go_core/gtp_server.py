@@ -13,6 +13,7 @@ the loop over any pair of text streams.
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from typing import Callable, TextIO
 
@@ -236,7 +237,7 @@ class GTPEngine:
             size=self.size, komi=self.komi, black=name, white=name, result=result,
             moves=list(self.moves), setup_black=self.record.setup_black,
             setup_white=self.record.setup_white, first_player=self.record.first_player,
-            date=__import__("datetime").date.today().isoformat())
+            date=datetime.date.today().isoformat())
 
     def _printsgf(self, args: list[str]) -> str:
         rec = self._record()
