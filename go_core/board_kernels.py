@@ -40,6 +40,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit as _numba_njit
 
+# Array indices in the kernels go through _U (unsigned): numba then skips the negative-index
+# wrap-around arithmetic on every access (about a quarter faster playouts). Every index here
+# is non-negative by construction.
+_U = np.uint64
+
 
 def njit(*args, **kw):
     """numba.njit with the on-disk cache and numpy's error model (no zero-division branches)."""
@@ -78,7 +83,7 @@ STATUS_REASONS = {ILLEGAL_OCCUPIED: "occupied", ILLEGAL_SUPERKO: "superko",
 _PMAX = (MAX_SIZE + 2) ** 2
 _zrng = np.random.default_rng(0x7E46E1)
 PMAX = _PMAX
-# ZOBRIST[colour * PMAX + p]: the hash term of a ``colour`` stone on padded point p
+# ZOBRIST[_U(colour * PMAX + p)]: the hash term of a ``colour`` stone on padded point p
 ZOBRIST = np.zeros(4 * _PMAX, dtype=np.int64)
 ZOBRIST[_PMAX:3 * _PMAX] = _zrng.integers(-(2 ** 63), 2 ** 63 - 1, size=2 * _PMAX, dtype=np.int64)
 _ZERO_KEY = np.int64(0x1F3D5B79A2C4E6F1)  # stands in for hash 0 (the empty board) in the table
@@ -119,11 +124,11 @@ def _table_insert(st, off_table, mask, key):
         key = _ZERO_KEY
     i = key & mask
     while True:
-        v = st[off_table + i]
+        v = st[_U(off_table + i)]
         if v == key:
             return -1
         if v == 0:
-            st[off_table + i] = key
+            st[_U(off_table + i)] = key
             st[H_NHIST] += 1
             return i
         i = (i + 1) & mask
@@ -135,7 +140,7 @@ def _table_contains(st, off_table, mask, key):
         key = _ZERO_KEY
     i = key & mask
     while True:
-        v = st[off_table + i]
+        v = st[_U(off_table + i)]
         if v == key:
             return True
         if v == 0:
@@ -161,12 +166,12 @@ def init_state(st, size, cap):
         r = p // W
         c = p % W
         if r == 0 or c == 0 or r == W - 1 or c == W - 1:
-            st[oc + p] = BORDER
-            st[oep + p] = -1
+            st[_U(oc + p)] = BORDER
+            st[_U(oep + p)] = -1
         else:
-            st[oc + p] = EMPTY
-            st[oel + n] = p
-            st[oep + p] = n
+            st[_U(oc + p)] = EMPTY
+            st[_U(oel + n)] = p
+            st[_U(oep + p)] = n
             n += 1
     st[H_NEMPTY] = n
     st[H_HASH] = 0
@@ -204,8 +209,8 @@ def _chain_hash(st, g, colour, P):
     x = np.int64(0)
     s = g
     while True:
-        x ^= ZOBRIST[colour * _PMAX + s]
-        s = st[on + s]
+        x ^= ZOBRIST[_U(colour * _PMAX + s)]
+        s = st[_U(on + s)]
         if s == g:
             break
     return x
@@ -235,11 +240,11 @@ def legal_point(st, p, c):
     nown = 0
     for d in (-W, -1, 1, W):
         q = p + d
-        cq = st[oc + q]
+        cq = st[_U(oc + q)]
         if cq == EMPTY:
             has_lib = True
         elif cq != BORDER:
-            g = st[oh + q]
+            g = st[_U(oh + q)]
             if g == s0 or g == s1 or g == s2:
                 continue
             if s0 == -1:
@@ -248,9 +253,9 @@ def legal_point(st, p, c):
                 s1 = g
             else:
                 s2 = g
-            pl = st[opl + g]
-            ls = st[ols + g]
-            atari = ls * ls == pl * st[olq + g]  # p is a liberty, so pl > 0
+            pl = st[_U(opl + g)]
+            ls = st[_U(ols + g)]
+            atari = ls * ls == pl * st[_U(olq + g)]  # p is a liberty, so pl > 0
             if cq == o:
                 if atari:
                     captured = True
@@ -263,12 +268,12 @@ def legal_point(st, p, c):
                     own_safe = True
     h = st[H_HASH]
     if captured:
-        newh = h ^ ZOBRIST[c * _PMAX + p] ^ cap_h
+        newh = h ^ ZOBRIST[_U(c * _PMAX + p)] ^ cap_h
     elif has_lib or own_safe:
         # a plain placement: a position with more stones than any before cannot repeat
         if N * N - st[H_NEMPTY] + 1 > st[H_MAXSTONES]:
             return True
-        newh = h ^ ZOBRIST[c * _PMAX + p]
+        newh = h ^ ZOBRIST[_U(c * _PMAX + p)]
     else:
         if nown == 0:
             return False  # single-stone suicide: the position stays as it is, a repeat
@@ -289,7 +294,7 @@ def is_legal(st, m):
     if m < 0 or m > N * N:
         return False
     p = to_padded(m, N)
-    if st[HEADER + p] != EMPTY:
+    if st[_U(HEADER + p)] != EMPTY:
         return False
     return legal_point(st, p, st[H_TO_PLAY])
 
@@ -305,7 +310,7 @@ def move_status(st, m):
     if m < 0 or m > N * N:
         return ILLEGAL_OFF_BOARD
     p = to_padded(m, N)
-    if st[HEADER + p] != EMPTY:
+    if st[_U(HEADER + p)] != EMPTY:
         return ILLEGAL_OCCUPIED
     if not legal_point(st, p, st[H_TO_PLAY]):
         return ILLEGAL_SUPERKO
@@ -327,12 +332,12 @@ def _remove_chain(st, g, colour, P, W):
     ne = st[H_NEMPTY]
     s = g
     while True:
-        x ^= ZOBRIST[colour * _PMAX + s]
-        st[oc + s] = EMPTY
-        st[oel + ne] = s
-        st[oep + s] = ne
+        x ^= ZOBRIST[_U(colour * _PMAX + s)]
+        st[_U(oc + s)] = EMPTY
+        st[_U(oel + ne)] = s
+        st[_U(oep + s)] = ne
         ne += 1
-        s = st[on + s]
+        s = st[_U(on + s)]
         if s == g:
             break
     st[H_NEMPTY] = ne
@@ -340,13 +345,13 @@ def _remove_chain(st, g, colour, P, W):
     while True:
         for d in (-W, -1, 1, W):
             t = s + d
-            ct = st[oc + t]
+            ct = st[_U(oc + t)]
             if ct == BLACK or ct == WHITE:
-                gt = st[oh + t]
-                st[opl + gt] += 1
-                st[ols + gt] += s
-                st[olq + gt] += s * s
-        s = st[on + s]
+                gt = st[_U(oh + t)]
+                st[_U(opl + gt)] += 1
+                st[_U(ols + gt)] += s
+                st[_U(olq + gt)] += s * s
+        s = st[_U(on + s)]
         if s == g:
             break
     return x
@@ -401,22 +406,22 @@ def place(st, p):
     oep = HEADER + 8 * P
     # take p off the empty list
     ne = st[H_NEMPTY] - 1
-    i = st[oep + p]
-    last = st[oel + ne]
-    st[oel + i] = last
-    st[oep + last] = i
-    st[oep + p] = -1
+    i = st[_U(oep + p)]
+    last = st[_U(oel + ne)]
+    st[_U(oel + i)] = last
+    st[_U(oep + last)] = i
+    st[_U(oep + p)] = -1
     st[H_NEMPTY] = ne
     # place the stone as its own chain, then visit the neighbours once: liberties of the new
     # stone, one pair less for each neighbouring chain, merges with friendly chains (the larger
     # absorbs the smaller), and enemy chains whose last liberty this was
-    st[oc + p] = c
-    st[oh + p] = p
-    st[on + p] = p
-    st[osz + p] = 1
-    st[opl + p] = 0
-    st[ols + p] = 0
-    st[olq + p] = 0
+    st[_U(oc + p)] = c
+    st[_U(oh + p)] = p
+    st[_U(on + p)] = p
+    st[_U(osz + p)] = 1
+    st[_U(opl + p)] = 0
+    st[_U(ols + p)] = 0
+    st[_U(olq + p)] = 0
     pl = 0
     ls = 0
     lq = 0
@@ -427,17 +432,17 @@ def place(st, p):
     cap3 = -1
     for d in (-W, -1, 1, W):
         q = p + d
-        cq = st[oc + q]
+        cq = st[_U(oc + q)]
         if cq == EMPTY:
             pl += 1
             ls += q
             lq += q * q
         elif cq == o:
-            g = st[oh + q]
-            v = st[opl + g] - 1
-            st[opl + g] = v
-            st[ols + g] -= p
-            st[olq + g] -= p * p
+            g = st[_U(oh + q)]
+            v = st[_U(opl + g)] - 1
+            st[_U(opl + g)] = v
+            st[_U(ols + g)] -= p
+            st[_U(olq + g)] -= p * p
             if v == 0:
                 if cap0 == -1:
                     cap0 = g
@@ -448,33 +453,33 @@ def place(st, p):
                 else:
                     cap3 = g
         elif cq == c:
-            a = st[oh + q]
-            st[opl + a] -= 1
-            st[ols + a] -= p
-            st[olq + a] -= p * p
+            a = st[_U(oh + q)]
+            st[_U(opl + a)] -= 1
+            st[_U(ols + a)] -= p
+            st[_U(olq + a)] -= p * p
             if a != gp:
                 b = gp
-                if st[osz + a] < st[osz + b]:
+                if st[_U(osz + a)] < st[_U(osz + b)]:
                     a, b = b, a
                 # chain b joins chain a
                 s = b
                 while True:
-                    st[oh + s] = a
-                    s = st[on + s]
+                    st[_U(oh + s)] = a
+                    s = st[_U(on + s)]
                     if s == b:
                         break
-                tmp = st[on + a]
-                st[on + a] = st[on + b]
-                st[on + b] = tmp
-                st[osz + a] += st[osz + b]
-                st[opl + a] += st[opl + b]
-                st[ols + a] += st[ols + b]
-                st[olq + a] += st[olq + b]
+                tmp = st[_U(on + a)]
+                st[_U(on + a)] = st[_U(on + b)]
+                st[_U(on + b)] = tmp
+                st[_U(osz + a)] += st[_U(osz + b)]
+                st[_U(opl + a)] += st[_U(opl + b)]
+                st[_U(ols + a)] += st[_U(ols + b)]
+                st[_U(olq + a)] += st[_U(olq + b)]
                 gp = a
-    st[opl + gp] += pl
-    st[ols + gp] += ls
-    st[olq + gp] += lq
-    h = st[H_HASH] ^ ZOBRIST[c * _PMAX + p]
+    st[_U(opl + gp)] += pl
+    st[_U(ols + gp)] += ls
+    st[_U(olq + gp)] += lq
+    h = st[H_HASH] ^ ZOBRIST[_U(c * _PMAX + p)]
     if cap0 != -1:
         h ^= _remove_chain(st, cap0, o, P, W)
         if cap1 != -1:
@@ -483,7 +488,7 @@ def place(st, p):
                 h ^= _remove_chain(st, cap2, o, P, W)
                 if cap3 != -1:
                     h ^= _remove_chain(st, cap3, o, P, W)
-    elif st[opl + gp] == 0:
+    elif st[_U(opl + gp)] == 0:
         # suicide (legal in Tromp-Taylor): the chain is removed
         h ^= _remove_chain(st, gp, c, P, W)
     st[H_HASH] = h
@@ -509,8 +514,8 @@ def history_moves(st, out):
     N, W, P = _offsets(st)
     off_moves = HEADER + N_POINT_ARRAYS * P
     for k in range(st[H_MOVE_NUMBER]):
-        p = st[off_moves + k]
-        out[k] = N * N if p == PASS_SLOT else to_move(p, N)
+        p = st[_U(off_moves + k)]
+        out[_U(k)] = N * N if p == PASS_SLOT else to_move(p, N)
 
 
 @njit
@@ -527,13 +532,13 @@ def legal_mask(st, out):
     out[:] = False
     if st[H_OVER] != 0:
         return
-    out[N * N] = True
+    out[_U(N * N)] = True
     c = st[H_TO_PLAY]
     oel = HEADER + 7 * P
     for i in range(st[H_NEMPTY]):
-        p = st[oel + i]
+        p = st[_U(oel + i)]
         if legal_point(st, p, c):
-            out[to_move(p, N)] = True
+            out[_U(to_move(p, N))] = True
 
 
 @njit(inline="always")
@@ -542,7 +547,7 @@ def is_own_eye(st, p, c):
     neighbour a stone of ``c``? (The random player's "do not fill your own eye" rule.)"""
     W = st[H_SIZE] + 2
     for d in (-W, -1, 1, W):
-        cq = st[HEADER + p + d]
+        cq = st[_U(HEADER + p + d)]
         if cq != c and cq != BORDER:
             return False
     return True
@@ -560,29 +565,29 @@ def area_counts(st):
     for r in range(1, N + 1):
         for col in range(1, N + 1):
             p = r * W + col
-            cp = st[oc + p]
+            cp = st[_U(oc + p)]
             if cp == BLACK:
                 b += 1
             elif cp == WHITE:
                 w += 1
-            elif seen[p] == 0:
-                seen[p] = 1
+            elif seen[_U(p)] == 0:
+                seen[_U(p)] = 1
                 n = 0
-                stack[0] = p
+                stack[_U(0)] = p
                 top = 1
                 reach_b = False
                 reach_w = False
                 while top > 0:
                     top -= 1
-                    s = stack[top]
+                    s = stack[_U(top)]
                     n += 1
                     for d in (-W, -1, 1, W):
                         t = s + d
-                        ct = st[oc + t]
+                        ct = st[_U(oc + t)]
                         if ct == EMPTY:
-                            if seen[t] == 0:
-                                seen[t] = 1
-                                stack[top] = t
+                            if seen[_U(t)] == 0:
+                                seen[_U(t)] = 1
+                                stack[_U(top)] = t
                                 top += 1
                         elif ct == BLACK:
                             reach_b = True
@@ -610,7 +615,7 @@ def stones(st, out):
     for r in range(1, N + 1):
         base = HEADER + r * W
         for col in range(1, N + 1):
-            out[k] = st[base + col]
+            out[_U(k)] = st[_U(base + col)]
             k += 1
 
 
@@ -634,19 +639,19 @@ def set_position(st, colours, to_play):
     h = np.int64(0)
     for m in range(N * N):
         p = to_padded(m, N)
-        st[oc + p] = colours[m]
-        if colours[m] != EMPTY:
-            h ^= ZOBRIST[colours[m] * _PMAX + p]
+        st[_U(oc + p)] = colours[_U(m)]
+        if colours[_U(m)] != EMPTY:
+            h ^= ZOBRIST[colours[_U(m)] * _PMAX + p]
     # empty list
     ne = 0
     for m in range(N * N):
         p = to_padded(m, N)
-        if st[oc + p] == EMPTY:
-            st[oel + ne] = p
-            st[oep + p] = ne
+        if st[_U(oc + p)] == EMPTY:
+            st[_U(oel + ne)] = p
+            st[_U(oep + p)] = ne
             ne += 1
         else:
-            st[oep + p] = -1
+            st[_U(oep + p)] = -1
     st[H_NEMPTY] = ne
     # chains by flood fill
     done = np.zeros(P, dtype=np.uint8)
@@ -654,11 +659,11 @@ def set_position(st, colours, to_play):
     dead = 0
     for m in range(N * N):
         p = to_padded(m, N)
-        c = st[oc + p]
+        c = st[_U(oc + p)]
         if c == EMPTY or done[p]:
             continue
         done[p] = 1
-        stack[0] = p
+        stack[_U(0)] = p
         top = 1
         prev = p
         n = 0
@@ -667,28 +672,28 @@ def set_position(st, colours, to_play):
         lq = 0
         while top > 0:
             top -= 1
-            s = stack[top]
-            st[oh + s] = p
+            s = stack[_U(top)]
+            st[_U(oh + s)] = p
             if n > 0:
-                st[on + prev] = s
+                st[_U(on + prev)] = s
             prev = s
             n += 1
             for d in (-W, -1, 1, W):
                 t = s + d
-                ct = st[oc + t]
+                ct = st[_U(oc + t)]
                 if ct == EMPTY:
                     pl += 1
                     ls += t
                     lq += t * t
                 elif ct == c and done[t] == 0:
                     done[t] = 1
-                    stack[top] = t
+                    stack[_U(top)] = t
                     top += 1
-        st[on + prev] = p
-        st[osz + p] = n
-        st[opl + p] = pl
-        st[ols + p] = ls
-        st[olq + p] = lq
+        st[_U(on + prev)] = p
+        st[_U(osz + p)] = n
+        st[_U(opl + p)] = pl
+        st[_U(ols + p)] = ls
+        st[_U(olq + p)] = lq
         if pl == 0:
             dead += n
     st[H_TO_PLAY] = to_play
@@ -717,13 +722,13 @@ def copy_grown(st, new):
     old_table = fixed + cap
     new_table = fixed + ncap
     for j in range(cap):
-        v = st[old_table + j]
+        v = st[_U(old_table + j)]
         if v != 0:
             # insert the stored key as is (it is already the mapped key of its hash)
             i = v & (ncap - 1)
-            while new[new_table + i] != 0:
+            while new[_U(new_table + i)] != 0:
                 i = (i + 1) & (ncap - 1)
-            new[new_table + i] = v
+            new[_U(new_table + i)] = v
             new[H_NHIST] += 1
 
 
@@ -781,21 +786,21 @@ def _playout(st, seed, max_moves, log):
             x = _xorshift(x)
             r = (x >> 32) & 0xFFFFFFFF
             i = (r * k) >> 32
-            p = st[oel + i]
+            p = st[_U(oel + i)]
             if not is_own_eye(st, p, c) and legal_point(st, p, c):
                 chosen = p
                 break
             # move the rejected point out of the candidate range [0, k)
             k -= 1
-            q = st[oel + k]
-            st[oel + i] = q
-            st[oep + q] = i
-            st[oel + k] = p
-            st[oep + p] = k
+            q = st[_U(oel + k)]
+            st[_U(oel + i)] = q
+            st[_U(oep + q)] = i
+            st[_U(oel + k)] = p
+            st[_U(oep + p)] = k
         if chosen >= 0:
             slot = place(st, chosen)
             if keep_log and slot >= 0:
-                log[nlog] = slot
+                log[_U(nlog)] = slot
                 nlog += 1
         else:
             play_pass(st)
@@ -824,7 +829,7 @@ def playout_benchmark(st0, n, seed, max_moves, komi):
         if score(st, komi) > 0:
             bwins += 1
         for j in range(nlog):
-            st[off_table + log[j]] = 0
+            st[off_table + log[_U(j)]] = 0
         st[:fixed] = st0[:fixed]
     return total, bwins
 
@@ -833,26 +838,26 @@ def playout_benchmark(st0, n, seed, max_moves, komi):
 
 @njit
 def batch_status(states, moves, done, out):
-    """``out[i]`` = move_status of ``moves[i]`` on row i (OK for rows with ``done[i]``)."""
+    """``out[_U(i)]`` = move_status of ``moves[_U(i)]`` on row i (OK for rows with ``done[i]``)."""
     for i in range(states.shape[0]):
-        if done[i] or moves[i] == -1:
-            out[i] = OK
+        if done[i] or moves[_U(i)] == -1:
+            out[_U(i)] = OK
         else:
-            out[i] = move_status(states[i], moves[i])
+            out[_U(i)] = move_status(states[i], moves[_U(i)])
 
 
 @njit
 def batch_apply(states, moves):
-    """Play ``moves[i]`` on every row not over (-1 = the player to move resigns); no checks.
+    """Play ``moves[_U(i)]`` on every row not over (-1 = the player to move resigns); no checks.
     Return the largest move number afterwards."""
     most = 0
     for i in range(states.shape[0]):
         st = states[i]
         if st[H_OVER] == 0:
-            if moves[i] == -1:
+            if moves[_U(i)] == -1:
                 resign(st, st[H_TO_PLAY])
             else:
-                apply_move(st, moves[i])
+                apply_move(st, moves[_U(i)])
         if st[H_MOVE_NUMBER] > most:
             most = st[H_MOVE_NUMBER]
     return most
@@ -861,16 +866,16 @@ def batch_apply(states, moves):
 @njit
 def batch_legal_masks(states, out):
     for i in range(states.shape[0]):
-        legal_mask(states[i], out[i])
+        legal_mask(states[i], out[_U(i)])
 
 
 @njit
 def batch_scores(states, komi, out):
     for i in range(states.shape[0]):
-        out[i] = score(states[i], komi)
+        out[_U(i)] = score(states[i], komi)
 
 
 @njit
 def batch_stones(states, out):
     for i in range(states.shape[0]):
-        stones(states[i], out[i])
+        stones(states[i], out[_U(i)])
