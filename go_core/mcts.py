@@ -28,6 +28,9 @@ Using it (self-play of many games, one forward pass per round for all of them):
   round gathers up to `cfg.leaves_per_game` leaves per game under virtual loss, then makes ONE
   `evaluator.evaluate` call for all leaves of all games. `.search(tree, n)` is the one-game form.
   `.plan_search()` draws a `SearchPlan(simulations, noise, full)` by playout-cap randomization.
+  A descent that meets a leaf already pending in this round (a virtual-loss collision) ends
+  that tree's gathering for the round. Searching a finished game raises ValueError.
+  Counters: `.simulations`, `.evaluations` (positions sent to the evaluator), `.rounds`.
 - Positions: only the root's `Board` is stored; a leaf's position is the root replayed along its
   path into a reusable scratch board (a copy into memory already touched: no allocation per
   leaf, and a tree costs ~100 bytes per node). Terminal nodes (two passes) are valued by the
