@@ -63,6 +63,7 @@ class SelfPlayConfig:
     tree_reuse: bool = True             # keep the chosen move's subtree for the next search
     resign_threshold: float = -0.9      # resign when the root value for the side to move is below this
     resign_consecutive: int = 2         # ... for this many of its moves in a row
+    resign_min_moves: int = 20          # nobody resigns before this many moves (an early value net is overconfident)
     no_resign_fraction: float = 0.1     # fraction of games with resignation off (played out to the end)
     max_moves_factor: float = 2.0       # a game stops (scored as it stands) after factor * size^2 moves
     sgf_games_per_iteration: int = 2    # self-play games saved as SGF in games/ each iteration

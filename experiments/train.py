@@ -172,6 +172,7 @@ class TrainingRun:
         sp = cfg.selfplay
         settings = SelfPlaySettings(size=cfg.board.size, komi=cfg.board.komi, parallel_games=sp.parallel_games,
                                     resign_threshold=sp.resign_threshold, resign_consecutive=sp.resign_consecutive,
+                                    resign_min_moves=sp.resign_min_moves,
                                     no_resign_fraction=sp.no_resign_fraction, max_moves_factor=sp.max_moves_factor)
         self.net.eval()
         samples, finished, stats = play_games(sp.games_per_iteration, self.searcher, settings, self.rng,

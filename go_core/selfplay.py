@@ -8,7 +8,7 @@ leaves of all games). The move is sampled from the visits at `temperature` for t
 `temperature_moves` moves, then the most visited one is played; the searched subtree is kept.
 
 Resignation: a player resigns when the root value of its search stays below `resign_threshold`
-for `resign_consecutive` of its moves in a row. In a `no_resign_fraction` of the games resignation
+for `resign_consecutive` of its moves in a row (never before move `resign_min_moves`). In a `no_resign_fraction` of the games resignation
 is off and the game is played to the end, so the value head keeps seeing real endgames; those
 games also measure how often a resignation would have been wrong (`resign_false_positive`).
 
@@ -36,6 +36,7 @@ class SelfPlaySettings:
     parallel_games: int = 128
     resign_threshold: float = -0.9
     resign_consecutive: int = 2
+    resign_min_moves: int = 20
     no_resign_fraction: float = 0.1
     max_moves_factor: float = 2.0
 
@@ -137,7 +138,8 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
             stats.moves += 1
             # resignation: the root value for the player to move, over its consecutive moves
             v = g.tree.root_value()
-            g.low_streak[me] = g.low_streak[me] + 1 if v < settings.resign_threshold else 0
+            low = v < settings.resign_threshold and board.move_number >= settings.resign_min_moves
+            g.low_streak[me] = g.low_streak[me] + 1 if low else 0
             done = False
             if g.low_streak[me] >= settings.resign_consecutive:
                 if g.resign_allowed:

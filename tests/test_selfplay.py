@@ -52,15 +52,19 @@ def test_cheap_searches_give_no_policy_target():
 
 def test_a_hopeless_side_resigns_unless_the_game_is_a_no_resign_one():
     samples, games, stats = run(WhiteDespairs(), n=4, resign_threshold=-0.8, resign_consecutive=2,
-                                no_resign_fraction=0.0)
+                                no_resign_fraction=0.0, resign_min_moves=0)
     assert all(g.result == "B+R" and g.board.move_number == 3 for g in games)  # white's second move resigns
     assert stats.resigned == 4
     assert np.all(samples.value[samples.to_play == WHITE] == -1)
     _, games, stats = run(WhiteDespairs(), n=4, resign_threshold=-0.8, resign_consecutive=2,
-                          no_resign_fraction=1.0)
+                          no_resign_fraction=1.0, resign_min_moves=0)
     assert stats.resigned == 0 and stats.no_resign_games == 4
     assert all(not g.board.resigned and g.would_have_resigned == WHITE for g in games)
     assert stats.resign_checked == 4  # each tells whether resigning would have been right
+    # no resignation before move 6: white's moves 7 and 9 are its first two hopeless ones
+    _, games, stats = run(WhiteDespairs(), n=2, resign_threshold=-0.8, resign_consecutive=2,
+                          no_resign_fraction=0.0, resign_min_moves=6)
+    assert all(g.result == "B+R" and g.board.move_number == 9 for g in games)
 
 
 def test_sgf_sample_round_trips(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from experiments.rundir import read_metrics, read_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterations=2",
+MICRO = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterations=3",
          "selfplay.games_per_iteration=2", "selfplay.parallel_games=2", "selfplay.visits=4",
          "selfplay.cheap_visits=2", "selfplay.max_moves_factor=1.0", "train.batch_size=16",
          "train.max_steps_per_iteration=3", "train.warm_start.random_value_games=4",
@@ -28,27 +28,34 @@ def job(run_dir: Path, *overrides: str, wait: bool = True):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_micro_job_writes_the_run_directory(tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> Path:
+    """A micro job of 3 iterations, never interrupted."""
+    run = tmp_path_factory.mktemp("straight") / "run"
     p = job(run)
     assert p.returncode == 0, p.stdout + p.stderr
+    return run
+
+
+def test_micro_job_writes_the_run_directory(straight_run):
+    run = straight_run
     for name in (".hydra/config.yaml", "log.txt", "metrics.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt"):
         assert (run / name).exists(), name
     assert list((run / "games").glob("selfplay_*.sgf"))
     metrics = read_metrics(run)
-    assert [m["iteration"] for m in metrics] == [1, 2]
+    assert [m["iteration"] for m in metrics] == [1, 2, 3]
     for m in metrics:
         for key in ("step", "policy_loss", "value_loss", "loss", "games", "samples", "sims_per_s", "wall_s", "cpu_s"):
             assert key in m, key
         assert m["games"] == 2 and m["samples"] > 0
     s = read_summary(run)
     assert s["status"] == "ok", s
-    assert s["metrics"]["iterations"] == 2 and s["metrics"]["games"] == 4
+    assert s["metrics"]["iterations"] == 3 and s["metrics"]["games"] == 6
     assert "iteration budget" in s["budget_note"]
     assert set(s["compute"]) >= {"wall_s", "cpu_s", "gpu_s", "device"}
     assert s["checkpoint"].endswith("best.pt") and s["warm_start"]["random_value"]["games"] == 4
     ckpt = torch.load(run / "checkpoints/latest.pt", weights_only=False)
-    assert ckpt["iteration"] == 2 and ckpt["board_size"] == 5 and ckpt["replay"]["data"] is not None
+    assert ckpt["iteration"] == 3 and ckpt["board_size"] == 5 and ckpt["replay"]["data"] is not None
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -76,10 +83,9 @@ def test_a_crash_is_recorded_with_its_traceback(tmp_path):
     assert "Traceback" in s["error"] and "nonexistent/net.pt" in s["error"]
 
 
-def test_killed_run_resumes_exactly_where_it_was(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert job(straight, "budget.max_iterations=3").returncode == 0
-    proc = job(killed, "budget.max_iterations=3", wait=False)
+def test_killed_run_resumes_exactly_where_it_was(tmp_path, straight_run):
+    straight, killed = straight_run, tmp_path / "killed"
+    proc = job(killed, wait=False)
     latest = killed / "checkpoints/latest.pt"
     deadline = time.time() + 300
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
@@ -89,7 +95,7 @@ def test_killed_run_resumes_exactly_where_it_was(tmp_path):
     assert read_summary(killed) is None, "the job finished before it could be killed"
     done = torch.load(latest, weights_only=False)["iteration"]
     assert 1 <= done < 3
-    p = job(killed, "budget.max_iterations=3")
+    p = job(killed)
     assert p.returncode == 0, p.stdout + p.stderr
     s = read_summary(killed)
     assert s["status"] == "ok" and s["resumed_from_iteration"] == done
