@@ -546,11 +546,15 @@ def is_own_eye(st, p, c):
     """Is the empty padded point ``p`` a single-point eye of ``c``: every on-board orthogonal
     neighbour a stone of ``c``? (The random player's "do not fill your own eye" rule.)"""
     W = st[H_SIZE] + 2
-    for d in (-W, -1, 1, W):
-        cq = st[_U(HEADER + p + d)]
-        if cq != c and cq != BORDER:
-            return False
-    return True
+    b = HEADER + p
+    o = 3 - c
+    c1 = st[_U(b - W)]
+    c2 = st[_U(b - 1)]
+    c3 = st[_U(b + 1)]
+    c4 = st[_U(b + W)]
+    # own stone or border <=> neither empty nor the opponent's
+    return (c1 != EMPTY and c1 != o and c2 != EMPTY and c2 != o
+            and c3 != EMPTY and c3 != o and c4 != EMPTY and c4 != o)
 
 
 @njit
