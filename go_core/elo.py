@@ -70,6 +70,15 @@ class EloFit:
     prior_draws: float
     separated: list[list[str]] = field(default_factory=list)  # groups split by perfect results
     log_likelihood: float = 0.0                # unpenalised, at the fit
+    cov: dict[str, dict[str, float]] = field(default_factory=dict)  # rating covariance (Elo^2)
+
+    def gap(self, a: str, b: str) -> tuple[float, tuple[float, float]]:
+        """Elo of `a` minus Elo of `b`, with its 95% interval (from the joint covariance: a gap
+        between neighbours is known better than either rating relative to the anchor)."""
+        d = self.ratings[a] - self.ratings[b]
+        var = self.cov[a][a] + self.cov[b][b] - 2 * self.cov[a][b]
+        half = Z95 * math.sqrt(max(var, 0.0))
+        return d, (d - half, d + half)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +267,13 @@ def fit_elo(games: Iterable[Any], anchors: dict[str, float] | None = None, *,
         cov = cov + (J * sd ** 2) @ J.T
 
     ratings = {name: float(x[i] * ELO_SCALE) for name, i in idx.items()}
+    full = np.zeros((n, n))
+    rating_pos = [k for k, i in enumerate(sel) if i < n]
+    full[np.ix_(sel[rating_pos], sel[rating_pos])] = cov[np.ix_(rating_pos, rating_pos)]
+    for a in anchors:
+        full[idx[a], idx[a]] = ((anchor_sd or {}).get(a, 0.0) / ELO_SCALE) ** 2
+    full *= ELO_SCALE ** 2
+    cov_named = {a: {b: float(full[idx[a], idx[b]]) for b in names} for a in names}
     stderr: dict[str, float] = {}
     ci: dict[str, tuple[float, float]] = {}
     for name, i in idx.items():
@@ -279,7 +295,7 @@ def fit_elo(games: Iterable[Any], anchors: dict[str, float] | None = None, *,
     return EloFit(ratings=ratings, ci95=ci, stderr=stderr, anchors=anchors, colour_advantage=h,
                   colour_ci95=colour_ci, games=len(triples), games_by_player=games_by_player,
                   prior_draws=prior_draws, separated=groups if len(groups) > 1 else [],
-                  log_likelihood=ll_plain)
+                  log_likelihood=ll_plain, cov=cov_named)
 
 
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:

@@ -312,7 +312,13 @@ def _calibration_data(cfg: EvalConfig, records: list[list], anchor: str, sigs: d
         rungs = {n: {"elo": round(fit.ratings[n], 1), "ci95": [round(x, 1) for x in fit.ci95[n]],
                      "stderr": round(fit.stderr[n], 1), "games": fit.games_by_player.get(n, 0),
                      "signature": sigs[n]} for n in fit.ratings}
-        extra = {"colour_advantage": round(fit.colour_advantage, 1),
+        order = sorted(fit.ratings, key=fit.ratings.get)
+        gaps = []
+        for lo_name, hi_name in zip(order, order[1:]):
+            d, (g_lo, g_hi) = fit.gap(hi_name, lo_name)
+            gaps.append({"from": lo_name, "to": hi_name, "gap": round(d, 1),
+                         "ci95": [round(g_lo, 1), round(g_hi, 1)]})
+        extra = {"neighbour_gaps": gaps, "colour_advantage": round(fit.colour_advantage, 1),
                  "colour_ci95": [round(x, 1) for x in fit.colour_ci95], "separated": fit.separated,
                  "fit": fit}
     return {
@@ -347,6 +353,10 @@ def calibration_table(data: dict[str, Any]) -> str:
     for name, r in sorted(data["rungs"].items(), key=lambda kv: kv[1]["elo"]):
         lo, hi = r["ci95"]
         lines.append(f"{name:<24} {r['elo']:>7.0f} {f'[{lo:.0f}, {hi:.0f}]':>18} {r['games']:>6}")
+    for g in data.get("neighbour_gaps", []):
+        lo, hi = g["ci95"]
+        sep = "ordered" if lo > 0 else "not separated"
+        lines.append(f"  gap {g['from']} -> {g['to']}: {g['gap']:+.0f} [{lo:+.0f}, {hi:+.0f}] ({sep})")
     if "colour_advantage" in data:
         lo, hi = data["colour_ci95"]
         lines.append(f"colour advantage (black, Elo): {data['colour_advantage']:.0f} [{lo:.0f}, {hi:.0f}]")

@@ -75,3 +75,15 @@ def test_anchor_uncertainty_widens_the_candidate_interval():
 def test_a_player_not_connected_to_an_anchor_is_an_error():
     with pytest.raises(ValueError, match="not connected"):
         fit_elo([("a", "b", 1.0), ("b", "a", 0.0)])
+
+
+def test_neighbour_gaps_are_known_better_than_ratings_far_from_the_anchor():
+    rng = np.random.default_rng(5)
+    truth = {"random": 0.0, "a": 300.0, "b": 600.0, "c": 900.0}
+    games = simulate_games(truth, [("random", "a"), ("a", "b"), ("b", "c")], 40, rng)
+    fit = fit_elo(games)
+    d, (lo, hi) = fit.gap("c", "b")
+    assert lo < d < hi and lo < 300.0 < hi
+    assert hi - lo < fit.ci95["c"][1] - fit.ci95["c"][0]
+    d0, (lo0, hi0) = fit.gap("a", "random")     # against the anchor the gap is the rating
+    assert d0 == pytest.approx(fit.ratings["a"]) and (lo0, hi0) == pytest.approx(fit.ci95["a"])
