@@ -297,3 +297,47 @@ def test_random_playout_reaches_the_end_without_filling_own_eyes():
                            for p in range(81))
         ref.play(m)
     assert ref.to_ascii() == final.to_ascii() and ref.score() == final.score()
+
+
+def test_random_playout_is_reproducible_from_a_seed():
+    b = Board(7)
+    assert b.random_playout(5).history == b.random_playout(5).history
+    assert b.random_playout(5).history != b.random_playout(6).history
+
+
+def test_kernels_are_callable_from_other_numba_code():
+    """Other numba code (e.g. a rollout evaluator) can call the kernels on state arrays."""
+    from numba import njit
+
+    from go_core import board_kernels as K
+
+    @njit
+    def first_legal_then_score(st, komi):
+        n2 = st[K.H_SIZE] * st[K.H_SIZE]
+        for m in range(n2):
+            if K.is_legal(st, m):
+                K.play(st, m)
+                break
+        return K.score(st, komi)
+
+    b = Board(5, komi=0.5)
+    st = b.state.copy()
+    assert first_legal_then_score(st, 0.5) == 24.5
+
+
+def test_ascii_round_trip_last_move_and_set_board():
+    b = Board.from_ascii("""
+        X.O
+        .X.
+        O..
+    """, to_play=WHITE)
+    assert b.to_ascii() == "X.O\n.X.\nO.." and b.to_play == WHITE and b.last_move is None
+    play(b, "C1")
+    assert b.last_move == gtp_to_move("C1", 3)
+    b.play(9)
+    assert b.last_move == 9
+    bs = Boards(2, 3)
+    bs.set_board(1, b)
+    assert bs.board(1).to_ascii() == b.to_ascii() and bs.to_play[1] == b.to_play
+    bs.play([4, 3])
+    assert bs.board(1).history == b.history + [3]
