@@ -431,6 +431,12 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
             break
         est = estimate()
         rest = [r for r in order if r.name not in played]
+        # A clean sweep says which way to go even where the prior-pulled estimate does not.
+        score = sum(g.score_for(candidate.name) for g in all_games)
+        if score == 0:      # lost everything: only weaker rungs can tell more
+            rest = [r for r in rest if elos[r.name] < min(elos[n] for n in played)]
+        elif score == len(all_games):
+            rest = [r for r in rest if elos[r.name] > max(elos[n] for n in played)]
         if not rest:
             break
         rung = min(rest, key=lambda r: abs(elos[r.name] - est))
@@ -454,6 +460,10 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     failures = [{"game": g.index, "black": g.black, "white": g.white, "reason": g.reason,
                  "detail": g.detail[:300]} for g in all_games if g.failure]
     lo, hi = fit.ci95[candidate.name]
+    total = sum(g.score_for(candidate.name) for g in all_games)
+    # With no win (or no loss) at all the data give only a bound: the estimate and its interval
+    # then rest on the prior's virtual draws, and the truth may lie below (above) them.
+    bound = "upper" if total == 0 else "lower" if total == len(all_games) else None
     return {
         "winrate_vs_ref": ref_wr.rate,
         "winrate_ci95": list(ref_wr.ci95),
@@ -467,4 +477,5 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
         "games": len(all_games),
         "failures": failures,
         "elo_separated": fit.separated,
+        "elo_bound": bound,
     }

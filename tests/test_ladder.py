@@ -177,3 +177,17 @@ def test_an_interrupted_calibration_resumes_where_it_stopped(tmp_path, simulated
     simulated.clear()
     ladder.calibrate(cfg, games=10, log=lambda m: None)
     assert simulated[0] == ("random", "r1", 4)       # only the missing games of the first pair
+
+
+def test_a_candidate_that_loses_everything_walks_down_and_is_flagged_as_a_bound(tmp_path, simulated):
+    cfg = config(tmp_path, max_rungs=3, games_per_rung=4)
+    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    TRUTH["hopeless"] = -2000.0
+    try:
+        simulated.clear()
+        out = ladder.evaluate_candidate(PlayerSpec("hopeless", ["true"]), cfg, log=lambda m: None)
+    finally:
+        del TRUTH["hopeless"]
+    played = [b for _, b, _ in simulated]
+    assert played == ["r2", "random"]      # down to the nearest rung below; nothing lies below random
+    assert out["elo_bound"] == "upper" and out["elo"] < 0
