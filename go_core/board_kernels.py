@@ -247,11 +247,24 @@ def legal_point(st, p, c):
     """
     N, W, P = _offsets(st)
     oc = HEADER
+    o = 3 - c
+    # fast path: an empty neighbour and no enemy one, so no capture and no suicide
+    b = oc + p
+    c1 = st[_U(b - W)]
+    c2 = st[_U(b - 1)]
+    c3 = st[_U(b + 1)]
+    c4 = st[_U(b + W)]
+    if (c1 != o and c2 != o and c3 != o and c4 != o
+            and (c1 == EMPTY or c2 == EMPTY or c3 == EMPTY or c4 == EMPTY)):
+        if N * N - st[H_NEMPTY] + 1 > st[H_MAXSTONES]:
+            return True
+        cap = st[H_CAP]
+        return not _table_contains(st, HEADER + N_POINT_ARRAYS * P + cap, cap - 1,
+                                   st[H_HASH] ^ ZOBRIST[_U(c * _PMAX + p)])
     oh = HEADER + P
     opl = HEADER + 4 * P
     ols = HEADER + 5 * P
     olq = HEADER + 6 * P
-    o = 3 - c
     has_lib = False
     captured = False
     own_safe = False
