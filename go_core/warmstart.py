@@ -6,7 +6,10 @@
 (b) Value pre-training on random-play games (`random_game_samples`): random games on small
     boards end with every group settled, so their Tromp-Taylor results teach the value head to
     count stones and territory, which is most of what a first MCTS needs to beat a random player.
-    Only the value is trained (random moves are no policy target).
+    The policy target is the random player's own move distribution (uniform over legal points
+    that do not fill one's own eye; pass only when none is left): it teaches nothing about good
+    moves, but it teaches not to pass while the board is still open, which an untrained policy
+    head does not know (and a player that passes early loses every group to a random player).
 (c) Another board size: the net is fully convolutional and masked, so a 9x9 checkpoint is a
     valid 19x19 net (`init_from_checkpoint`; the architecture must match the run's model group).
 
@@ -31,9 +34,11 @@ from go_core.replay import HISTORY, Position, ReplayBuffer, Samples
 def random_game_samples(n_games: int, size: int, komi: float, rng: np.random.Generator,
                         positions_per_game: int = 8, first_game: int = 0) -> Samples:
     """Positions sampled from `n_games` random games (no filling one's own eyes), each labelled
-    with its game's Tromp-Taylor result for the player to move; no policy targets."""
+    with its game's Tromp-Taylor result for the player to move and, as policy target, the random
+    player's move distribution there."""
+    from go_core.players import own_eye_mask
     A = size * size + 1
-    boards, values, games = [], [], []
+    boards, values, games, policy = [], [], [], []
     for g in range(n_games):
         end = Board(size, komi).random_playout(rng)
         winner = end.winner()
@@ -45,11 +50,19 @@ def random_game_samples(n_games: int, size: int, komi: float, rng: np.random.Gen
             while played < k:
                 b.play(moves[played])
                 played += 1
-            boards.append(Position(size, b.stones, b.to_play, b.history[-HISTORY:], komi))
+            stones = b.stones
+            boards.append(Position(size, stones, b.to_play, b.history[-HISTORY:], komi))
             values.append(0.0 if winner == 0 else (1.0 if winner == b.to_play else -1.0))
             games.append(first_game + g)
+            p = np.zeros(A, np.float32)
+            points = b.legal_mask()[:-1] & ~own_eye_mask(stones, b.to_play, size)
+            if points.any():
+                p[:-1] = points / points.sum()
+            else:
+                p[-1] = 1.0
+            policy.append(p)
     n = len(boards)
-    return Samples.from_positions(boards, np.zeros((n, A), np.float32), np.zeros(n, bool), values, games)
+    return Samples.from_positions(boards, np.stack(policy), np.ones(n, bool), values, games)
 
 
 # ----------------------------------------------------------------------------- (a) SGF games

@@ -18,7 +18,12 @@ SMALL = NetConfig(blocks=1, channels=16, gpool_every=1, gpool_channels=4, policy
 def test_random_game_samples_carry_each_games_result():
     rng = np.random.default_rng(0)
     s = random_game_samples(6, 5, 0.5, rng, positions_per_game=5)
-    assert len(s) == 30 and not s.has_policy.any()
+    assert len(s) == 30 and s.has_policy.all()
+    np.testing.assert_allclose(s.policy.sum(1), 1.0, rtol=1e-5)
+    # the random player's own moves: legal points, pass only when no point is left
+    for i, pos in enumerate(s.positions()[:5]):
+        assert np.all(s.policy[i][:-1][pos.stones != 0] == 0)
+        assert s.policy[i][-1] == (1.0 if s.policy[i][:-1].sum() == 0 else 0.0)
     assert set(np.unique(s.value)) <= {-1.0, 1.0}  # komi 0.5: no draws
     for g in np.unique(s.game):
         rows = s.game == g
