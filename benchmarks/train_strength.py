@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     if a.train:
         run_dir = Path(a.run_dir)
         out["training"] = run_training(run_dir, a.override)
+        print(json.dumps({"training": out["training"]}), file=sys.stderr, flush=True)
         ckpt = ckpt or str(run_dir / "checkpoints" / "best.pt")
     if not ckpt:
         p.error("give --checkpoint PATH or --train")
@@ -157,11 +158,13 @@ def main(argv=None) -> int:
         m = play_match(MCTSSide(ev, a.visits_vs_random, rng), RandomSide(a.seed), a.games_vs_random, size, 7.0, 0, rng)
         m.update(visits=a.visits_vs_random, seconds=time.time() - t)
         out["mcts_vs_random"] = m
+        print(json.dumps({"mcts_vs_random": {k: v for k, v in m.items() if k != "results"}}), file=sys.stderr, flush=True)
     t = time.time()
     if a.games_vs_policy:
         m = play_match(MCTSSide(ev, a.visits, rng), PolicySide(ev), a.games_vs_policy, size, 7.0, a.opening, rng)
         m.update(visits=a.visits, seconds=time.time() - t)
         out["mcts_vs_raw_policy"] = m
+        print(json.dumps({"mcts_vs_raw_policy": {k: v for k, v in m.items() if k != "results"}}), file=sys.stderr, flush=True)
     t = time.time()
     if a.games_vs_random:
         m = play_match(PolicySide(ev), RandomSide(a.seed + 1), a.games_vs_random, size, 7.0, 0, rng)
