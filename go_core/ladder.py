@@ -69,6 +69,7 @@ class EvalConfig:
     cache_path: str | None = None       # calibration cache; None: ~/.cache/tengen/ladder-<host>.json
     save_sgf: bool = True               # save every evaluation game as SGF in the run's games/
     seed: int = 0                       # seeds openings and random moves
+    at_end: bool = True                 # training runs evaluate their final checkpoint (experiments/train.py)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "EvalConfig":
