@@ -122,6 +122,7 @@ def test_sigterm_stops_the_job_as_a_timeout(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)   # training (< 10 min) plus ~150 evaluation games
 def test_tiny_budget_acceptance(tmp_path):
     """Issue 3: `experiments.train board=9x9 budget=tiny` in under 10 minutes; its net with MCTS
     beats random in >= 95 of 100 games, and MCTS at 64 visits beats the raw policy."""
