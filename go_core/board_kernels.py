@@ -322,17 +322,7 @@ def legal_point(st, p, c):
 @njit
 def is_legal(st, m):
     """Is move ``m`` (a point, or ``N*N`` for pass) legal for the player to move?"""
-    N = st[H_SIZE]
-    if st[H_OVER] != 0:
-        return False
-    if m == N * N:
-        return True
-    if m < 0 or m > N * N:
-        return False
-    p = to_padded(m, N)
-    if st[_U(HEADER + p)] != EMPTY:
-        return False
-    return legal_point(st, p, st[H_TO_PLAY])
+    return move_status(st, m) == OK
 
 
 @njit
