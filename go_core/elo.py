@@ -195,12 +195,7 @@ def fit_elo(games: Iterable[Any], anchors: dict[str, float] | None = None, *,
         q = p * (1 - p)
         g = np.zeros(dim)
         H = np.zeros((dim, dim))
-        np.add.at(g, b_idx, r)
-        np.add.at(g, w_idx, -r)
-        np.add.at(H, (b_idx, b_idx), -q)
-        np.add.at(H, (w_idx, w_idx), -q)
-        np.add.at(H, (b_idx, w_idx), q)
-        np.add.at(H, (w_idx, b_idx), q)
+        _add_pair_terms(g, H, b_idx, w_idx, r, q)
         if fit_colour:
             g[n] = r.sum() - x[n] / var_h
             np.add.at(H, (b_idx, n), -q)
@@ -217,12 +212,7 @@ def fit_elo(games: Iterable[Any], anchors: dict[str, float] | None = None, *,
             ll += float(prior_draws * np.sum(0.5 * _log_sigmoid(d) + 0.5 * _log_sigmoid(-d)))
             rr = prior_draws * (0.5 - pp)
             qq = prior_draws * pp * (1 - pp)
-            np.add.at(g, pi, rr)
-            np.add.at(g, pj, -rr)
-            np.add.at(H, (pi, pi), -qq)
-            np.add.at(H, (pj, pj), -qq)
-            np.add.at(H, (pi, pj), qq)
-            np.add.at(H, (pj, pi), qq)
+            _add_pair_terms(g, H, pi, pj, rr, qq)
         return ll, g, H, ll_plain
 
     sel = np.append(free, n) if fit_colour else free
@@ -296,6 +286,16 @@ def fit_elo(games: Iterable[Any], anchors: dict[str, float] | None = None, *,
                   colour_ci95=colour_ci, games=len(triples), games_by_player=games_by_player,
                   prior_draws=prior_draws, separated=groups if len(groups) > 1 else [],
                   log_likelihood=ll_plain, cov=cov_named)
+
+
+def _add_pair_terms(g, H, i, j, r, q):
+    """Add pairwise Bradley-Terry terms: player i gains gradient r (j loses it), curvature q."""
+    np.add.at(g, i, r)
+    np.add.at(g, j, -r)
+    np.add.at(H, (i, i), -q)
+    np.add.at(H, (j, j), -q)
+    np.add.at(H, (i, j), q)
+    np.add.at(H, (j, i), q)
 
 
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:
