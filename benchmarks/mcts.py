@@ -9,7 +9,8 @@ Prints one JSON object:
   forward pass, tree reuse between the `--moves` moves searched), with a random-weight net of
   `--blocks` x `--channels` (speed does not depend on the weights);
 - `net_evals_per_s`: raw batched forward passes of that net on positions already encoded (the
-  ceiling for sims_per_s), at the batch size the search uses;
+  ceiling for sims_per_s), at the batch size the search uses, as the evaluator runs it (BatchNorm
+  folded, channels-last); `net_evals_per_s_unfused` the same net as trained (default layout);
 - `katago_visits_per_s`: KataGo (b6c96 net, found by `go_core.engines`) `genmove` at
   `--katago-visits` maxVisits on 9x9, fresh positions, NN cache cleared before each move;
 - `ratio_vs_katago`, `device`, `gpu_util_pct` (nvidia-smi sampled during the search, on CUDA),
@@ -35,7 +36,8 @@ from go_core.board import Board  # noqa: E402
 from go_core.evaluators import NetEvaluator  # noqa: E402
 from go_core.features import encode_numpy  # noqa: E402
 from go_core.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
-from go_core.net import NetConfig, PolicyValueNet, autocast, select_device  # noqa: E402
+from go_core.net import (NetConfig, PolicyValueNet, autocast, fuse_for_inference, select_device,  # noqa: E402
+                          to_inference_layout)
 
 
 def opening(size: int, moves: int, rng: np.random.Generator) -> Board:
@@ -78,10 +80,14 @@ class GPUSampler:
         return round(float(np.mean(self.samples)), 1) if self.samples else None
 
 
-def bench_net(net, device, size, batch, seconds, rng) -> float:
+def bench_net(net, device, size, batch, seconds, rng, inference_layout: bool = True) -> float:
+    """Evaluations per second of `net` on encoded positions, in batches of `batch`; with
+    `inference_layout` the net is the evaluator's (BN folded, channels-last), else as trained."""
     boards = [opening(size, int(rng.integers(0, 30)), rng) for _ in range(min(batch, 256))]
     x = encode_numpy([boards[i % len(boards)] for i in range(batch)])
     xt = torch.from_numpy(x).to(device)
+    if inference_layout:
+        net, xt = fuse_for_inference(net), to_inference_layout(xt)
     with torch.inference_mode(), autocast(device):
         for _ in range(2):
             net(xt)
@@ -201,6 +207,8 @@ def main(argv=None) -> int:
     result.update(bench_mcts(net, device, args, rng))
     result["net_evals_per_s"] = bench_net(net, device, args.size, round(result["mean_batch"]),
                                           args.net_seconds, rng)
+    result["net_evals_per_s_unfused"] = bench_net(net, device, args.size, round(result["mean_batch"]),
+                                                  args.net_seconds, rng, inference_layout=False)
     result["net_batch"] = round(result["mean_batch"])
     if args.no_katago:
         result["katago_visits_per_s"], result["katago_error"] = None, "skipped (--no-katago)"

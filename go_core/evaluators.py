@@ -125,13 +125,15 @@ class NetEvaluator:
     @torch.inference_mode()
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw net outputs (logits (B, A), values (B,)) for encoded planes x (B, C, S, S)."""
-        from go_core.net import autocast
+        from go_core.net import autocast, to_inference_layout
         net = self.inference_net()
         was_training = net.training
         net.eval()
         logits_out, values_out = [], []
         for i in range(0, len(x), self.max_batch):
             xb = torch.from_numpy(x[i:i + self.max_batch]).to(self.device, non_blocking=True)
+            if self.fuse:
+                xb = to_inference_layout(xb)
             with autocast(self.device):
                 logits, values = net(xb)
             logits_out.append(logits.float().cpu().numpy())
