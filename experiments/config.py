@@ -5,8 +5,10 @@ these schemas, so a misspelt field or a value of the wrong type is refused befor
 with the group, the field and what was expected (Hydra itself refuses unknown group options and
 names the valid ones).
 
-Groups owned elsewhere (`eval`, `tracking`, `launcher`) are passed through untyped here; their
-owners validate them.
+Groups owned elsewhere (`tracking`, `launcher`) are passed through untyped here; their owners
+validate them. The `eval` group's schema is `go_core.ladder.EvalConfig`: `validate` checks the
+group against it up front, so a bad key or value is refused before any self-play, not when the
+first evaluation starts.
 """
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ class JobConfig:
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    eval: Any = None                    # evaluation group (experiments/evaluate.py validates it)
+    eval: Any = None                    # evaluation group (schema: go_core.ladder.EvalConfig, checked in validate)
     tracking: Any = None                # tracking group (experiments/tracking.py)
     launcher: Any = None                # launcher group (Hydra launcher settings)
     seed: int = 0                       # seeds numpy, torch and the self-play games
@@ -162,4 +164,27 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError("selfplay.no_resign_fraction must be in [0, 1]")
     if not 0.0 < merged.selfplay.full_search_prob <= 1.0:
         raise ConfigError("selfplay.full_search_prob must be in (0, 1]")
+    if merged.get("eval") is not None:
+        validate_eval(merged.eval)
     return merged
+
+
+def validate_eval(eval_cfg: Any) -> None:
+    """The `eval` group against go_core.ladder.EvalConfig: unknown keys refused by name (with the
+    known ones), and the per-iteration quick Elo keys checked (experiments/iteration_eval.py)."""
+    from go_core.ladder import EvalConfig
+
+    raw = OmegaConf.to_container(eval_cfg, resolve=True) if isinstance(eval_cfg, DictConfig) else dict(eval_cfg)
+    try:
+        ecfg = EvalConfig.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid eval config: {e}. The eval group is conf/eval/*.yaml "
+                          f"(schema: go_core/ladder.py EvalConfig)") from None
+    checks = [("every_iters", int, lambda v: v >= 0, "an integer >= 0 (0: no quick Elo during training)"),
+              ("every_games", int, lambda v: v >= 1, "an integer >= 1"),
+              ("every_player", str, lambda v: v in ("policy", "mcts"), "one of ['policy', 'mcts']"),
+              ("every_start_elo", (int, float), lambda v: True, "a number")]
+    for key, types, ok, expected in checks:
+        value = getattr(ecfg, key)
+        if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+            raise ConfigError(f"eval.{key}={value!r} must be {expected}")

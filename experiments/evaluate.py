@@ -86,23 +86,33 @@ def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_d
 
 def quick_elo(eval_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int = 9, komi: float = 7.0,
               games: int = 4, near_elo: float | None = None, run_dir: str | os.PathLike | None = None,
-              device: str | None = None) -> dict[str, Any]:
+              device: str | None = None, sgf_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """A cheap Elo estimate: `games` games against the one rung closest to `near_elo`
-    (the reference when None). Returns elo, elo_ci95, rung, score, games."""
+    (the reference when None). Returns elo, elo_ci95, rung, score, games, failures (games the
+    candidate lost by crashing, timing out or an illegal move). Raises RuntimeError when every
+    game was lost that way: that measures a broken engine, not a weak net.
+    Games are saved as SGF (if eval.save_sgf) in `sgf_dir`, else in run_dir/games when run_dir is given."""
     cfg = as_eval_config(eval_cfg)
     elos, sds, source = ladder_elos(cfg)
     rung = cfg.rung(cfg.reference) if near_elo is None else min(
         (r for r in cfg.rungs if r.name in elos), key=lambda r: abs(elos[r.name] - near_elo))
     from go_core.ladder import rung_player
     cand = candidate_player(cfg, checkpoint_path, device)
-    sgf_dir = str(Path(run_dir) / "games") if (run_dir and cfg.save_sgf) else None
+    if sgf_dir is None and run_dir:
+        sgf_dir = Path(run_dir) / "games"
+    sgf_dir = str(sgf_dir) if (sgf_dir and cfg.save_sgf) else None
     res = play_match(cand, rung_player(rung), cfg.match_config(games, board_size, komi), sgf_dir=sgf_dir)
+    failed = [g for g in res.games if g.failure and g.winner != CANDIDATE]
+    if res.games and len(failed) == len(res.games):
+        raise RuntimeError(f"every game against {rung.name} was lost by a failure of the candidate "
+                           f"({failed[0].reason}: {failed[0].detail[:300]})")
     fit = fit_elo([(g.black, g.white, g.black_score) for g in res.games], anchors={rung.name: elos[rung.name]},
                   anchor_sd={rung.name: sds[rung.name]}, prior_draws=cfg.prior_draws)
     wr = win_rate(g.score_for(CANDIDATE) for g in res.games)
     lo, hi = fit.ci95[CANDIDATE]
     return {"elo": round(fit.ratings[CANDIDATE], 1), "elo_ci95": [round(lo, 1), round(hi, 1)],
-            "rung": rung.name, "score": wr.wins, "games": wr.games, "ladder_source": source,
+            "rung": rung.name, "score": wr.wins, "games": wr.games, "failures": len(failed),
+            "ladder_source": source,
             "seconds": round(res.seconds, 1)}
 
 

@@ -70,6 +70,10 @@ class EvalConfig:
     save_sgf: bool = True               # save every evaluation game as SGF in the run's games/
     seed: int = 0                       # seeds openings and random moves
     at_end: bool = True                 # training runs evaluate their final checkpoint (experiments/train.py)
+    every_iters: int = 0                # also a quick Elo every this many iterations (experiments/iteration_eval.py; 0: off)
+    every_games: int = 4                # games of that quick Elo, against the one rung nearest the last estimate
+    every_player: str = "policy"        # policy | mcts: how the checkpoint plays in the quick Elo (policy is cheap)
+    every_start_elo: float = 200.0      # the first quick Elo plays the rung nearest this (later: the last estimate)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "EvalConfig":
