@@ -21,6 +21,29 @@ class JobConfig:
 
 
 @dataclass
+class SlurmConfig:
+    """`--launcher slurm`: each node is one SLURM job (autoresearch/cluster.py). Resource fields
+    left null come from `resources_from` (the Hydra submitit launcher's YAML), then defaults."""
+    resources_from: str | None = "conf/launcher/slurm.yaml"  # hydra.launcher block read first (null: none)
+    partition: str | None = None          # sbatch --partition (null: from resources_from / cluster default)
+    account: str | None = None            # sbatch --account
+    qos: str | None = None                # sbatch --qos
+    constraint: str | None = None         # sbatch --constraint (e.g. a GPU type)
+    cpus_per_task: int | None = None      # sbatch --cpus-per-task
+    gpus_per_node: int | None = None      # sbatch --gpus-per-node (0: no GPU)
+    gres: str | None = None               # sbatch --gres, e.g. "gpu:1" where --gpus-per-node is not used
+    mem_gb: float | None = None           # sbatch --mem in GB (the node's memory limit on SLURM)
+    setup: list[str] | None = None        # shell lines before the job, e.g. ["module load cuda"]
+    name: str | None = None               # job name prefix (the node id is appended)
+    additional: dict[str, Any] | None = None  # more sbatch options verbatim, e.g. {"mail-type": "END"}
+    time_margin_min: float = 10.0         # sbatch --time = job.wall_clock_s / 60 + this
+    folder: str = "submitit"              # submitit's pickles and logs: W/<folder>/<job id>/
+    python: str | None = None             # interpreter on the compute nodes (null: this one; shared disk)
+    poll_s: float = 30.0                  # seconds between sacct queries of a running node
+    rc_grace_s: float = 30.0              # wait for job.rc this long after SLURM says a job ended
+
+
+@dataclass
 class VerdictConfig:
     z: float = 1.96                       # critical |z| of the Elo-difference test
     max_reruns: int = 1                   # seed re-runs of a node whose difference is in the noise
@@ -60,7 +83,9 @@ class AgentConfig:
     board: str = "9x9"                    # conf/board option of every node
     budget: str = "tiny"                  # conf/budget option of every node
     seed: int = 0                         # baseline seed; re-runs use seed+1, seed+2, ...
+    launcher: str = "local"               # local | slurm | submitit-local: where nodes run
     job: JobConfig = field(default_factory=JobConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)

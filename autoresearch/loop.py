@@ -8,8 +8,9 @@ concludes.
     answer (with its supporting nodes) -> the tree and the report
 
 Everything the loop knows lives in the tree (SQLite), so a `kill -9` loses no finished node:
-`--resume` records runs that finished while the loop was dead, marks the interrupted ones and
-re-queues them as fresh nodes, and goes on.
+`--resume` records runs that finished while the loop was dead, re-attaches to nodes that are
+SLURM jobs (`--launcher slurm`: they kept running on the cluster), marks the other interrupted
+ones and re-queues them as fresh nodes, and goes on.
 
 Budget: `budget_runs` counts every node of the question except interrupted ones (baseline, re-runs,
 refused and invalid proposals included, so a proposer that only proposes refused patches still
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from autoresearch import sandbox
+from autoresearch import cluster, sandbox
 from autoresearch.agent_config import AgentConfig
 from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
                                  proposal_key, runs_used)
@@ -133,6 +134,14 @@ class ResearchLoop:
             self.write_report(wait=True)
             return LoopResult(self.qid, "interrupted", f"proposer unavailable: {e} "
                               f"(resume with `research run --resume`)", None)
+        except ClusterUnavailable as e:
+            self.say(f"{e}; waiting for running nodes, then pausing")
+            self.drain()
+            self.save_time()
+            self.store.update_question(self.qid, status="interrupted")
+            self.write_report(wait=True)
+            return LoopResult(self.qid, "interrupted", f"{e} (fix the launcher settings, then "
+                              f"`research run --resume`)", None)
         except KeyboardInterrupt:
             self.say("interrupted: stopping running nodes (resume with `research run --resume`)")
             for node_id, job in list(self.running.items()):
@@ -156,6 +165,8 @@ class ResearchLoop:
         for node in self.store.nodes(self.qid):
             if node.status != "running" or node.id in self.running:
                 continue
+            if node.run_dir and self.reattach(node):
+                continue
             killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
             summary = read_summary(Path(node.run_dir)) if node.run_dir else None
             wt = self.workspace / "worktrees" / str(node.id)
@@ -169,6 +180,16 @@ class ResearchLoop:
                 continue
             self.requeue(node, "the loop stopped while this node ran")
         self.update_verdicts()
+
+    def reattach(self, node: Any) -> bool:
+        """A node that was a SLURM job when the loop died is followed again, not re-run: the
+        job goes on (or has finished) on the cluster whatever happened to the loop."""
+        job = cluster.reattach(Path(node.run_dir), self.cfg.slurm)
+        if job is None:
+            return False
+        self.running[node.id] = job
+        self.say(f"node {node.id}: re-attached to {job.describe()}")
+        return True
 
     def requeue(self, node: Any, why: str) -> int:
         """Mark `node` interrupted and queue the same experiment as a fresh node."""
@@ -294,18 +315,30 @@ class ResearchLoop:
         self.store.update_node(node.id, status="running", run_dir=str(run_dir),
                                started_at=time.time(),
                                command=sandbox.job_command(overrides, run_dir, self.cfg.job.module))
+        common = dict(mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0), extra_env=self.extra_env,
+                      job_module=self.cfg.job.module, worktrees_dir=self.workspace / "worktrees",
+                      keep_worktree=self.cfg.job.keep_worktrees,
+                      commit_message=f"node {node.id}: {node.hypothesis[:200]}")
         try:
-            job = sandbox.start_job(
-                self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
-                mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0), extra_env=self.extra_env,
-                job_module=self.cfg.job.module, worktrees_dir=self.workspace / "worktrees",
-                keep_worktree=self.cfg.job.keep_worktrees,
-                commit_message=f"node {node.id}: {node.hypothesis[:200]}")
+            if self.cfg.launcher == "local":
+                job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
+                                        wall_clock_s=wall, **common)
+            else:
+                job = cluster.start_cluster_job(
+                    self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
+                    launcher=self.cfg.launcher, slurm=self.cfg.slurm,
+                    folder=self.workspace / self.cfg.slurm.folder / "%j", **common)
         except sandbox.SandboxError as e:
+            if isinstance(e, cluster.SubmitError):
+                # the cluster refused the job (bad partition...): not the experiment's fault,
+                # and every other node would fail the same way -- pause instead of spending runs
+                self.store.update_node(node.id, status="pending", run_dir=None, started_at=None)
+                raise ClusterUnavailable(str(e)) from e
             self.record(node.id, "crash", None, f"sandbox: {e}", "")
             return
         self.running[node.id] = job
-        self.say(f"node {node.id} running (pid {job.pid or '-'})")
+        where = job.describe() if hasattr(job, "describe") else f"pid {job.pid or '-'}"
+        self.say(f"node {node.id} running ({where})")
 
     def poll_jobs(self) -> None:
         for node_id, job in list(self.running.items()):
@@ -495,6 +528,10 @@ def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:
                 f"{' (' + best.verdict_test + ')' if best.verdict_test else ''}.")
         return text, [base.node_id, best.node_id]
     return f"{head} No change was better than the baseline {fmt(base)}.", [base.node_id]
+
+
+class ClusterUnavailable(RuntimeError):
+    """The cluster launcher could not submit a node: the question pauses (resumable)."""
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

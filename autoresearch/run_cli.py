@@ -3,6 +3,7 @@
     research run "Does a 10% no-resign fraction help a tiny 9x9 run?" --budget-runs 4
     research run --resume                 # continue the latest unfinished question
     research run --resume --question 3    # or a given one
+    research run "..." --launcher slurm --partition gpu   # each node is a SLURM job (submitit)
 
 Defaults come from conf/agent/default.yaml (`--agent-config` for another file); flags win.
 """
@@ -47,6 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="python module each node runs (default experiments.train)")
     ap.add_argument("--job-timeout-s", type=float, default=None, help="wall-clock limit per node")
     ap.add_argument("--mem-limit-mb", type=int, default=None, help="address-space limit per node (0: none)")
+    ap.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default=None,
+                    help="where nodes run: local (default: subprocesses here), slurm (one SLURM "
+                         "job per node through submitit; workspace and repo on a shared disk), "
+                         "submitit-local (the cluster path through submitit on this machine)")
+    ap.add_argument("--partition", default=None,
+                    help="with --launcher slurm: the SLURM partition (agent YAML slurm.partition)")
     ap.add_argument("--no-report", action="store_true",
                     help="do not regenerate the report after each node (write it with research report)")
     ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
@@ -71,6 +78,13 @@ def apply_flags(cfg: AgentConfig, a: argparse.Namespace) -> AgentConfig:
         cfg.job.mem_limit_mb = a.mem_limit_mb
     if a.cost_budget_usd is not None:
         cfg.anthropic.cost_budget_usd = a.cost_budget_usd
+    if a.launcher:
+        cfg.launcher = a.launcher
+    if a.partition:
+        cfg.slurm.partition = a.partition
+    if cfg.launcher not in ("local", "slurm", "submitit-local"):
+        raise SystemExit(f"research run: unknown launcher {cfg.launcher!r} "
+                         f"(local | slurm | submitit-local)")
     cfg.job.extra_overrides = list(cfg.job.extra_overrides) + list(a.set)
     if cfg.workers < 1:
         raise SystemExit("research run: --workers must be at least 1")
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
             cfg.job.module = budget["job_module"]
         if a.workers is None and budget.get("workers"):
             cfg.workers = int(budget["workers"])
+        if a.launcher is None and budget.get("launcher"):
+            cfg.launcher = budget["launcher"]
         kind = a.proposer or budget.get("proposer") or choose_proposer_kind(cfg)
         if kind == "anthropic":
             choose_proposer_kind(AgentConfig(proposer="anthropic"))
@@ -161,12 +177,13 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
         kind = choose_proposer_kind(cfg)
         budget = {"runs": cfg.budget_runs, "hours": cfg.budget_hours, "board": cfg.board,
                   "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
-                  "workers": cfg.workers, "job_module": cfg.job.module}
+                  "workers": cfg.workers, "job_module": cfg.job.module,
+                  "launcher": cfg.launcher}
         if kind == "anthropic":
             budget["cost_usd"] = cfg.anthropic.cost_budget_usd
         qid = store.add_question(a.question, budget)
         print(f"question {qid}: {a.question} (proposer {kind}, {cfg.budget_runs} runs, "
-              f"workspace {ws.root})")
+              f"launcher {cfg.launcher}, workspace {ws.root})")
     cfg.seed = int(store.get_question(qid).budget.get("seed", cfg.seed))
     try:
         proposer = make_proposer(kind, cfg, ws.root, qid, store, repo_root, client=client)

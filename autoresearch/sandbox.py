@@ -28,6 +28,7 @@ import re
 import resource
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,7 +54,9 @@ PROTECTED_PATTERNS: tuple[str, ...] = (
 
 DEFAULT_JOB_MODULE = "experiments.train"
 LOG_NAME = "job.log"          # the job's stdout + stderr, in its run directory
-PID_NAME = "job.pid"          # pid (= process group id) and start time, for --resume clean-up
+PID_NAME = "job.pid"          # pid (= process group id), start time and host, for --resume clean-up
+# what a cluster launch (autoresearch/cluster.py) leaves in the run directory; removed before a run
+STALE_JOB_FILES = ("job.sh", "job.rc", "job.started", "job.submitit.json", PID_NAME)
 LOG_TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0            # SIGTERM, then SIGKILL after this many seconds
 
@@ -201,17 +204,21 @@ def remove_worktree(repo_root: Path, path: Path) -> None:
 
 # ---------------------------------------------------------------------------- the job
 
+def is_secret_env(name: str) -> bool:
+    """An environment variable a job must never see (API keys: a run must never reach the LLM)."""
+    return name.endswith("_API_KEY") or name.startswith("ANTHROPIC_")
+
+
 def job_env(extra_env: dict[str, str] | None = None, worktree: Path | None = None) -> dict[str, str]:
     """The job's environment: ours without API keys (a run must never reach the LLM)."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.endswith("_API_KEY") or k.startswith("ANTHROPIC_"))}
+    env = {k: v for k, v in os.environ.items() if not is_secret_env(k)}
     if worktree is not None:
         # the worktree's packages, not the editable install's, are what the patch changed
         env["PYTHONPATH"] = os.pathsep.join([str(worktree)] + (
             [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["HYDRA_FULL_ERROR"] = "1"
     for k, v in (extra_env or {}).items():
-        if not (k.endswith("_API_KEY") or k.startswith("ANTHROPIC_")):
+        if not is_secret_env(k):
             env[k] = str(v)
     return env
 
@@ -292,41 +299,63 @@ class Job:
     def _finish(self, rc: int | None) -> JobResult:
         if self._log_file is not None:
             self._log_file.close()
-        wall = time.time() - self.started
-        log_tail = tail(self.run_dir / LOG_NAME)
-        summary = read_summary(self.run_dir)
-        res = JobResult(status="crash", summary=summary, log_tail=log_tail, wall_s=wall,
-                        returncode=rc, worktree=str(self.worktree) if self.worktree else None,
-                        branch=self.branch)
-        if self._kill_reason and self._kill_reason.startswith("timeout"):
-            res.status, res.error = "timeout", self._kill_reason
-        elif self._kill_reason:
-            res.status, res.error = "crash", f"killed: {self._kill_reason}"
-        elif summary is not None and summary.get("status") in ("ok", "crash", "timeout", "invalid"):
-            res.status = summary["status"]
-            res.error = summary.get("error")
-            if res.status == "ok" and rc not in (0, None):
-                res.status = "crash"
-                res.error = f"summary.json says ok but the job exited with code {rc}"
-        elif rc != 0 and _HYDRA_CONFIG_ERRORS.search(log_tail):
-            res.status = "invalid"
-            hits = [ln.strip() for ln in log_tail.splitlines() if _HYDRA_CONFIG_ERRORS.search(ln)]
-            res.error = "Hydra rejected the config: " + " / ".join(dict.fromkeys(hits[:3]))
-        else:
-            res.status = "crash"
-            res.error = (f"job exited with code {rc} without writing summary.json: "
-                         f"{_first_error_line(log_tail)}" if rc != 0 else
-                         "job exited 0 but wrote no summary.json")
-        if summary is None or summary.get("status") != res.status:
-            # the run directory always ends with a summary.json saying what happened
-            res.summary = write_summary(self.run_dir, res.status if res.status != "refused"
-                                        else "invalid", metrics=(summary or {}).get("metrics"),
-                                        error=res.error, git={"commit": None, "branch": self.branch},
-                                        compute={"wall_s": wall}, returncode=rc)
+        res = classify_exit(self.run_dir, rc, self._kill_reason, branch=self.branch,
+                            wall_s=time.time() - self.started, worktree=self.worktree)
+        self._cleanup()
+        return res
+
+    def _cleanup(self) -> None:
+        """The job is over: drop its pid file and (unless kept) its worktree."""
         _clear_pid(self.run_dir)
         if self.worktree is not None and not self.keep_worktree and self.repo_root is not None:
             remove_worktree(self.repo_root, self.worktree)
-        return res
+
+
+def classify_exit(run_dir: Path, rc: int | None, kill_reason: str | None, *,
+                  branch: str | None = None, wall_s: float = 0.0, worktree: Path | None = None,
+                  no_exit_error: str | None = None, log_prefix: str = "") -> JobResult:
+    """The node status of a finished job, from what it left in `run_dir` (used by every launcher).
+
+    `rc` is the job's exit code (None: unknown, e.g. the cluster ended the job before it could
+    record one; `no_exit_error` then says why). `kill_reason` is set when we (or the cluster, on
+    its time limit) stopped the job: a reason starting with "timeout" gives `timeout`, any other
+    `crash`. Makes sure `summary.json` says what happened.
+    """
+    run_dir = Path(run_dir)
+    log_tail = tail(run_dir / LOG_NAME)
+    if log_prefix:
+        log_tail = (log_prefix + log_tail)[-LOG_TAIL_CHARS:]
+    summary = read_summary(run_dir)
+    res = JobResult(status="crash", summary=summary, log_tail=log_tail, wall_s=wall_s,
+                    returncode=rc, worktree=str(worktree) if worktree else None, branch=branch)
+    if kill_reason and kill_reason.startswith("timeout"):
+        res.status, res.error = "timeout", kill_reason
+    elif kill_reason:
+        res.status, res.error = "crash", f"killed: {kill_reason}"
+    elif summary is not None and summary.get("status") in ("ok", "crash", "timeout", "invalid"):
+        res.status = summary["status"]
+        res.error = summary.get("error")
+        if res.status == "ok" and rc not in (0, None):
+            res.status = "crash"
+            res.error = f"summary.json says ok but the job exited with code {rc}"
+    elif rc is None and no_exit_error:
+        res.status, res.error = "crash", no_exit_error
+    elif rc != 0 and _HYDRA_CONFIG_ERRORS.search(log_tail):
+        res.status = "invalid"
+        hits = [ln.strip() for ln in log_tail.splitlines() if _HYDRA_CONFIG_ERRORS.search(ln)]
+        res.error = "Hydra rejected the config: " + " / ".join(dict.fromkeys(hits[:3]))
+    else:
+        res.status = "crash"
+        res.error = (f"job exited with code {rc} without writing summary.json: "
+                     f"{_first_error_line(log_tail)}" if rc != 0 else
+                     "job exited 0 but wrote no summary.json")
+    if summary is None or summary.get("status") != res.status:
+        # the run directory always ends with a summary.json saying what happened
+        res.summary = write_summary(run_dir, res.status if res.status != "refused"
+                                    else "invalid", metrics=(summary or {}).get("metrics"),
+                                    error=res.error, git={"commit": None, "branch": branch},
+                                    compute={"wall_s": wall_s}, returncode=rc)
+    return res
 
 
 def _first_error_line(log: str) -> str:
@@ -368,7 +397,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _write_pid(run_dir: Path, pid: int) -> None:
-    atomic_write_text(Path(run_dir) / PID_NAME, f"{pid} {time.time():.0f}\n")
+    atomic_write_text(Path(run_dir) / PID_NAME, f"{pid} {time.time():.0f} {socket.gethostname()}\n")
 
 
 def _clear_pid(run_dir: Path) -> None:
@@ -386,9 +415,12 @@ def kill_orphan(run_dir: Path) -> bool:
     """
     pid_file = Path(run_dir) / PID_NAME
     try:
-        pid = int(pid_file.read_text().split()[0])
+        fields_ = pid_file.read_text().split()
+        pid = int(fields_[0])
     except (OSError, ValueError, IndexError):
         return False
+    if len(fields_) > 2 and fields_[2] != socket.gethostname():
+        return False      # the job ran on another machine (a cluster node): not ours to kill
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
@@ -401,24 +433,32 @@ def kill_orphan(run_dir: Path) -> bool:
     return killed
 
 
-def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: str | None,
-              run_dir: Path | str, wall_clock_s: float, mem_limit_mb: int,
-              extra_env: dict[str, str] | None = None, *,
-              job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
-              branch_prefix: str = "node/", python: str | None = None,
-              keep_worktree: bool = False, commit_message: str | None = None,
-              protected: tuple[str, ...] = PROTECTED_PATTERNS) -> Job:
-    """Launch one node: worktree on branch `node/<id>` from HEAD, patch checked and committed,
-    then `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group.
+@dataclass
+class PreparedNode:
+    """A node ready to run: its worktree (patch applied and committed) and its command."""
+    repo_root: Path
+    node_id: int
+    run_dir: Path
+    worktree: Path
+    branch: str
+    command: list[str]                              # python -m MODULE <overrides> hydra.run.dir=
 
-    Returns a Job at once. A patch that is refused or does not apply gives a Job that is already
-    finished (`refused` / `invalid`), so callers treat every outcome the same way.
-    `worktrees_dir` defaults to `<run_dir>/../../worktrees` (i.e. `W/worktrees/` for `W/runs/<id>`).
+
+def prepare_node(repo_root: Path | str, node_id: int, overrides: list[str], patch: str | None,
+                 run_dir: Path | str, wall_clock_s: float, *,
+                 job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
+                 branch_prefix: str = "node/", python: str | None = None,
+                 commit_message: str | None = None,
+                 protected: tuple[str, ...] = PROTECTED_PATTERNS) -> "Job | PreparedNode":
+    """Everything before the launch, shared by every launcher: the run directory (stale outputs
+    removed), the worktree on branch `node/<id>` from HEAD, the patch checked and committed,
+    and the command. A patch that is refused or does not apply gives a Job that is already
+    finished (`refused` / `invalid`) instead.
     """
     repo_root = repo_toplevel(Path(repo_root))
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", LOG_NAME):
+    for stale in ("summary.json", LOG_NAME, *STALE_JOB_FILES):
         (run_dir / stale).unlink(missing_ok=True)
     worktrees_dir = Path(worktrees_dir) if worktrees_dir else run_dir.parent.parent / "worktrees"
     branch = f"{branch_prefix}{node_id}"
@@ -462,17 +502,41 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
     except Exception:
         remove_worktree(repo_root, worktree)
         raise
-
     cmd = [python or sys.executable, "-m", job_module, *overrides, f"hydra.run.dir={run_dir}"]
+    return PreparedNode(repo_root=repo_root, node_id=node_id, run_dir=run_dir, worktree=worktree,
+                        branch=branch, command=cmd)
+
+
+def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: str | None,
+              run_dir: Path | str, wall_clock_s: float, mem_limit_mb: int,
+              extra_env: dict[str, str] | None = None, *,
+              job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
+              branch_prefix: str = "node/", python: str | None = None,
+              keep_worktree: bool = False, commit_message: str | None = None,
+              protected: tuple[str, ...] = PROTECTED_PATTERNS) -> Job:
+    """Launch one node on this machine: `prepare_node`, then
+    `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group.
+
+    Returns a Job at once. A patch that is refused or does not apply gives a Job that is already
+    finished (`refused` / `invalid`), so callers treat every outcome the same way.
+    `worktrees_dir` defaults to `<run_dir>/../../worktrees` (i.e. `W/worktrees/` for `W/runs/<id>`).
+    """
+    prep = prepare_node(repo_root, node_id, overrides, patch, run_dir, wall_clock_s,
+                        job_module=job_module, worktrees_dir=worktrees_dir,
+                        branch_prefix=branch_prefix, python=python,
+                        commit_message=commit_message, protected=protected)
+    if isinstance(prep, Job):
+        return prep
+    cmd, worktree, run_dir = prep.command, prep.worktree, prep.run_dir
     log_file = open(run_dir / LOG_NAME, "wb")
-    log_file.write((f"# worktree {worktree} on branch {branch}\n$ " + shlex.join(cmd) + "\n").encode())
+    log_file.write((f"# worktree {worktree} on branch {prep.branch}\n$ " + shlex.join(cmd) + "\n").encode())
     log_file.flush()
     proc = subprocess.Popen(cmd, cwd=worktree, env=job_env(extra_env, worktree),
                             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=_limits(mem_limit_mb))
     _write_pid(run_dir, proc.pid)
     return Job(node_id=node_id, run_dir=run_dir, wall_clock_s=wall_clock_s, proc=proc,
-               repo_root=repo_root, worktree=worktree, branch=branch, command=cmd,
+               repo_root=prep.repo_root, worktree=worktree, branch=prep.branch, command=cmd,
                keep_worktree=keep_worktree, log_file=log_file)
 
 
