@@ -7,10 +7,12 @@
     submitit.SlurmExecutor(folder=W/submitit/%j).submit(CommandFunction(["bash", job.sh]))
     W/runs/<id>/job.submitit.json             # cluster, job id, folder: --resume re-attaches
 
-The workspace (run directories, worktrees, submitit folder), the repository and the Python
-environment must be on a disk the submitting machine and the compute nodes share, at the same
-paths: the job runs `python` (this interpreter, or `slurm.python`) in the worktree prepared here
-and writes its run directory in place.
+The workspace's `runs/`, `worktrees/` and `submitit/` folders, the repository (its `.git`: the
+worktrees point into it) and the Python environment must be on a disk the submitting machine and
+the compute nodes share, at the same paths: the job runs `python` (this interpreter, or
+`slurm.python`) in the worktree prepared here and writes its run directory in place. `tree.db`
+is only opened by `research run` itself, so it may stay on a local disk: make those three
+folders symlinks into the shared disk (paths are resolved before they are sent to the node).
 
 On the compute node `job.sh` removes API keys from the environment, prepends the worktree to
 PYTHONPATH, exports HYDRA_FULL_ERROR and the loop's extra variables (what sandbox.job_env does
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -222,10 +223,13 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     if isinstance(prep, sandbox.Job):
         return prep
     local = launcher == "submitit-local"
+    # the compute node sees the shared disk, not this machine's symlinks into it
+    prep.worktree = prep.worktree.resolve()
     script = prep.run_dir / SCRIPT_NAME
     atomic_write_text(script, job_script(prep, extra_env, mem_limit_mb=mem_limit_mb if local else 0,
                                          new_session=local))
     folder = Path(folder) if folder else prep.run_dir.parent.parent / "submitit" / "%j"
+    folder = folder.parent.resolve() / folder.name
     time_min = time_limit_min(wall_clock_s, slurm.time_margin_min)
     comment = (f"tengen node {node_id}: bash {script}\n"
                f"  = cd {prep.worktree} && {shlex.join(prep.command)}")

@@ -328,3 +328,22 @@ def test_research_run_with_the_submitit_local_launcher(repo, tmp_path):
     for n in nodes:
         assert (Path(n.run_dir) / "job.submitit.json").exists()
         assert json.loads((Path(n.run_dir) / "job.submitit.json").read_text())["cluster"] == "local"
+
+
+def test_workspace_folders_symlinked_to_a_shared_disk_are_resolved_for_the_node(
+        repo, tmp_path, fake_slurm):
+    """tree.db may stay local; runs/ and worktrees/ are symlinks into the shared disk."""
+    shared, ws = tmp_path / "shared", tmp_path / "ws"
+    for name in ("runs", "worktrees", "submitit"):
+        (shared / name).mkdir(parents=True)
+        ws.mkdir(exist_ok=True)
+        (ws / name).symlink_to(shared / name)
+    job = submit(repo, ws, 8)
+    sh = (shared / "runs/8/job.sh").read_text()
+    assert f"cd {shared / 'worktrees/8'}" in sh and f"hydra.run.dir={shared / 'runs/8'}" in sh
+    assert str(ws) not in sh
+    assert str(shared / "submitit") in (fake_slurm / f"sbatch_{job.job_id}.sh").read_text()
+    set_state(fake_slurm, job.job_id, "RUNNING")
+    assert play_compute_node(job).returncode == 0
+    assert job.wait(poll_s=0.05).status == "ok"
+    assert not (shared / "worktrees/8").exists()
