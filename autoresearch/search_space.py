@@ -13,6 +13,7 @@
     base_overrides: [budget=tiny]       # applied to every trial, before the sampled values
     trials: 20                          # default for --trials
     job: {module: experiments.train, wall_clock_s: 3600}
+    heartbeat: {interval_s: 60, grace_s: 180, max_retry: 1}   # or `heartbeat: off`
     enqueue: [{train.lr: 0.002, mcts.c_puct: 1.5}]   # tried first when the study is new
 
 `suggest_overrides(trial, spec)` turns an Optuna trial into the job's Hydra override list.
@@ -73,6 +74,19 @@ class JobSpec:
 
 
 @dataclass
+class HeartbeatSpec:
+    """Optuna heartbeats: a trial whose worker died (machine lost, `kill -9`) is failed and retried.
+
+    Each worker records a heartbeat for its running trial every `interval_s`; a worker that starts
+    or asks for a trial first fails every RUNNING trial whose last heartbeat is older than
+    `grace_s`, marks its node `interrupted` and queues the same parameters again as a new trial
+    (at most `max_retry` times per original trial)."""
+    interval_s: int = 60              # seconds between heartbeats of a running trial
+    grace_s: int = 180                # a trial silent this long is stale (> interval_s; allow for clock skew)
+    max_retry: int = 1                # new trials with the same parameters for one stale trial (0: none)
+
+
+@dataclass
 class SweepSpec:
     name: str                                           # study name; also the tree question text
     params: list[ParamSpec]                             # the search space
@@ -85,6 +99,7 @@ class SweepSpec:
     trials: int = 10                                    # default number of trials (--trials wins)
     job: JobSpec = field(default_factory=JobSpec)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # points tried first (new study)
+    heartbeat: HeartbeatSpec | None = field(default_factory=HeartbeatSpec)  # None: `heartbeat: off`
     description: str = ""                               # what the sweep asks, for people
     path: str | None = None                             # the file it was loaded from
 
@@ -187,6 +202,28 @@ def _parse_pruner(path: Any, raw: Any, multi: bool) -> PrunerSpec:
     return spec
 
 
+def _parse_heartbeat(path: Any, raw: Any) -> HeartbeatSpec | None:
+    if raw is None or raw is True:
+        return HeartbeatSpec()
+    if raw is False or (isinstance(raw, str) and raw.lower() in ("off", "none", "false")):
+        return None
+    if not isinstance(raw, dict):
+        raise _fail(path, "heartbeat must be a mapping {interval_s: 60, grace_s: 180, max_retry: 1} or `off`")
+    known = set(HeartbeatSpec.__dataclass_fields__)
+    if set(raw) - known:
+        raise _fail(path, f"heartbeat: unknown fields {sorted(set(raw) - known)}; known: {sorted(known)}")
+    hb = HeartbeatSpec(**raw)
+    for name in ("interval_s", "grace_s", "max_retry"):
+        value = getattr(hb, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_retry" else 1):
+            raise _fail(path, f"heartbeat.{name} must be a whole number of "
+                              f"{'retries >= 0' if name == 'max_retry' else 'seconds >= 1'}, got {value!r}")
+    if hb.grace_s <= hb.interval_s:
+        raise _fail(path, f"heartbeat.grace_s ({hb.grace_s}) must exceed interval_s ({hb.interval_s}), "
+                          f"or live trials would be failed as stale")
+    return hb
+
+
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; every mistake is reported with the file and field."""
     path = Path(path)
@@ -203,7 +240,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not isinstance(raw, dict):
         raise _fail(path, "must be a YAML mapping")
     known = {"name", "description", "objective", "directions", "direction", "intermediate", "params",
-             "pruner", "sampler", "base_overrides", "trials", "job", "enqueue"}
+             "pruner", "sampler", "base_overrides", "trials", "job", "enqueue", "heartbeat"}
     if set(raw) - known:
         raise _fail(path, f"unknown fields {sorted(set(raw) - known)}; known: {sorted(known)}")
     name = str(raw.get("name") or path.stem)
@@ -233,7 +270,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
                      job=JobSpec(**job_raw), enqueue=[dict(e) if isinstance(e, dict) else e
                                                       for e in (raw.get("enqueue") or [])],
                      description=str(raw.get("description", "")).strip(),
-                     path=str(path))
+                     heartbeat=_parse_heartbeat(path, raw.get("heartbeat")), path=str(path))
     names = {p.name for p in params}
     for point in spec.enqueue:
         if not isinstance(point, dict) or set(point) - names:

@@ -14,6 +14,13 @@ job and mark the node `pruned` -> tell the study. A trial that crashes, times ou
 is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
 in the tree exactly once. `--trials N` runs N more trials (split among the workers); running the
 command again continues the same study.
+
+Heartbeats (the sweep file's `heartbeat`, on by default): while a trial runs, its worker records a
+heartbeat every `interval_s`. A worker whose machine dies leaves its trial RUNNING; the next worker
+that starts or asks for a trial fails every trial silent for more than `grace_s`, marks its node
+`interrupted` (killing the orphaned job if it runs on this machine) and queues the same parameters
+again as a new trial (`max_retry` times at most). RDB storages use Optuna's own heartbeat table;
+the journal file, which has none in Optuna, keeps the heartbeat as a system attribute of the trial.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import json
 import math
 import multiprocessing
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -30,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoresearch.search_space import (SweepSpec, SweepSpecError, load_sweep, make_pruner,
-                                       make_sampler, objective_values, suggest_overrides)
+from autoresearch.search_space import (HeartbeatSpec, SweepSpec, SweepSpecError, load_sweep,
+                                       make_pruner, make_sampler, objective_values,
+                                       suggest_overrides)
 
 JOURNAL_NAME = "optuna-journal.log"
 QUESTION_PREFIX = "[sweep "          # question text: "[sweep NAME] description"
@@ -77,8 +86,23 @@ def default_storage(workspace: str | Path) -> str:
     return str(Path(workspace).resolve() / JOURNAL_NAME)
 
 
-def make_storage(storage: str):
-    """An Optuna storage from a URL (RDB) or a path (journal file with a file lock)."""
+def _retry_callback(heartbeat: HeartbeatSpec):
+    """Optuna's callback that queues a stale trial's parameters again (renamed in Optuna 4.9)."""
+    import optuna
+
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
+        or optuna.storages.RetryFailedTrialCallback
+    if heartbeat.max_retry <= 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # ExperimentalWarning
+        return cls(max_retry=heartbeat.max_retry)
+
+
+def make_storage(storage: str, heartbeat: HeartbeatSpec | None = None):
+    """An Optuna storage from a URL (RDB) or a path (journal file with a file lock), with
+    heartbeats (stale trials failed and retried) unless `heartbeat` is None."""
+    import inspect
     import optuna
 
     if is_rdb_url(storage):
@@ -87,22 +111,158 @@ def make_storage(storage: str):
         kwargs: dict[str, Any] = {}
         if not storage.startswith("sqlite"):
             kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+        if heartbeat is not None:
+            callback = _retry_callback(heartbeat)
+            name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback"
+                    in inspect.signature(optuna.storages.RDBStorage).parameters else "failed_trial_callback")
+            kwargs.update(heartbeat_interval=heartbeat.interval_s, grace_period=heartbeat.grace_s,
+                          **{name: callback})
         try:
-            return optuna.storages.RDBStorage(storage, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")         # ExperimentalWarning of the heartbeat
+                return optuna.storages.RDBStorage(storage, **kwargs)
         except ImportError as e:
             raise SystemExit(f"research sweep: the driver for {storage.split('://')[0]} is missing "
                              f"({e}); for PostgreSQL: pip install psycopg2-binary") from None
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
     path = storage[len("file://"):] if storage.startswith("file://") else storage
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    backend = JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
+    if heartbeat is None:
+        return optuna.storages.JournalStorage(backend)
+    return heartbeat_journal_storage(backend, heartbeat)
+
+
+HEARTBEAT_ATTR = "tengen:heartbeat"    # journal storage: unix time of the trial's last heartbeat
+
+
+def heartbeat_journal_storage(backend, heartbeat: HeartbeatSpec):
+    """A JournalStorage with Optuna's heartbeat interface (which Optuna gives only to RDB storages):
+    each heartbeat is a system attribute of the trial in the journal (one line per beat), so
+    `optuna.storages.fail_stale_trials` works on a journal file shared by several machines."""
+    import optuna
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import TrialState
+
+    class HeartbeatJournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
+        def __init__(self) -> None:
+            super().__init__(backend)
+            self._hb = heartbeat
+            self._stale_callback = _retry_callback(heartbeat)
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            stale = []
+            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+                last = t.system_attrs.get(HEARTBEAT_ATTR)
+                if last is None and t.datetime_start is not None:   # died before its first beat
+                    last = t.datetime_start.timestamp()
+                if last is not None and now - float(last) > self._hb.grace_s:
+                    stale.append(t._trial_id)
+            return stale
+
+        def get_heartbeat_interval(self) -> int | None:
+            return self._hb.interval_s
+
+        def get_heartbeat_stale_trial_callback(self):
+            return self._stale_callback
+
+        def get_failed_trial_callback(self):   # the name before Optuna 4.9
+            return self._stale_callback
+
+    return HeartbeatJournalStorage()
+
+
+class TrialHeartbeat:
+    """Records a trial's heartbeat every `interval` seconds in a thread while the trial runs.
+    A failed beat (storage briefly unreachable) is retried at the next one; a trial already
+    failed by another worker (UpdateFinishedTrialError) stops the beats."""
+
+    def __init__(self, study, trial):
+        import threading
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        self.storage = study._storage
+        self.trial_id = trial._trial_id
+        self.enabled = is_heartbeat_enabled(self.storage)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{trial.number}")
+
+    def start(self) -> "TrialHeartbeat":
+        if self.enabled:
+            self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.enabled and self.thread.is_alive():
+            self.stop_event.set()
+            self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        import optuna
+
+        interval = self.storage.get_heartbeat_interval()
+        while not self.stop_event.is_set():
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return
+            except Exception as e:  # noqa: BLE001 - a missed beat is retried; grace > interval
+                print(f"[sweep] heartbeat of trial id {self.trial_id} failed: {e!r}",
+                      file=sys.stderr, flush=True)
+            if self.stop_event.wait(timeout=interval):
+                return
+
+
+def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
+                      repo_root: str | Path | None = None, workspace: str | Path | None = None,
+                      worker: int = 0) -> list[int]:
+    """Fail (and, per the sweep's heartbeat, retry) trials whose worker stopped sending heartbeats;
+    mark the nodes of failed trials that are still `running` in the tree as `interrupted`, killing
+    their job where it is an orphan on this machine. Returns the node ids marked."""
+    import optuna
+    from autoresearch import sandbox
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if not is_heartbeat_enabled(study._storage):
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # ExperimentalWarning
+        optuna.storages.fail_stale_trials(study)
+    failed = {t.user_attrs.get("node_id"): t for t in
+              study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))}
+    marked = []
+    for node in store.nodes(question_id):
+        t = failed.get(node.id)
+        if t is None or node.status not in ("running", "pending"):
+            continue
+        killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
+        if workspace is not None and repo_root is not None:
+            wt = Path(workspace) / "worktrees" / str(node.id)
+            if wt.exists() and (killed or not (Path(node.run_dir or "") / sandbox.PID_NAME).exists()):
+                sandbox.remove_worktree(Path(repo_root), wt)
+        retries = [r.number for r in study.get_trials(deepcopy=False)
+                   if r.system_attrs.get("retry_history", [])[-1:] == [t.number]]
+        why = (f"the sweep worker running Optuna trial {t.number} stopped sending heartbeats "
+               f"for over {spec.heartbeat.grace_s if spec.heartbeat else '?'} s (its process or "
+               f"machine died); "
+               f"worker {worker} on {socket.gethostname()} failed the trial"
+               + (f" and queued its parameters again as trial {retries[0]}" if retries else "")
+               + ("; the orphaned job was killed" if killed else ""))
+        store.update_node(node.id, status="interrupted", error=why, finished_at=time.time())
+        print(f"[sweep] node {node.id}: {why}", flush=True)
+        marked.append(node.id)
+    return marked
 
 
 def open_study(spec: SweepSpec, storage: str, create: bool):
     """Create (or load) the sweep's study; a study of the same name must have the same directions."""
     import optuna
 
-    st = make_storage(storage)
+    st = make_storage(storage, spec.heartbeat)
     if create:
         study = optuna.create_study(study_name=spec.name, storage=st, directions=spec.directions,
                                     sampler=make_sampler(spec), pruner=make_pruner(spec.pruner),
@@ -191,6 +351,10 @@ def branch_prefix(spec: SweepSpec, workspace: Path) -> str:
     return f"sweep/{spec.name}-{tag}/"
 
 
+class TrialTakenOver(Exception):
+    """This worker's trial was failed as stale by another worker (see fail_stale_trials)."""
+
+
 def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptions) -> dict:
     """Run one trial start to finish; the trial is always told, whatever happens.
 
@@ -202,7 +366,11 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
     from experiments.tracking import offline_runs
 
     ws = Workspace(opts.workspace)
-    trial = study.ask()
+    with warnings.catch_warnings():
+        # "heartbeat is supposed to be used with Study.optimize": TrialHeartbeat beats for ask/tell
+        warnings.simplefilter("ignore")
+        trial = study.ask()
+    heartbeat = TrialHeartbeat(study, trial).start()
     node_id: int | None = None
     job = None
     told = False
@@ -210,15 +378,28 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
     def tell(state, values=None) -> None:
         nonlocal told
         if not told:
-            study.tell(trial, values, state=state)
+            heartbeat.stop()
             told = True
+            try:
+                study.tell(trial, values, state=state)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # another worker found this trial stale (no heartbeat for grace_s) and failed it
+                if node_id is not None:
+                    store.update_node(node_id, notes=(
+                        f"the run finished, but Optuna trial {trial.number} had already been failed "
+                        f"as stale by another worker (no heartbeat for over "
+                        f"{spec.heartbeat.grace_s if spec.heartbeat else '?'} s) and maybe retried; "
+                        f"the study does not hold this result"))
 
     try:
         overrides = suggest_overrides(trial, spec)
         params = ", ".join(o for o in overrides if o not in spec.base_overrides)
         module = opts.job_module or spec.job.module
-        node_id = store.add_node(question_id, None, "sweep-trial",
-                                 f"sweep {spec.name}, Optuna trial {trial.number}: {params}",
+        retry_of = study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        hypothesis = f"sweep {spec.name}, Optuna trial {trial.number}: {params}"
+        if retry_of is not None:
+            hypothesis += f" (retry of trial {retry_of}, whose worker died)"
+        node_id = store.add_node(question_id, None, "sweep-trial", hypothesis,
                                  overrides=overrides, seed=_seed_of(overrides))
         run_dir = ws.run_dir(node_id)
         trial.set_user_attr("node_id", node_id)
@@ -252,7 +433,10 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                 if step in reported or spec.multi_objective:
                     continue
                 reported.add(step)
-                trial.report(float(value), step)
+                try:
+                    trial.report(float(value), step)
+                except optuna.exceptions.UpdateFinishedTrialError as e:
+                    raise TrialTakenOver(str(e)) from None
                 if trial.should_prune():
                     nonlocal pruned_at
                     pruned_at = (step, float(value))
@@ -268,6 +452,12 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
         result = job.wait()
         if pruned_at is None:
             report_new()   # lines written between the last poll and the exit
+        if (not reported and tail.count and spec.intermediate and not spec.multi_objective
+                and spec.pruner.type != "none"):
+            print(f"[sweep {spec.name}] trial {trial.number}: no line of its metrics.jsonl has "
+                  f"{spec.intermediate!r}, so the {spec.pruner.type} pruner had nothing to judge; "
+                  f"for experiments.train add eval.every_iters=1 to the sweep's base_overrides",
+                  file=sys.stderr, flush=True)
 
         if pruned_at is not None:
             step, value = pruned_at
@@ -307,6 +497,18 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
             else:
                 tell(optuna.trial.TrialState.FAIL)
         return {"trial": trial.number, "node": node_id, "status": trial_status, "values": values}
+    except TrialTakenOver:
+        # this worker was taken for dead (no heartbeat for grace_s): the trial is failed and
+        # queued again elsewhere, so this run is of no use to the study
+        told = True
+        heartbeat.stop()
+        if job is not None and job.poll() is None:
+            job.kill("its Optuna trial was failed as stale by another worker")
+            job.wait()
+        store.update_node(node_id, status="interrupted", finished_at=time.time(),
+                          error=f"Optuna trial {trial.number} was failed as stale by another worker "
+                                f"(this worker sent no heartbeat for the grace period) and retried")
+        return {"trial": trial.number, "node": node_id, "status": "interrupted", "values": None}
     except BaseException as e:
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         if job is not None and job.poll() is None:
@@ -324,6 +526,8 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
             except Exception:
                 pass
         raise
+    finally:
+        heartbeat.stop()
 
 
 # --------------------------------------------------------------------------- workers
@@ -356,6 +560,9 @@ def worker_main(opts: WorkerOptions) -> int:
             study.sampler = make_sampler(spec, seed=seed)
         for _ in range(opts.trials):
             t0 = time.time()
+            # trials of dead workers: failed (and queued again) before this worker asks for one
+            fail_stale_trials(study, spec, store, opts.question_id, opts.repo_root, opts.workspace,
+                              opts.worker)
             r = run_trial(study, spec, store, opts.question_id, opts)
             shown = "" if r["values"] is None else " " + ", ".join(
                 f"{k}={v:g}" for k, v in zip(spec.objectives, r["values"]))
