@@ -57,6 +57,7 @@ RC_NAME = "job.rc"                 # its exit code, written by job.sh when the c
 STARTED_NAME = "job.started"       # "<epoch> <host>", written by job.sh when the command starts
 RECORD_NAME = "job.submitit.json"  # cluster, job id, submitit folder: what --resume re-attaches to
 SUBMITIT_LOG_CHARS = 1500          # of submitit's own log, added to the log tail of a failed job
+SUBMITIT_TIMED_OUT = "timed-out and not checkpointable"   # submitit's words at SLURM's USR2
 
 # SLURM job states (sacct): still going vs over. Anything else is treated as over.
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
@@ -164,8 +165,11 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
 # ---------------------------------------------------------------------------- executors
 
 def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: int,
-                  job_name: str, comment: str = "", python: str | None = None):
-    """The submitit executor for `launcher` (slurm | submitit-local), parameters set."""
+                  job_name: str, comment: str = "", python: str | None = None,
+                  chdir: Path | None = None):
+    """The submitit executor for `launcher` (slurm | submitit-local), parameters set.
+    `chdir`: the SLURM job's working directory (sbatch --chdir; the node's run directory, on
+    the shared disk, rather than wherever `research run` was started)."""
     import submitit
 
     cluster = SUBMITIT_CLUSTERS.get(launcher)
@@ -189,8 +193,9 @@ def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: in
         if res.mem_gb:
             gb = float(res.mem_gb)
             params["mem"] = f"{int(gb)}GB" if gb == int(gb) else f"{int(gb * 1024)}MB"
-        if res.additional:
-            params["additional_parameters"] = dict(res.additional)
+        extra = {**({"chdir": str(chdir)} if chdir else {}), **res.additional}
+        if extra:
+            params["additional_parameters"] = extra
         ex.update_parameters(**params)
         return ex
     if cluster == "local":
@@ -234,7 +239,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     comment = (f"tengen node {node_id}: bash {script}\n"
                f"  = cd {prep.worktree} && {shlex.join(prep.command)}")
     try:
-        ex = make_executor(launcher, folder, res, time_min, f"{res.name}-{node_id}", comment, python)
+        ex = make_executor(launcher, folder, res, time_min, f"{res.name}-{node_id}", comment, python,
+                           chdir=prep.run_dir)
         import submitit
         sjob = ex.submit(submitit.helpers.CommandFunction(["bash", str(script)],
                                                           cwd=str(prep.worktree), verbose=False))
@@ -374,6 +380,13 @@ class SubmititJob(sandbox.Job):
 
     def _finish(self, rc: int | None, state: str | None = None) -> sandbox.JobResult:
         why = None
+        submitit_log = self._submitit_log() if rc is None else ""
+        if rc is None and self._kill_reason is None and SUBMITIT_TIMED_OUT in submitit_log:
+            # SLURM's warning signal before the time limit: submitit ends a command it cannot
+            # checkpoint, so the job ends FAILED rather than TIMEOUT (seen when no loop was
+            # watching the wall clock, e.g. between a kill -9 and --resume)
+            self._kill_reason = (f"timeout: {self.describe()} reached its time limit of "
+                                 f"{self.record.get('time_limit_min')} min (submitit: timed-out)")
         if rc is None:
             where = f"{self.describe()} ended {state or self._state}"
             why = (f"{where} without the node's command recording an exit code "
@@ -383,7 +396,7 @@ class SubmititJob(sandbox.Job):
         res = sandbox.classify_exit(self.run_dir, rc, self._kill_reason, branch=self.branch,
                                     wall_s=(time.time() - t0) if t0 else 0.0,
                                     worktree=self.worktree, no_exit_error=why,
-                                    log_prefix=self._submitit_log() if rc is None else "")
+                                    log_prefix=submitit_log)
         self._cleanup()
         return res
 

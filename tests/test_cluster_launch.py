@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("submitit", reason="submitit missing: pip install -e '.[cluster]'")
 
-from autoresearch import cluster, run_cli  # noqa: E402
+from autoresearch import cluster, run_cli, sandbox  # noqa: E402
 from autoresearch.agent_config import SlurmConfig  # noqa: E402
 from experiment_tree.store import TreeStore  # noqa: E402
 from tests.fakerepo import FAKE_PROJECT, JOB_MODULE, behaviour_patch, make_fake_repo  # noqa: E402
@@ -111,6 +111,7 @@ def test_sbatch_script_for_a_partition_and_the_node_command(repo, tmp_path, fake
     assert opts["job-name"] == "tengen-1"
     assert opts["nodes"] == "1" and opts["ntasks-per-node"] == "1"
     assert "array" not in opts                       # one node, one job
+    assert opts["chdir"] == str((ws / "runs/1").resolve())
     assert "module load cuda/12" in script.splitlines()
     run_dir = (ws / "runs/1").resolve()
     # the node's command is named in the script (a comment) and is what the pickle runs
@@ -169,19 +170,26 @@ def test_gres_instead_of_gpus_and_resources_from_the_hydra_launcher_yaml(repo, t
     assert default.cpus_per_task == 8 and default.gpus_per_node == 1 and default.mem_gb == 32
 
 
-@pytest.mark.parametrize("state,status,words", [
-    ("FAILED", "crash", "ended FAILED"),
-    ("TIMEOUT", "timeout", "time limit of 20 min"),
-    ("OUT_OF_MEMORY", "crash", "ended OUT_OF_MEMORY"),
-    ("NODE_FAIL", "crash", "ended NODE_FAIL"),
+SUBMITIT_TIMEOUT_LOG = ("submitit WARNING - Caught signal SIGUSR2 on node1: this job is timed-out.\n"
+                        "submitit INFO - Job not requeued because: timed-out and not checkpointable.\n")
+
+
+@pytest.mark.parametrize("state,status,words,log", [
+    ("FAILED", "crash", "ended FAILED", ""),
+    ("TIMEOUT", "timeout", "time limit of 20 min", ""),
+    ("OUT_OF_MEMORY", "crash", "ended OUT_OF_MEMORY", ""),
+    ("NODE_FAIL", "crash", "ended NODE_FAIL", ""),
+    # SLURM's USR2 before the limit: submitit ends the job itself, SLURM says FAILED
+    ("FAILED", "timeout", "time limit of 20 min (submitit: timed-out)", SUBMITIT_TIMEOUT_LOG),
 ])
-def test_slurm_end_states_map_to_node_statuses(repo, tmp_path, fake_slurm, state, status, words):
+def test_slurm_end_states_map_to_node_statuses(repo, tmp_path, fake_slurm, state, status, words,
+                                               log):
     job = submit(repo, tmp_path / "ws", 3)
     set_state(fake_slurm, job.job_id, "RUNNING")
     assert job.poll() is None
     # the job died on the node before job.sh could record an exit code
     (job.sjob.paths.stderr).parent.mkdir(parents=True, exist_ok=True)
-    job.sjob.paths.stderr.write_text("slurmstepd: error: something on the node\n")
+    job.sjob.paths.stderr.write_text("slurmstepd: error: something on the node\n" + log)
     set_state(fake_slurm, job.job_id, state)
     res = job.wait(poll_s=0.05)
     assert res.status == status and words in res.error, res.error
@@ -347,3 +355,18 @@ def test_workspace_folders_symlinked_to_a_shared_disk_are_resolved_for_the_node(
     assert play_compute_node(job).returncode == 0
     assert job.wait(poll_s=0.05).status == "ok"
     assert not (shared / "worktrees/8").exists()
+
+
+def test_after_a_dead_loop_a_submitit_local_node_is_ended_not_reattached(repo, tmp_path):
+    """submitit-local jobs die with their handles: --resume kills the orphan (job.pid, this host)
+    and re-queues the node, as for a local run."""
+    ws = tmp_path / "ws"
+    job = local_job(repo, ws, 9, patch=behaviour_patch("hang"), wall=600)
+    run_dir = ws / "runs/9"
+    end = time.time() + 30
+    while not (run_dir / "env.json").exists() and time.time() < end:
+        time.sleep(0.1)
+    assert cluster.reattach(run_dir) is None
+    assert sandbox.kill_orphan(run_dir)
+    res = job.wait()
+    assert res.status == "crash" and res.returncode != 0
