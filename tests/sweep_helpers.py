@@ -4,7 +4,10 @@ The fake job speaks the run-directory contract (`metrics.jsonl` per iteration, `
 last) in a few hundred milliseconds, so sweep mechanics are tested without self-play:
 `python -m fake_train fake.quality=Q fake.steps=N fake.sleep=S fake.crash=true|false
 hydra.run.dir=D` writes Elo = 100 * Q * (step + 1) per step; `fake.crash=true` dies at step 1;
-`fake.wandb=true` mirrors the metrics with experiments.tracking (W&B offline).
+`fake.wandb=true` mirrors the metrics with experiments.tracking (W&B offline). Like the real
+job's lines, each has `iteration` (1, 2, ...) and an optimizer `step` count that is not it (10 per
+iteration); `fake.elo_every=K` puts `elo` only on every K-th iteration's line, as the real job
+does with eval.every_iters=K.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ FAKE_TRAIN = textwrap.dedent('''
     steps = int(args.get("fake.steps", 3))
     sleep = float(args.get("fake.sleep", 0.05))
     crash = args.get("fake.crash", "false") == "true"
+    elo_every = int(args.get("fake.elo_every", 1))
     tracker = None
     if args.get("fake.wandb", "false") == "true":
         from experiments.tracking import start_tracking
@@ -32,7 +36,9 @@ FAKE_TRAIN = textwrap.dedent('''
     for step in range(steps):
         time.sleep(sleep)
         elo = 100.0 * quality * (step + 1)
-        rec = {"step": step, "elo": elo, "loss": 1.0 / (step + 1)}
+        rec = {"step": 10 * (step + 1), "iteration": step + 1, "loss": 1.0 / (step + 1)}
+        if (step + 1) % elo_every == 0:
+            rec["elo"] = elo
         with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(rec) + "\\n")
         if tracker:

@@ -105,6 +105,25 @@ def test_hopeless_trial_is_pruned_and_killed(tmp_path, fake_repo):
     assert trials[2].intermediate_values and min(trials[2].intermediate_values.values()) < 0
 
 
+def test_intermediate_elo_is_reported_at_its_iteration(tmp_path, fake_repo):
+    """metrics.jsonl lines as experiments.train writes them with eval.every_iters=2: `elo` on
+    every second line only; the trial gets one intermediate value per line with Elo, at its
+    iteration (not the optimizer step), and lines without Elo are skipped."""
+    sweep = write_sweep(tmp_path / "every.yaml", """
+        name: every_other
+        objective: elo
+        intermediate: elo
+        params: {fake.quality: {type: float, low: 1.0, high: 1.0}}
+        pruner: {type: median, n_startup_trials: 5}
+        base_overrides: [fake.steps=6, fake.sleep=0.01, fake.elo_every=2]
+        job: {module: fake_train, wall_clock_s: 60}
+    """)
+    out = run_sweep(sweep, trials=1, workspace=tmp_path / "ws", repo_root=fake_repo, poll_s=0.05)
+    (trial,) = open_study(load_sweep(sweep), out["storage"], create=False).trials
+    assert trial.state.name == "COMPLETE"
+    assert trial.intermediate_values == {2: 200.0, 4: 400.0, 6: 600.0}
+
+
 def test_cli_runs_a_sweep_with_an_sqlite_url(tmp_path, fake_repo, capsys):
     sweep = write_sweep(tmp_path / "cli.yaml", """
         name: cli_sqlite
@@ -275,3 +294,46 @@ def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
     assert isinstance(node.metrics["elo"], float)
     assert any(o.startswith("train.lr=") for o in node.overrides)
     assert node.wandb_path and read_offline_run(node.wandb_path)["history"]
+
+
+@pytest.mark.slow
+@pytest.mark.gnugo
+def test_real_training_job_reports_elo_per_iteration(tmp_path, monkeypatch):
+    """With eval.every_iters=1 each iteration of experiments.train writes a quick Elo, which the
+    sweep reports to the pruner at that iteration."""
+    import shutil
+    import subprocess
+
+    if "iteration_eval" not in (ROOT / "experiments/train.py").read_text():
+        pytest.skip("experiments/train.py does not call experiments.iteration_eval.maybe_evaluate yet")
+    if shutil.which("gnugo") is None and not Path("/usr/games/gnugo").exists():
+        pytest.skip("GNU Go not installed (apt-get install gnugo): the smoke ladder needs it")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    job = [o for o in MICRO_JOB if not o.startswith("eval=")]
+    sweep = write_sweep(tmp_path / "per_iter.yaml", f"""
+        name: per_iteration_elo
+        intermediate: elo
+        params: {{train.lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}}}
+        pruner: {{type: median, n_startup_trials: 5}}
+        base_overrides: {json.dumps(job + ["eval=smoke", "eval.every_iters=1", "++eval.at_end=false",
+                                          "train.warm_start.random_value_games=4"])}
+        job: {{module: experiments.train, wall_clock_s: 900}}
+    """)
+    ws = Workspace(tmp_path / "ws")
+    try:
+        out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
+    finally:
+        from autoresearch.sweep import branch_prefix
+        prefix = branch_prefix(load_sweep(sweep), ws.root)
+        refs = subprocess.run(["git", "branch", "--list", prefix + "*", "--format=%(refname:short)"],
+                              cwd=ROOT, capture_output=True, text=True).stdout.split()
+        for ref in refs:
+            subprocess.run(["git", "branch", "-D", ref], cwd=ROOT, capture_output=True)
+    (trial,) = open_study(load_sweep(sweep), out["storage"], create=False).trials
+    with ws.store() as store:
+        (node,) = store.nodes()
+    lines = [json.loads(x) for x in Path(node.run_dir, "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in lines] == [1, 2]
+    assert all("elo" in m and m["elo_games"] == 2 for m in lines), lines
+    assert sorted(trial.intermediate_values) == [1, 2]
+    assert trial.intermediate_values[2] == pytest.approx(lines[1]["elo"])
