@@ -4,6 +4,9 @@ A synchronous AlphaZero loop, one iteration at a time:
 
     collect: play `selfplay.games_per_iteration` games with the current net (batched MCTS)
     train:   add their positions to the replay window; a number of AdamW steps on it
+    rate:    every `eval.every_iters` iterations (0 = never, the default) a quick Elo of the new
+             net (experiments/iteration_eval.py: a few games against the nearest ladder rung), so
+             that a sweep's pruner sees Elo per iteration
     record:  one line in metrics.jsonl, checkpoints/latest.pt, a few games/*.sgf
 
 until the budget (`budget.wall_clock_s`, `max_iterations`, `max_games`) is spent. Then the final
@@ -39,6 +42,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import ConfigError, validate
+from experiments.iteration_eval import is_due, maybe_evaluate
 from experiments.rundir import append_metrics, read_metrics, write_summary
 
 log = logging.getLogger("tengen.train")
@@ -274,15 +278,24 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
         last_iter_s = 0.0
         log.info("device %s, %d parameters, board %dx%d, budget %s", training.device,
                  sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size, cfg.budget.name)
+        last_elo = None   # the last quick Elo of experiments/iteration_eval.py (eval.every_iters)
         while (note := budget_reason(cfg, training, wall(), last_iter_s)) is None:
             t_it = time.time()
             m = training.iterate()
-            last_iter_s = time.time() - t_it
+            due = is_due(cfg.eval, training.iteration)
+            if due:  # the quick evaluation plays this iteration's best.pt
+                training.save(wall(), cpu())
+            quick = maybe_evaluate(cfg, run_dir, training.iteration, run_dir / "checkpoints" / "best.pt",
+                                   last_elo, log.info)
+            if quick:
+                m.update(quick)
+                last_elo = quick if "elo" in quick else last_elo
+            last_iter_s = time.time() - t_it   # the evaluation included: the budget check sees it
             m.update({"wall_s": wall(), "cpu_s": cpu(), "iteration_s": last_iter_s})
             append_metrics(run_dir, m)
             if tracker is not None:
                 tracker.log(m, step=training.iteration)
-            if training.iteration % cfg.train.checkpoint_every == 0:
+            if not due and training.iteration % cfg.train.checkpoint_every == 0:
                 training.save(wall(), cpu())
             log.info("iteration %d: %d games, %d samples, policy %.3f value %.3f, %.0f sims/s, %.1f s",
                      training.iteration, m["games"], m["samples"], m["policy_loss"] or float("nan"),
