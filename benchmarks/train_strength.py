@@ -39,8 +39,9 @@ from go_core.stats import wilson_interval  # noqa: E402
 
 
 class MCTSSide:
-    def __init__(self, evaluator, visits: int, rng):
-        self.cfg = MCTSConfig(num_simulations=visits, dirichlet_eps=0.0, temperature=0.0, temperature_moves=0)
+    def __init__(self, evaluator, visits: int, rng, leaves_per_game: int = 1):
+        self.cfg = MCTSConfig(num_simulations=visits, dirichlet_eps=0.0, temperature=0.0, temperature_moves=0,
+                              leaves_per_game=leaves_per_game)
         self.search = BatchedMCTS(evaluator, self.cfg, rng)
         self.trees: dict[int, Tree] = {}
 
@@ -136,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--games-vs-policy", type=int, default=40)
     p.add_argument("--visits", type=int, default=64, help="MCTS visits against the raw policy")
     p.add_argument("--opening", type=int, default=4, help="random plies opening each game vs the raw policy")
+    p.add_argument("--leaves", type=int, default=1,
+                   help="leaves per game per forward pass (the games already fill the batch)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -155,13 +158,13 @@ def main(argv=None) -> int:
     out.update({"checkpoint": ckpt, "board_size": size, "step": meta.get("step"), "device": str(ev.device)})
     t = time.time()
     if a.games_vs_random:
-        m = play_match(MCTSSide(ev, a.visits_vs_random, rng), RandomSide(a.seed), a.games_vs_random, size, 7.0, 0, rng)
+        m = play_match(MCTSSide(ev, a.visits_vs_random, rng, a.leaves), RandomSide(a.seed), a.games_vs_random, size, 7.0, 0, rng)
         m.update(visits=a.visits_vs_random, seconds=time.time() - t)
         out["mcts_vs_random"] = m
         print(json.dumps({"mcts_vs_random": {k: v for k, v in m.items() if k != "results"}}), file=sys.stderr, flush=True)
     t = time.time()
     if a.games_vs_policy:
-        m = play_match(MCTSSide(ev, a.visits, rng), PolicySide(ev), a.games_vs_policy, size, 7.0, a.opening, rng)
+        m = play_match(MCTSSide(ev, a.visits, rng, a.leaves), PolicySide(ev), a.games_vs_policy, size, 7.0, a.opening, rng)
         m.update(visits=a.visits, seconds=time.time() - t)
         out["mcts_vs_raw_policy"] = m
         print(json.dumps({"mcts_vs_raw_policy": {k: v for k, v in m.items() if k != "results"}}), file=sys.stderr, flush=True)

@@ -46,7 +46,8 @@ class MCTSConfig:
     fpu_reduction_root: float = 0.0     # the same at the root
     dirichlet_alpha_total: float = 10.83  # root noise in self-play: alpha per move = this / legal moves
     dirichlet_eps: float = 0.25         # weight of that noise in the root prior (0: no noise)
-    leaves_per_game: int = 8            # leaves gathered per game (virtual loss) before each batched forward pass
+    leaves_per_game: int = 8            # leaves gathered per game (virtual loss) before each batched forward pass...
+    min_rounds: int = 8                 # ...at most simulations/min_rounds of them (small searches stay sequential)
     virtual_loss: float = 1.0           # a pending visit counts as a loss of this size on its path
     eval_visits: int = 64               # visits per move when the trained net is evaluated with search
     max_batch: int = 1024               # positions per forward pass at most

@@ -25,7 +25,8 @@ Using it (self-play of many games, one forward pass per round for all of them):
 - `BatchedMCTS(evaluator, cfg, rng)`: `.search_many(trees, simulations, noise)` runs
   `simulations[i]` new simulations in tree i (the root's own evaluation counts as one when the
   root is fresh, so a fresh tree ends with children visits summing to simulations - 1). Each
-  round gathers up to `cfg.leaves_per_game` leaves per game under virtual loss, then makes ONE
+  round gathers up to `cfg.leaves_per_game` leaves per game under virtual loss (at most
+  simulations / `cfg.min_rounds`, so a small search is not flattened by virtual loss), then makes ONE
   `evaluator.evaluate` call for all leaves of all games. `.search(tree, n)` is the one-game form.
   `.plan_search()` draws a `SearchPlan(simulations, noise, full)` by playout-cap randomization.
   A descent that meets a leaf already pending in this round (a virtual-loss collision) ends
@@ -60,7 +61,9 @@ class MCTSConfig:
     fpu_reduction_root: float = 0.0   # the same at the root (0: explore the root's moves freely)
     dirichlet_alpha_total: float = 10.83  # root noise: alpha per move = this / legal moves (KataGo)
     dirichlet_eps: float = 0.25       # weight of the noise in the root prior (0 = no noise)
-    leaves_per_game: int = 8          # leaves per game gathered (virtual loss) before each forward pass
+    leaves_per_game: int = 8          # leaves per game gathered (virtual loss) before each forward pass...
+    min_rounds: int = 8               # ...but at most simulations/min_rounds of them, so that a small search
+                                      # stays sequential (16 visits in 2 rounds of 8 is a one-ply sample)
     virtual_loss: float = 1.0         # each pending visit counts as a loss of this size for its path
     temperature: float = 1.0          # move choice: sample from N^(1/T) during the opening...
     temperature_moves: int = 12       # ...for this many moves of the game,
@@ -487,12 +490,13 @@ class BatchedMCTS:
         # 3. rounds: gather leaves under virtual loss in every tree, one evaluator call, back up
         c = self.cfg
         L = max(1, c.leaves_per_game)
+        per_round = [max(1, int(s) // max(1, c.min_rounds)) for s in sims]
         while True:
             work = []
             for i, t in enumerate(trees):
                 if remaining[i] <= 0:
                     continue
-                want = int(min(L, remaining[i]))
+                want = int(min(L, remaining[i], per_round[i]))
                 out = np.empty(want, dtype=np.int64)
                 n_new, n_term = _select_leaves(
                     t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,

@@ -208,4 +208,5 @@ def make_mcts_config(mcts, selfplay) -> MCTSConfig:
         reuse_tree=bool(selfplay.tree_reuse), c_puct=float(mcts.c_puct), c_puct_base=float(mcts.c_puct_base),
         fpu_reduction=float(mcts.fpu_reduction), fpu_reduction_root=float(mcts.fpu_reduction_root),
         dirichlet_alpha_total=float(mcts.dirichlet_alpha_total), dirichlet_eps=float(mcts.dirichlet_eps),
-        leaves_per_game=int(mcts.leaves_per_game), virtual_loss=float(mcts.virtual_loss))
+        leaves_per_game=int(mcts.leaves_per_game), min_rounds=int(mcts.min_rounds),
+        virtual_loss=float(mcts.virtual_loss))

@@ -180,6 +180,19 @@ def test_batched_search_over_many_games_equals_single_searches():
     assert searcher.rounds < 15
 
 
+def test_small_searches_keep_enough_rounds():
+    """Virtual loss spreads a round's leaves over the root's children: a 16-visit search must not
+    be gathered in 2 rounds of 8 (a one-ply sample); leaves per round are capped at sims/min_rounds."""
+    ev = UniformEvaluator()
+    for sims, min_rounds, expect in ((16, 8, 1 + 15 // 2 + 1), (16, 1, 1 + 2), (64, 8, 1 + 63 // 8 + 1)):
+        cfg = MCTSConfig(leaves_per_game=8, min_rounds=min_rounds)
+        searcher = BatchedMCTS(ev, cfg)
+        tree = Tree(Board(9), cfg)
+        searcher.search_many([tree], sims)
+        assert tree.visit_counts().sum() == sims - 1
+        assert searcher.rounds == expect, (sims, min_rounds, searcher.rounds)
+
+
 def test_batched_search_with_virtual_loss_still_finds_the_capture():
     cfg = MCTSConfig(leaves_per_game=8)
     boards = [Board.from_ascii(CAPTURE_7x7, komi=13.5, to_play=BLACK) for _ in range(3)]
