@@ -110,7 +110,7 @@ class TrainConfig:
 @dataclass
 class BudgetConfig:
     name: str = "tiny"                  # label for logs
-    wall_clock_s: float = 90.0          # stop after the iteration that crosses this many seconds (0: no limit)
+    wall_clock_s: float = 90.0          # whole job; no iteration starts that would end past it (the last is shortened; 0: no limit)
     max_iterations: int = 0             # stop after this many collect -> train iterations (0: no limit)
     max_games: int = 0                  # stop after this many self-play games in all (0: no limit)
 

@@ -20,8 +20,9 @@ the same `hydra.run.dir` resumes at the next iteration and plays exactly what it
 training state), `games/*.sgf`, `summary.json`.
 
 Statuses: `ok` when the loop ends by its budget (the wall-clock budget is checked before each
-iteration against the last iteration's duration, so a run stops cleanly under it; `budget_note`
-says what stopped it); `invalid` when the config does not fit the schema (nothing ran; exit 2);
+iteration against the last iteration's duration, and the last iteration is shortened to the games
+that fit, so a run stops cleanly under it -- except a first iteration longer than the whole budget;
+`budget_note` says what stopped it); `invalid` when the config does not fit the schema (nothing ran; exit 2);
 `crash` with the traceback on an exception (exit 1); `timeout` when the job is stopped from
 outside by SIGTERM/SIGINT (e.g. the harness's own wall-clock limit; exit 124).
 """
@@ -169,7 +170,8 @@ class TrainingRun:
         atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
 
     # -- one iteration
-    def iterate(self) -> dict:
+    def iterate(self, games: int | None = None) -> dict:
+        """One collect -> train iteration of `games` self-play games (default games_per_iteration)."""
         from go_core.selfplay import SelfPlaySettings, play_games, save_sgf
         from go_core.training import train_steps
         cfg = self.cfg
@@ -179,7 +181,7 @@ class TrainingRun:
                                     resign_min_moves=sp.resign_min_moves,
                                     no_resign_fraction=sp.no_resign_fraction, max_moves_factor=sp.max_moves_factor)
         self.net.eval()
-        samples, finished, stats = play_games(sp.games_per_iteration, self.searcher, settings, self.rng,
+        samples, finished, stats = play_games(games or sp.games_per_iteration, self.searcher, settings, self.rng,
                                               first_index=self.games)
         self.games += stats.games
         if samples is not None:
@@ -233,17 +235,33 @@ def _start_tracking(cfg: DictConfig, run_dir: Path):
         return None
 
 
-def budget_reason(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_s: float) -> str | None:
-    """Why the loop should stop now, or None to run another iteration."""
+MIN_LAST_ITERATION = 0.25   # a shortened last iteration plays at least this share of games_per_iteration
+
+
+def plan_iteration(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_s: float,
+                   last_games: int) -> tuple[int, str | None]:
+    """How many self-play games the next iteration plays, or (0, why the loop stops now).
+
+    The wall-clock budget is checked before each iteration against the last one's duration (the
+    first iteration is not known in advance, so it may cross the budget). When a full iteration
+    would not fit, a last one with fewer games does, in proportion to the seconds left (self-play
+    and training time both scale with the games), unless that is under MIN_LAST_ITERATION of a
+    full one."""
     b = cfg.budget
+    games = int(cfg.selfplay.games_per_iteration)
     if b.max_iterations and run.iteration >= b.max_iterations:
-        return f"iteration budget reached ({run.iteration} iterations)"
-    if b.max_games and run.games >= b.max_games:
-        return f"game budget reached ({run.games} games)"
-    if b.wall_clock_s and run.iteration > 0 and elapsed + last_iter_s > b.wall_clock_s:
-        return (f"wall-clock budget of {b.wall_clock_s:g} s: {elapsed:.0f} s used, another iteration "
-                f"(~{last_iter_s:.0f} s) would exceed it")
-    return None
+        return 0, f"iteration budget reached ({run.iteration} iterations)"
+    if b.max_games:
+        if run.games >= b.max_games:
+            return 0, f"game budget reached ({run.games} games)"
+        games = min(games, b.max_games - run.games)
+    if b.wall_clock_s and run.iteration > 0 and last_iter_s > 0 and elapsed + last_iter_s > b.wall_clock_s:
+        fit = int((b.wall_clock_s - elapsed) / (last_iter_s / max(1, last_games)))
+        if fit < max(1, math.ceil(MIN_LAST_ITERATION * cfg.selfplay.games_per_iteration)):
+            return 0, (f"wall-clock budget of {b.wall_clock_s:g} s: {elapsed:.0f} s used, another iteration "
+                       f"(~{last_iter_s:.0f} s for {last_games} games) would exceed it")
+        games = min(games, fit)
+    return games, None
 
 
 def run(cfg: DictConfig, run_dir: Path) -> int:
@@ -275,13 +293,16 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
         tracker = _start_tracking(cfg, run_dir)
         wall = lambda: training.prior_wall_s + (time.time() - t0)  # noqa: E731
         cpu = lambda: training.prior_cpu_s + cpu_seconds()  # noqa: E731
-        last_iter_s = 0.0
+        last_iter_s, last_games = 0.0, 0
         log.info("device %s, %d parameters, board %dx%d, budget %s", training.device,
                  sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size, cfg.budget.name)
         last_elo = None   # the last quick Elo of experiments/iteration_eval.py (eval.every_iters)
-        while (note := budget_reason(cfg, training, wall(), last_iter_s)) is None:
+        while True:
+            games, note = plan_iteration(cfg, training, wall(), last_iter_s, last_games)
+            if not games:
+                break
             t_it = time.time()
-            m = training.iterate()
+            m = training.iterate(games)
             due = is_due(cfg.eval, training.iteration)
             if due:  # the quick evaluation plays this iteration's best.pt
                 training.save(wall(), cpu())
@@ -290,7 +311,7 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
             if quick:
                 m.update(quick)
                 last_elo = quick if "elo" in quick else last_elo
-            last_iter_s = time.time() - t_it   # the evaluation included: the budget check sees it
+            last_iter_s, last_games = time.time() - t_it, games   # evaluation included: the budget sees it
             m.update({"wall_s": wall(), "cpu_s": cpu(), "iteration_s": last_iter_s})
             append_metrics(run_dir, m)
             if tracker is not None:
