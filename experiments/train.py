@@ -236,6 +236,7 @@ def _start_tracking(cfg: DictConfig, run_dir: Path):
 
 
 MIN_LAST_ITERATION = 0.25   # a shortened last iteration plays at least this share of games_per_iteration
+LAST_ITERATION_MARGIN = 0.15  # and is planned to end this share of the remaining seconds early
 
 
 def plan_iteration(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_s: float,
@@ -256,7 +257,8 @@ def plan_iteration(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_
             return 0, f"game budget reached ({run.games} games)"
         games = min(games, b.max_games - run.games)
     if b.wall_clock_s and run.iteration > 0 and last_iter_s > 0 and elapsed + last_iter_s > b.wall_clock_s:
-        fit = int((b.wall_clock_s - elapsed) / (last_iter_s / max(1, last_games)))
+        # fewer games run in smaller batches, so a bit slower each: keep LAST_ITERATION_MARGIN spare
+        fit = int((1.0 - LAST_ITERATION_MARGIN) * (b.wall_clock_s - elapsed) / (last_iter_s / max(1, last_games)))
         if fit < max(1, math.ceil(MIN_LAST_ITERATION * cfg.selfplay.games_per_iteration)):
             return 0, (f"wall-clock budget of {b.wall_clock_s:g} s: {elapsed:.0f} s used, another iteration "
                        f"(~{last_iter_s:.0f} s for {last_games} games) would exceed it")
