@@ -127,21 +127,9 @@ class ResearchLoop:
                 time.sleep(POLL_S)
             return self.finish()
         except ProposerUnavailable as e:
-            self.say(f"proposer unavailable: {e}; waiting for running nodes, then pausing")
-            self.drain()
-            self.save_time()
-            self.store.update_question(self.qid, status="interrupted")
-            self.write_report(wait=True)
-            return LoopResult(self.qid, "interrupted", f"proposer unavailable: {e} "
-                              f"(resume with `research run --resume`)", None)
+            return self.pause(f"proposer unavailable: {e}", "resume with `research run --resume`")
         except ClusterUnavailable as e:
-            self.say(f"{e}; waiting for running nodes, then pausing")
-            self.drain()
-            self.save_time()
-            self.store.update_question(self.qid, status="interrupted")
-            self.write_report(wait=True)
-            return LoopResult(self.qid, "interrupted", f"{e} (fix the launcher settings, then "
-                              f"`research run --resume`)", None)
+            return self.pause(str(e), "fix the launcher settings, then `research run --resume`")
         except KeyboardInterrupt:
             self.say("interrupted: stopping running nodes (resume with `research run --resume`)")
             for node_id, job in list(self.running.items()):
@@ -155,6 +143,16 @@ class ResearchLoop:
             return LoopResult(self.qid, "interrupted", "interrupted", None)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+    def pause(self, why: str, what_next: str) -> LoopResult:
+        """Something outside the experiments stops the loop: let running nodes finish, then leave
+        the question `interrupted` (resumable) with its report up to date."""
+        self.say(f"{why}; waiting for running nodes, then pausing")
+        self.drain()
+        self.save_time()
+        self.store.update_question(self.qid, status="interrupted")
+        self.write_report(wait=True)
+        return LoopResult(self.qid, "interrupted", f"{why} ({what_next})", None)
 
     def pending(self) -> list[Any]:
         return [n for n in self.store.nodes(self.qid)
