@@ -42,9 +42,9 @@ def last_elo(run_dir: Path) -> float | None:
     from experiments.rundir import read_metrics
 
     for rec in reversed(read_metrics(Path(run_dir))):
-        value = rec.get("elo")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+        value = _finite(rec.get("elo"))
+        if value is not None:
+            return value
     return None
 
 
