@@ -41,12 +41,12 @@ from experiments.rundir import atomic_write_text, read_summary, write_summary
 # Rules, scoring, evaluation and the ladder: what scores a run must not be editable by the run.
 # The one list; `git apply` paths and worktree hashes are both checked against it.
 PROTECTED_PATTERNS: tuple[str, ...] = (
-    "go_core/board.py",
-    "go_core/reference_board.py",
-    "go_core/match.py",
-    "go_core/elo.py",
-    "go_core/stats.py",
-    "go_core/ladder.py",
+    "go_core/game/board.py",
+    "go_core/game/reference_board.py",
+    "go_core/arena/match.py",
+    "go_core/arena/elo.py",
+    "go_core/arena/stats.py",
+    "go_core/arena/ladder.py",
     "experiments/evaluate.py",
     "experiments/rundir.py",
     "conf/eval/**",

@@ -19,8 +19,8 @@ import platform
 import random
 import time
 
-from go_core import board_kernels as K
-from go_core.reference_board import ReferenceBoard
+from go_core.game import board_kernels as K
+from go_core.game.reference_board import ReferenceBoard
 
 
 def numba_rate(size: int, seconds: float, seed: int = 1, chunk_s: float = 0.25) -> dict:

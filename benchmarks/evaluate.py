@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.evaluate import as_eval_config, candidate_player, load_default_eval_dict  # noqa: E402
-from go_core.ladder import rung_player, _repo_env, our_player_command  # noqa: E402
-from go_core.match import PlayerSpec, play_match  # noqa: E402
+from go_core.arena.ladder import rung_player, _repo_env, our_player_command  # noqa: E402
+from go_core.arena.match import PlayerSpec, play_match  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ Prints one JSON object:
 - `net_evals_per_s`: raw batched forward passes of that net on positions already encoded (the
   ceiling for sims_per_s), at the batch size the search uses, as the evaluator runs it (BatchNorm
   folded, channels-last); `net_evals_per_s_unfused` the same net as trained (default layout);
-- `katago_visits_per_s`: KataGo (b6c96 net, found by `go_core.engines`) `genmove` at
+- `katago_visits_per_s`: KataGo (b6c96 net, found by `go_core.arena.engines`) `genmove` at
   `--katago-visits` maxVisits on 9x9, fresh positions, NN cache cleared before each move;
 - `ratio_vs_katago`, `device`, `gpu_util_pct` (nvidia-smi sampled during the search, on CUDA),
   `uptime` (load average: the machine is shared), and the settings used.
@@ -32,11 +32,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from go_core.board import Board  # noqa: E402
-from go_core.evaluators import NetEvaluator  # noqa: E402
-from go_core.features import encode_numpy  # noqa: E402
-from go_core.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
-from go_core.net import (NetConfig, PolicyValueNet, autocast, fuse_for_inference, select_device,  # noqa: E402
+from go_core.game.board import Board  # noqa: E402
+from go_core.learn.evaluators import NetEvaluator  # noqa: E402
+from go_core.learn.features import encode_numpy  # noqa: E402
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
+from go_core.learn.net import (NetConfig, PolicyValueNet, autocast, fuse_for_inference, select_device,  # noqa: E402
                           to_inference_layout)
 
 
@@ -132,10 +132,10 @@ def bench_mcts(net, device, args, rng):
 
 def bench_katago(args, rng):
     try:
-        from go_core import engines
-        from go_core.gtp_client import GTPClient
+        from go_core.arena import engines
+        from go_core.arena.gtp_client import GTPClient
     except ImportError as e:  # the GTP helper's modules are missing
-        return None, f"go_core.engines/gtp_client not importable: {e}"
+        return None, f"go_core.arena.engines/gtp_client not importable: {e}"
     try:
         extra = {}
         if args.katago_threads > 2:  # engines caps threads at 2 (shared CPUs); a GPU wants more
@@ -155,7 +155,7 @@ def bench_katago(args, rng):
                 kg.send("clear_board")
                 b = opening(9, 2 + i % 5, rng)
                 for j, m in enumerate(b.history):
-                    from go_core.coords import move_to_gtp
+                    from go_core.game.coords import move_to_gtp
                     kg.send(f"play {'bw'[j % 2]} {move_to_gtp(m, 9)}")
                 try:
                     kg.send("clear_cache")

@@ -6,7 +6,7 @@
 Two batched matches (many games at once, one forward pass per round for all of them; colours
 alternate; Tromp-Taylor scoring by our engine; a game stops after 2*size^2 plies and is scored):
 1. the net with MCTS (`--visits-vs-random`, most-visited move) against the random player
-   (`go_core.players.RandomPlayer`): acceptance wants >= 95 wins in 100 games;
+   (`go_core.arena.players.RandomPlayer`): acceptance wants >= 95 wins in 100 games;
 2. the net with MCTS at `--visits` (64) against the same net's raw policy (greedy over legal
    moves): search must help. The first `--opening` plies of each game are random, so the games
    differ although both players are deterministic.
@@ -29,13 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from go_core.board import BLACK, Board  # noqa: E402
-from go_core.evaluators import NetEvaluator  # noqa: E402
-from go_core.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
-from go_core.net import load_checkpoint  # noqa: E402
-from go_core.players import RandomPlayer  # noqa: E402
-from go_core.selfplay import game_result  # noqa: E402
-from go_core.stats import wilson_interval  # noqa: E402
+from go_core.game.board import BLACK, Board  # noqa: E402
+from go_core.learn.evaluators import NetEvaluator  # noqa: E402
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
+from go_core.learn.net import load_checkpoint  # noqa: E402
+from go_core.arena.players import RandomPlayer  # noqa: E402
+from go_core.learn.selfplay import game_result  # noqa: E402
+from go_core.arena.stats import wilson_interval  # noqa: E402
 
 
 class MCTSSide:

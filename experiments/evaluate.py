@@ -19,10 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from go_core.ladder import EvalConfig, evaluate_candidate, ladder_elos, our_player_command, _repo_env
-from go_core.match import PlayerSpec, play_match
-from go_core.elo import fit_elo
-from go_core.stats import win_rate
+from go_core.arena.ladder import EvalConfig, evaluate_candidate, ladder_elos, our_player_command, _repo_env
+from go_core.arena.match import PlayerSpec, play_match
+from go_core.arena.elo import fit_elo
+from go_core.arena.stats import win_rate
 
 CANDIDATE = "candidate"
 
@@ -52,7 +52,7 @@ def load_default_eval_dict(name: str = "default") -> dict[str, Any]:
 
 def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device: str | None = None,
                      name: str = CANDIDATE) -> PlayerSpec:
-    """The checkpoint as a GTP engine (`python -m go_core.gtp_server --player mcts ...`)."""
+    """The checkpoint as a GTP engine (`python -m go_core.arena.gtp_server --player mcts ...`)."""
     path = Path(checkpoint_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (give checkpoint=PATH to a .pt file)")
@@ -96,7 +96,7 @@ def quick_elo(eval_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int
     elos, sds, source = ladder_elos(cfg)
     rung = cfg.rung(cfg.reference) if near_elo is None else min(
         (r for r in cfg.rungs if r.name in elos), key=lambda r: abs(elos[r.name] - near_elo))
-    from go_core.ladder import rung_player
+    from go_core.arena.ladder import rung_player
     cand = candidate_player(cfg, checkpoint_path, device)
     if sgf_dir is None and run_dir:
         sgf_dir = Path(run_dir) / "games"

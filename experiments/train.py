@@ -80,12 +80,12 @@ class TrainingRun:
     def __init__(self, cfg: DictConfig, run_dir: Path):
         import numpy as np
         import torch
-        from go_core.evaluators import NetEvaluator
-        from go_core.mcts import BatchedMCTS
-        from go_core.net import PolicyValueNet, NetConfig, select_device
-        from go_core.replay import ReplayBuffer
-        from go_core.selfplay import make_mcts_config
-        from go_core.training import make_optimizer
+        from go_core.learn.evaluators import NetEvaluator
+        from go_core.learn.mcts import BatchedMCTS
+        from go_core.learn.net import PolicyValueNet, NetConfig, select_device
+        from go_core.learn.replay import ReplayBuffer
+        from go_core.learn.selfplay import make_mcts_config
+        from go_core.learn.training import make_optimizer
 
         self.cfg = cfg
         self.run_dir = run_dir
@@ -122,7 +122,7 @@ class TrainingRun:
     def save(self, wall_s: float, cpu_s: float) -> None:
         import numpy as np
         import torch
-        from go_core.net import save_checkpoint
+        from go_core.learn.net import save_checkpoint
         rng_state = {"numpy": self.rng.bit_generator.state, "torch_gen": self.torch_gen.get_state(),
                      "torch": torch.get_rng_state(), "python": random.getstate(),
                      "np_global": np.random.get_state()}
@@ -139,7 +139,7 @@ class TrainingRun:
     def resume(self, path: Path) -> None:
         import numpy as np
         import torch
-        from go_core.net import check_board_size, load_checkpoint
+        from go_core.learn.net import check_board_size, load_checkpoint
         net, meta = load_checkpoint(path, self.device)
         check_board_size(meta, self.cfg.board.size, f"checkpoint '{path}'")
         if meta["model_config"] != dict(self.net.cfg.__dict__):
@@ -172,8 +172,8 @@ class TrainingRun:
     # -- one iteration
     def iterate(self, games: int | None = None) -> dict:
         """One collect -> train iteration of `games` self-play games (default games_per_iteration)."""
-        from go_core.selfplay import SelfPlaySettings, play_games, save_sgf
-        from go_core.training import train_steps
+        from go_core.learn.selfplay import SelfPlaySettings, play_games, save_sgf
+        from go_core.learn.training import train_steps
         cfg = self.cfg
         sp = cfg.selfplay
         settings = SelfPlaySettings(size=cfg.board.size, komi=cfg.board.komi, parallel_games=sp.parallel_games,
@@ -290,7 +290,7 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
             log.info("resumed from %s at iteration %d (step %d, %d games)", latest, training.iteration,
                      training.step, training.games)
         else:
-            from go_core.warmstart import apply_warm_start
+            from go_core.learn.warmstart import apply_warm_start
             training.warm_start = apply_warm_start(training, cfg.train.warm_start, log=log.info)
         tracker = _start_tracking(cfg, run_dir)
         wall = lambda: training.prior_wall_s + (time.time() - t0)  # noqa: E731

@@ -19,7 +19,7 @@ CRASH_ERROR = ("Traceback (most recent call last):\n"
                "    loss.backward()\n"
                "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")
 TIMEOUT_ERROR = "wall-clock limit of 600 s exceeded; the job was killed"
-PATCH = ("--- a/go_core/net.py\n+++ b/go_core/net.py\n@@ -10,3 +10,3 @@\n"
+PATCH = ("--- a/go_core/learn/net.py\n+++ b/go_core/learn/net.py\n@@ -10,3 +10,3 @@\n"
          "-    blocks: int = 6\n+    blocks: int = 40\n")
 
 LADDER = {  # rung -> Elo and 95% interval, as the evaluation helper caches it

@@ -27,7 +27,7 @@ def behaviour_patch(behaviour: str = "ok", bonus: float = 0.0) -> str:
             f"-BEHAVIOUR = \"ok\"\n-ELO_BONUS = 0.0\n+BEHAVIOUR = \"{behaviour}\"\n+ELO_BONUS = {bonus}\n")
 
 
-PROTECTED_PATCH = ("diff --git a/go_core/board.py b/go_core/board.py\n"
-                   "--- a/go_core/board.py\n+++ b/go_core/board.py\n"
+PROTECTED_PATCH = ("diff --git a/go_core/game/board.py b/go_core/game/board.py\n"
+                   "--- a/go_core/game/board.py\n+++ b/go_core/game/board.py\n"
                    "@@ -1,2 +1,2 @@\n \"\"\"Protected: the rules.\"\"\"\n"
                    "-RULES = \"tromp-taylor\"\n+RULES = \"anything-goes\"\n")

@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 
-from go_core import board_kernels as K
-from go_core.board import Board, IllegalMoveError
-from go_core.reference_board import ReferenceBoard
+from go_core.game import board_kernels as K
+from go_core.game.board import Board, IllegalMoveError
+from go_core.game.reference_board import ReferenceBoard
 
 
 def check_chains(board: Board) -> None:

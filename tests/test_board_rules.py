@@ -5,9 +5,9 @@ Each case runs on the numba ``Board`` and on the plain-Python ``ReferenceBoard``
 import numpy as np
 import pytest
 
-from go_core.board import BLACK, EMPTY, WHITE, Board, Boards, IllegalMoveError, pass_move
-from go_core.coords import gtp_to_move
-from go_core.reference_board import ReferenceBoard
+from go_core.game.board import BLACK, EMPTY, WHITE, Board, Boards, IllegalMoveError, pass_move
+from go_core.game.coords import gtp_to_move
+from go_core.game.reference_board import ReferenceBoard
 
 IMPLS = [Board, ReferenceBoard]
 
@@ -237,7 +237,7 @@ def test_copy_is_independent():
 def test_long_game_grows_the_superko_table():
     """Games longer than the initial capacity keep every position for superko: a 5x5 game of
     random non-pass moves (own eyes filled, so groups keep dying) against the reference."""
-    from go_core import board_kernels as K
+    from go_core.game import board_kernels as K
     rng = np.random.default_rng(3)
     b, ref = Board(5, komi=0.0), ReferenceBoard(5, komi=0.0)
     cap0 = int(b.state[K.H_CAP])
@@ -309,7 +309,7 @@ def test_kernels_are_callable_from_other_numba_code():
     """Other numba code (e.g. a rollout evaluator) can call the kernels on state arrays."""
     from numba import njit
 
-    from go_core import board_kernels as K
+    from go_core.game import board_kernels as K
 
     @njit
     def first_legal_then_score(st, komi):

@@ -1,7 +1,7 @@
 """GTP and SGF coordinate texts and move numbers."""
 import pytest
 
-from go_core.coords import RESIGN, gtp_to_move, move_to_gtp, move_to_sgf, pass_move, sgf_to_move
+from go_core.game.coords import RESIGN, gtp_to_move, move_to_gtp, move_to_sgf, pass_move, sgf_to_move
 
 
 @pytest.mark.parametrize("size", [2, 5, 9, 13, 19, 25])

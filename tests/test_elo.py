@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from go_core.elo import elo_difference, expected_score, fit_elo, simulate_games
+from go_core.arena.elo import elo_difference, expected_score, fit_elo, simulate_games
 
 
 def test_two_players_plain_mle_matches_closed_form():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from go_core import engines
-from go_core.engines import EngineNotFound
+from go_core.arena import engines
+from go_core.arena.engines import EngineNotFound
 
 REQUIRED_KATAGO_KEYS = ("logDir logAllGTPCommunication logSearchInfo logToStderr rules allowResignation "
                         "resignThreshold resignConsecTurns ponderingEnabled maxVisits numSearchThreads "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from go_core import engines
+from go_core.arena import engines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def run_job(tmp_path, *overrides, timeout=600):
 
 
 def tiny_checkpoint(path):
-    from go_core.net import NetConfig, PolicyValueNet, save_checkpoint
+    from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
     net = PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0, policy_channels=4,
                                    value_channels=4, value_hidden=8))
     save_checkpoint(path, net, board_size=9)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from go_core import engines
-from go_core.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
+from go_core.arena import engines
+from go_core.arena.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
 
 FAKE_ENGINE = textwrap.dedent(r'''
     import sys, time, os

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from go_core import sgf
-from go_core.board import Board
-from go_core.coords import gtp_to_move, move_to_gtp
-from go_core.gtp_client import GTPClient, GTPError
-from go_core.gtp_server import GTPEngine, main
-from go_core.players import RandomPlayer, make_player
+from go_core.game import sgf
+from go_core.game.board import Board
+from go_core.game.coords import gtp_to_move, move_to_gtp
+from go_core.arena.gtp_client import GTPClient, GTPError
+from go_core.arena.gtp_server import GTPEngine, main
+from go_core.arena.players import RandomPlayer, make_player
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +177,7 @@ def _check_session(out: str) -> None:
 
 
 def test_python_m_gtp_server_over_stdin_stdout():
-    _check_session(_subprocess_session([sys.executable, "-m", "go_core.gtp_server", "--player", "random"]))
+    _check_session(_subprocess_session([sys.executable, "-m", "go_core.arena.gtp_server", "--player", "random"]))
 
 
 def test_research_gtp_console_script():
@@ -188,7 +188,7 @@ def test_research_gtp_console_script():
 
 
 def test_our_client_drives_our_server_through_a_whole_game():
-    argv = [sys.executable, "-m", "go_core.gtp_server", "--player", "random", "--seed", "4"]
+    argv = [sys.executable, "-m", "go_core.arena.gtp_server", "--player", "random", "--seed", "4"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     board = Board(9, 7.0)
     local = RandomPlayer(seed=9)

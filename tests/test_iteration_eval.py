@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
     """A 5x5 job config with the smoke ladder (default rung Elos: no machine calibration read)
     and a randomly initialised b2c32 checkpoint."""
     import torch
-    from go_core.net import NetConfig, PolicyValueNet, save_checkpoint
+    from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
     from omegaconf import OmegaConf
 
     tmp = tmp_path_factory.mktemp("iteval")

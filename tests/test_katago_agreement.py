@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from go_core import engines
-from go_core.board import BLACK, WHITE, Board, IllegalMoveError
-from go_core.coords import gtp_to_move, move_to_gtp
-from go_core.gtp_client import GTPClient, GTPError
-from go_core.players import RandomPlayer
-from go_core.sgf import GameRecord, write_sgf
+from go_core.arena import engines
+from go_core.game.board import BLACK, WHITE, Board, IllegalMoveError
+from go_core.game.coords import gtp_to_move, move_to_gtp
+from go_core.arena.gtp_client import GTPClient, GTPError
+from go_core.arena.players import RandomPlayer
+from go_core.game.sgf import GameRecord, write_sgf
 
 SIZES = (5, 7, 9, 19)
 KOMI = 7.5

@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 
-from go_core import engines, ladder
-from go_core.elo import expected_score
-from go_core.ladder import EvalConfig, RungConfig
-from go_core.match import GameRecord, MatchConfig, MatchResult, PlayerSpec, play_match
-from go_core.stats import wilson_interval
+from go_core.arena import engines, ladder
+from go_core.arena.elo import expected_score
+from go_core.arena.ladder import EvalConfig, RungConfig
+from go_core.arena.match import GameRecord, MatchConfig, MatchResult, PlayerSpec, play_match
+from go_core.arena.stats import wilson_interval
 
 TRUTH = {"random": 0.0, "r1": 250.0, "r2": 500.0, "r3": 750.0, "r4": 1000.0, "candidate": 600.0}
 

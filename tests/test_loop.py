@@ -111,7 +111,7 @@ def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
     hang = by_hyp["hangs"]
     assert hang.status == "timeout" and "wall-clock limit" in hang.error
     prot = by_hyp["easier rules"]
-    assert prot.status == "refused" and "go_core/board.py" in prot.error
+    assert prot.status == "refused" and "go_core/game/board.py" in prot.error
     assert "again" not in by_hyp, "a repeated experiment never becomes a node"
     q = store.get_question(1)
     assert q.status == "answered" and q.answer.startswith("lr 0.01 beats") and q.evidence == [1, 2]

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from go_core import engines
-from go_core.match import MatchConfig, PlayerSpec, play_match
-from go_core.sgf import read_sgf
+from go_core.arena import engines
+from go_core.arena.match import MatchConfig, PlayerSpec, play_match
+from go_core.game.sgf import read_sgf
 
 # A minimal GTP engine that plays never-used points in order, and misbehaves on request:
 #   crash N  -> exits on its N-th genmove;  hang -> sleeps on genmove;
@@ -61,7 +61,7 @@ def fake(tmp_path):
 
 
 def random_player(name="random"):
-    return PlayerSpec(name, [sys.executable, "-m", "go_core.gtp_server", "--player", "random"])
+    return PlayerSpec(name, [sys.executable, "-m", "go_core.arena.gtp_server", "--player", "random"])
 
 
 def test_crashed_engine_loses_with_reason_and_the_match_goes_on(fake, tmp_path):
@@ -117,7 +117,7 @@ def _need(finder):
 @pytest.mark.gnugo
 def test_gnugo_beats_random_and_suicides_are_resynced(tmp_path):
     _need(engines.find_gnugo)
-    from go_core.ladder import RungConfig, rung_player
+    from go_core.arena.ladder import RungConfig, rung_player
     gnugo = rung_player(RungConfig("gnugo-L0", "gnugo", level=0))
     res = play_match(gnugo, random_player(), MatchConfig(games=2, board_size=9, workers=2), sgf_dir=tmp_path)
     assert [g.winner for g in res.games] == ["gnugo-L0"] * 2

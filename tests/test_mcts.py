@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.board import BLACK, WHITE, Board
-from go_core.coords import gtp_to_move, move_to_gtp
-from go_core.evaluators import NetEvaluator, RolloutEvaluator, UniformEvaluator, masked_softmax
-from go_core.mcts import (BatchedMCTS, MCTSConfig, Tree, _puct_child, search,
+from go_core.game.board import BLACK, WHITE, Board
+from go_core.game.coords import gtp_to_move, move_to_gtp
+from go_core.learn.evaluators import NetEvaluator, RolloutEvaluator, UniformEvaluator, masked_softmax
+from go_core.learn.mcts import (BatchedMCTS, MCTSConfig, Tree, _puct_child, search,
                           select_child_reference, temperature_for_move, terminal_value)
-from go_core.net import NetConfig, PolicyValueNet
+from go_core.learn.net import NetConfig, PolicyValueNet
 
 # Black to play: the white chain C5-C6-D6 has one liberty, C4; only capturing it wins (komi 13.5).
 CAPTURE_7x7 = """
@@ -78,7 +78,7 @@ def test_net_evaluator_priors_and_values():
 
 
 def test_net_evaluator_follows_a_net_that_is_being_trained():
-    from go_core.features import encode
+    from go_core.learn.features import encode
     torch.manual_seed(0)
     net = PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0, gpool_channels=4,
                                    policy_channels=4, value_channels=4, value_hidden=8))

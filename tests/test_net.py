@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.board import BLACK, WHITE, Board
-from go_core.features import NUM_PLANES, PLANES, encode, encode_reference, policy_index
-from go_core.net import (NetConfig, PolicyValueNet, load_checkpoint, save_checkpoint,
+from go_core.game.board import BLACK, WHITE, Board
+from go_core.learn.features import NUM_PLANES, PLANES, encode, encode_reference, policy_index
+from go_core.learn.net import (NetConfig, PolicyValueNet, load_checkpoint, save_checkpoint,
                          select_device)
 
 SMALL = NetConfig(blocks=2, channels=16, gpool_every=2, gpool_channels=8, policy_channels=8,
@@ -86,7 +86,7 @@ def test_no_global_pooling_variant_and_gradients_flow():
 
 
 def test_fused_inference_net_matches_and_mask_skipping_is_exact():
-    from go_core.net import fuse_for_inference
+    from go_core.learn.net import fuse_for_inference
     torch.manual_seed(2)
     net = PolicyValueNet(SMALL).eval()
     for m in net.modules():  # non-trivial BatchNorm statistics

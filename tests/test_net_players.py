@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.board import Board
-from go_core.coords import gtp_to_move
-from go_core.gtp_client import GTPClient
-from go_core.net import NetConfig, PolicyValueNet, save_checkpoint
-from go_core.net_players import MCTSPlayer, PolicyPlayer
-from go_core.players import make_player
+from go_core.game.board import Board
+from go_core.game.coords import gtp_to_move
+from go_core.arena.gtp_client import GTPClient
+from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
+from go_core.learn.net_players import MCTSPlayer, PolicyPlayer
+from go_core.arena.players import make_player
 
 TINY = NetConfig(blocks=1, channels=8, gpool_every=0, gpool_channels=4, policy_channels=4,
                  value_channels=4, value_hidden=8)

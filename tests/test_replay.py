@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.features import NUM_PLANES, encode_numpy
-from go_core.replay import Position, ReplayBuffer, Samples
+from go_core.learn.features import NUM_PLANES, encode_numpy
+from go_core.learn.replay import Position, ReplayBuffer, Samples
 
 
 def fake_game(game: int, n: int, size: int = 5, seed: int = 0) -> Samples:

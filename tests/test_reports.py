@@ -137,7 +137,7 @@ def test_ladder_cache_of_this_machine_is_found(tmp_path, monkeypatch):
     import socket
     monkeypatch.setenv("TENGEN_CACHE", str(tmp_path))
     monkeypatch.delenv("TENGEN_LADDER_CACHE", raising=False)
-    # the shape go_core.ladder writes: rungs with elo, ci95, stderr, games, signature
+    # the shape go_core.arena.ladder writes: rungs with elo, ci95, stderr, games, signature
     (tmp_path / f"ladder-{socket.gethostname()}.json").write_text(json.dumps(
         {"date": "2026-11-24", "rungs": {"random": {"elo": 0.0, "ci95": [0.0, 0.0], "games": 20},
                                          "gnugo-1": {"elo": 612.5, "ci95": [540.0, 690.1],

@@ -95,7 +95,7 @@ def test_protected_patch_is_refused_before_anything_runs(repo, tmp_path):
     ws = tmp_path / "ws"
     res = launch(repo, ws, 7, patch=PROTECTED_PATCH).wait()
     assert res.status == "refused"
-    assert "go_core/board.py" in res.error
+    assert "go_core/game/board.py" in res.error
     assert not (ws / "runs/7/env.json").exists(), "nothing ran"
     assert "node/7" not in branches(repo)
 
@@ -117,15 +117,15 @@ def test_protected_paths_cover_renames_globs_and_dot_segments():
     rename = ("diff --git a/x.py b/conf/eval/ladder.yaml\nsimilarity index 90%\n"
               "rename from x.py\nrename to conf/eval/ladder.yaml\n")
     assert protected_in_patch(rename) == ["conf/eval/ladder.yaml"]
-    assert sandbox.is_protected("./go_core/elo.py")
+    assert sandbox.is_protected("./go_core/arena/elo.py")
     assert sandbox.is_protected("go_core/../experiments/evaluate.py")
-    assert not sandbox.is_protected("go_core/mcts.py")
+    assert not sandbox.is_protected("go_core/learn/mcts.py")
     assert protected_in_patch(behaviour_patch()) == []
 
 
 def test_protected_hashes_detect_a_changed_file(repo):
     before = sandbox.protected_hashes(repo)
-    assert set(before) == {"go_core/board.py", "conf/eval/default.yaml"}
+    assert set(before) == {"go_core/game/board.py", "conf/eval/default.yaml"}
     (repo / "conf/eval/default.yaml").write_text("games: 1\n")
     after = sandbox.protected_hashes(repo)
     assert before["conf/eval/default.yaml"] != after["conf/eval/default.yaml"]

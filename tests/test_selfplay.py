@@ -1,11 +1,11 @@
 """Self-play: many games at once, the right samples and targets, resignation and its no-resign fraction."""
 import numpy as np
 
-from go_core.board import BLACK, WHITE
-from go_core.evaluators import UniformEvaluator
-from go_core.mcts import BatchedMCTS, MCTSConfig
-from go_core.selfplay import SelfPlaySettings, make_mcts_config, play_games, save_sgf
-from go_core.sgf import read_sgf
+from go_core.game.board import BLACK, WHITE
+from go_core.learn.evaluators import UniformEvaluator
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig
+from go_core.learn.selfplay import SelfPlaySettings, make_mcts_config, play_games, save_sgf
+from go_core.game.sgf import read_sgf
 
 
 class WhiteDespairs(UniformEvaluator):

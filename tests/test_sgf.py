@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from go_core import engines
-from go_core.board import BLACK, WHITE, Board
-from go_core.coords import gtp_to_move, move_to_gtp
-from go_core.gtp_client import GTPClient
-from go_core.players import RandomPlayer
-from go_core.sgf import (GameRecord, SGFError, parse_sgf, read_sgf, record_from_board,
+from go_core.arena import engines
+from go_core.game.board import BLACK, WHITE, Board
+from go_core.game.coords import gtp_to_move, move_to_gtp
+from go_core.arena.gtp_client import GTPClient
+from go_core.arena.players import RandomPlayer
+from go_core.game.sgf import (GameRecord, SGFError, parse_sgf, read_sgf, record_from_board,
                          record_to_board, to_sgf, write_sgf)
 
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from go_core.stats import colour_advantage, wilson_interval, win_rate
+from go_core.arena.stats import colour_advantage, wilson_interval, win_rate
 
 
 @pytest.mark.parametrize("wins,n,lo,hi", [

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.features import encode_numpy
-from go_core.replay import Position
-from go_core.symmetry import (augment_batch, inverse, source_index, transform_move, transform_planes,
+from go_core.learn.features import encode_numpy
+from go_core.learn.replay import Position
+from go_core.game.symmetry import (augment_batch, inverse, source_index, transform_move, transform_planes,
                               transform_policy)
 
 

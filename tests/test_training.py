@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.net import NetConfig, PolicyValueNet
-from go_core.replay import Batch, ReplayBuffer
-from go_core.training import OptimConfig, losses, lr_factor, make_optimizer, train_steps, to_tensors
+from go_core.learn.net import NetConfig, PolicyValueNet
+from go_core.learn.replay import Batch, ReplayBuffer
+from go_core.learn.training import OptimConfig, losses, lr_factor, make_optimizer, train_steps, to_tensors
 from tests.test_replay import fake_game
 
 torch.set_num_threads(1)  # the test machine is shared: one thread per process avoids contention

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.board import Board
-from go_core.features import encode
-from go_core.net import NetConfig, PolicyValueNet, save_checkpoint
-from go_core.sgf import record_from_board, write_sgf
-from go_core.training import OptimConfig
-from go_core.warmstart import init_from_checkpoint, pretrain, random_game_samples, sgf_samples
+from go_core.game.board import Board
+from go_core.learn.features import encode
+from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
+from go_core.game.sgf import record_from_board, write_sgf
+from go_core.learn.training import OptimConfig
+from go_core.learn.warmstart import init_from_checkpoint, pretrain, random_game_samples, sgf_samples
 
 torch.set_num_threads(1)
 SMALL = NetConfig(blocks=1, channels=16, gpool_every=1, gpool_channels=4, policy_channels=8,
@@ -86,8 +86,8 @@ def test_a_9x9_checkpoint_starts_a_19x19_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.katago
 def test_katago_self_play_makes_sgf_games(tmp_path):
-    from go_core.engines import EngineNotFound, find_katago, find_katago_model
-    from go_core.warmstart import generate_katago_games
+    from go_core.arena.engines import EngineNotFound, find_katago, find_katago_model
+    from go_core.arena.katago_games import generate_katago_games
     try:
         find_katago(), find_katago_model()
     except EngineNotFound as e:

@@ -27,11 +27,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from go_core.board import BLACK, WHITE, Board, IllegalMoveError
-from go_core.coords import RESIGN, gtp_to_move, move_to_gtp
-from go_core.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
-from go_core.players import own_eye_mask
-from go_core.stats import WinRate, colour_advantage, win_rate
+from go_core.game.board import BLACK, WHITE, Board, IllegalMoveError
+from go_core.game.coords import RESIGN, gtp_to_move, move_to_gtp
+from go_core.arena.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
+from go_core.game.eyes import own_eye_mask
+from go_core.arena.stats import WinRate, colour_advantage, win_rate
 
 # Reasons a game ended (GameRecord.reason). Failures name the engine in GameRecord.detail.
 TWO_PASSES = "two passes"
@@ -308,7 +308,7 @@ def _load_position(seat: _Seat, colour: int, board: Board) -> None:
     """Set the engine's board to `board`'s stones and side to move with `loadsgf` (setup stones)."""
     import tempfile
 
-    from go_core import sgf as sgf_io
+    from go_core.game import sgf as sgf_io
 
     size = board.size
     stones = np.asarray(board.stones)
@@ -328,7 +328,7 @@ def _load_position(seat: _Seat, colour: int, board: Board) -> None:
 
 def write_game_sgf(rec: GameRecord, cfg: MatchConfig, sgf_dir: Path) -> Path:
     """Save a game as FF[4] SGF with RE and the end reason (root and last-move comments)."""
-    from go_core import sgf as sgf_io
+    from go_core.game import sgf as sgf_io
 
     size = cfg.board_size
     comment = f"result {rec.result}; ended by {rec.reason}" + (f"; {rec.detail}" if rec.detail else "")

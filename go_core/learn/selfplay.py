@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from go_core.board import BLACK, WHITE, Board, format_result
-from go_core.mcts import BatchedMCTS, MCTSConfig, Tree, temperature_for_move
-from go_core.replay import HISTORY, Position, Samples
+from go_core.game.board import BLACK, WHITE, Board, format_result
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree, temperature_for_move
+from go_core.learn.replay import HISTORY, Position, Samples
 
 
 @dataclass
@@ -191,8 +191,8 @@ def _finish(g: _Game, final: Board, A: int, stats: SelfPlayStats, parts: list[Sa
 
 
 def save_sgf(game: FinishedGame, path, player: str = "tengen") -> None:
-    """Write one self-play game as SGF (go_core.sgf, sgfmill underneath)."""
-    from go_core.sgf import record_from_board, write_sgf
+    """Write one self-play game as SGF (go_core.game.sgf, sgfmill underneath)."""
+    from go_core.game.sgf import record_from_board, write_sgf
     rec = record_from_board(game.board, black=player, white=player, result=game.result,
                             root_comment=f"self-play game {game.index}; resignation "
                                          f"{'on' if game.resign_allowed else 'off'}")

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_KATAGO_DIR = REPO_ROOT.parent / "shared" / "katago"
 GNUGO_DEFAULT_PATH = Path("/usr/games/gnugo")  # Debian's package puts it outside PATH
 
@@ -164,7 +164,7 @@ def write_katago_config(config_dir: str | os.PathLike | None = None, visits: int
     values = dict(KATAGO_BASE_CONFIG)
     values.update(logDir=str(log_dir), maxVisits=str(int(visits)), numSearchThreads=str(int(threads)))
     values.update({str(k): str(v) for k, v in (extra or {}).items()})
-    text = "# written by go_core.engines.write_katago_config\n" + "".join(
+    text = "# written by go_core.arena.engines.write_katago_config\n" + "".join(
         f"{key} = {value}\n" for key, value in values.items())
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     path = config_dir / f"gtp_v{int(visits)}_{digest}.cfg"

@@ -1,7 +1,7 @@
 """A GTP v2 server: any of our players, playing over stdin/stdout.
 
     research gtp --player random --size 9 --komi 7
-    python -m go_core.gtp_server --player mcts --checkpoint run/checkpoints/best.pt --visits 200
+    python -m go_core.arena.gtp_server --player mcts --checkpoint run/checkpoints/best.pt --visits 200
 
 Commands: protocol_version name version known_command list_commands quit boardsize clear_board
 komi play genmove undo showboard final_score loadsgf printsgf. Bad input gets the standard error
@@ -17,9 +17,9 @@ import datetime
 import sys
 from typing import Callable, TextIO
 
-from go_core import sgf
-from go_core.coords import MAX_SIZE
-from go_core.players import Player, make_player, PLAYER_KINDS
+from go_core.game import sgf
+from go_core.game.coords import MAX_SIZE
+from go_core.arena.players import Player, make_player, PLAYER_KINDS
 
 PROTOCOL_VERSION = "2"
 ENGINE_NAME = "Tengen"
@@ -45,7 +45,7 @@ class GTPEngine:
     """The state of one GTP session: a board, the moves that led to it, and the player."""
 
     def __init__(self, player: Player, size: int = 19, komi: float = 7.0):
-        from go_core.board import Board  # noqa: F401  (fail early if the engine is missing)
+        from go_core.game.board import Board  # noqa: F401  (fail early if the engine is missing)
 
         self.player = player
         self.komi = float(komi)
@@ -92,7 +92,7 @@ class GTPEngine:
 
     def _play_move(self, colour: int, m: int) -> None:
         """Play `m` for `colour` (who need not be the side to move); GTPCommandError if illegal."""
-        from go_core.board import IllegalMoveError
+        from go_core.game.board import IllegalMoveError
 
         board = self.board
         if board.is_over:
@@ -118,7 +118,7 @@ class GTPEngine:
         return c
 
     def _vertex(self, text: str) -> int:
-        from go_core.coords import gtp_to_move
+        from go_core.game.coords import gtp_to_move
 
         try:
             m = gtp_to_move(text, self.size)
@@ -174,7 +174,7 @@ class GTPEngine:
         return ""
 
     def _genmove(self, args: list[str]) -> str:
-        from go_core.coords import move_to_gtp
+        from go_core.game.coords import move_to_gtp
 
         if len(args) != 1:
             raise GTPCommandError("syntax error (genmove takes a colour)")
@@ -200,7 +200,7 @@ class GTPEngine:
         return ""
 
     def _showboard(self, args: list[str]) -> str:
-        from go_core.coords import GTP_COLUMNS
+        from go_core.game.coords import GTP_COLUMNS
 
         b, n = self.board, self.size
         letters = "   " + " ".join(GTP_COLUMNS[:n])

@@ -12,7 +12,7 @@
 
 Implementations:
 - `NetEvaluator(net, device, max_batch, fuse=True)`: one batched forward pass (chunks of
-  `max_batch`) of a `go_core.net.PolicyValueNet`, under `torch.inference_mode` and, on CUDA,
+  `max_batch`) of a `go_core.learn.net.PolicyValueNet`, under `torch.inference_mode` and, on CUDA,
   bf16 autocast, always in eval mode (whatever mode the training loop left `net` in). With
   `fuse` it runs a BatchNorm-folded copy (`net.fuse_for_inference`, ~1.5-2x faster on CPU) that
   is rebuilt automatically whenever `net`'s weights or BN statistics change (torch's in-place
@@ -28,7 +28,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from go_core.features import encode_numpy
+from go_core.learn.features import encode_numpy
 
 PRIOR_FLOOR = 1e-6  # smallest prior a legal move gets after softmax (renormalized)
 
@@ -97,7 +97,7 @@ class NetEvaluator:
 
     def __init__(self, net: torch.nn.Module, device: str | torch.device | None = None,
                  max_batch: int = 1024, fuse: bool = True):
-        from go_core.net import select_device
+        from go_core.learn.net import select_device
         self.device = select_device(device or next(net.parameters()).device)
         self.net = net.to(self.device)
         self.max_batch = max_batch
@@ -117,7 +117,7 @@ class NetEvaluator:
             return self.net
         fp = self._weights_fingerprint()
         if self._fused is None or fp != self._fingerprint:
-            from go_core.net import fuse_for_inference
+            from go_core.learn.net import fuse_for_inference
             self._fused = fuse_for_inference(self.net).to(self.device)
             self._fingerprint = fp
         return self._fused
@@ -125,7 +125,7 @@ class NetEvaluator:
     @torch.inference_mode()
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw net outputs (logits (B, A), values (B,)) for encoded planes x (B, C, S, S)."""
-        from go_core.net import autocast, to_inference_layout
+        from go_core.learn.net import autocast, to_inference_layout
         net = self.inference_net()
         was_training = net.training
         net.eval()

@@ -2,16 +2,17 @@
 
 A `Player` has a `name`, `genmove(board) -> move` (a legal point, the pass move `size*size`, or
 `RESIGN`) and `reset()` (called when a new game starts). `make_player(kind, **kw)` builds one by
-name: `random` lives here; `policy` and `mcts` (net players) live in `go_core.net_players`,
+name: `random` lives here; `policy` and `mcts` (net players) live in `go_core.learn.net_players`,
 imported only when asked for so that the GTP server starts without loading torch.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from go_core.game.eyes import own_eye_mask
 
 RESIGN = -1
 BLACK, WHITE = 1, 2
@@ -31,30 +32,6 @@ class Player(Protocol):
     def reset(self) -> None:
         """Forget per-game state (a new game starts)."""
         ...
-
-
-@functools.lru_cache(maxsize=32)
-def neighbour_table(size: int) -> np.ndarray:
-    """(size*size, 4) neighbour move numbers of each point; off-board neighbours are -1."""
-    table = np.full((size * size, 4), -1, dtype=np.int64)
-    for m in range(size * size):
-        r, c = divmod(m, size)
-        for k, (dr, dc) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < size and 0 <= cc < size:
-                table[m, k] = rr * size + cc
-    return table
-
-
-def own_eye_mask(stones: np.ndarray, colour: int, size: int) -> np.ndarray:
-    """(size*size,) bool: empty points all of whose on-board neighbours are `colour`'s stones.
-
-    This is the playout convention's "single-point eye" (no diagonal test): a random player that
-    never fills one eventually passes, so random games end.
-    """
-    nb = neighbour_table(size)
-    padded = np.append(np.asarray(stones, dtype=np.int64), colour)  # index -1 -> `colour`
-    return (np.asarray(stones) == 0) & np.all(padded[nb] == colour, axis=1)
 
 
 class RandomPlayer:
@@ -90,9 +67,9 @@ def make_player(kind: str, **kw) -> Player:
         return RandomPlayer(seed=kw.get("seed"), name=kw.get("name") or "random")
     if kind in ("policy", "mcts"):
         try:
-            net_players = importlib.import_module("go_core.net_players")
+            net_players = importlib.import_module("go_core.learn.net_players")
         except ImportError as e:
-            raise RuntimeError(f"player '{kind}' needs go_core.net_players (and torch): {e}") from e
+            raise RuntimeError(f"player '{kind}' needs go_core.learn.net_players (and torch): {e}") from e
         factory = getattr(net_players, "make_net_player", None)
         if factory is not None:
             return factory(kind, **kw)

@@ -56,6 +56,6 @@ def colour_advantage(black_scores: Iterable[float]) -> WinRate:
     """Black's win rate over games (each score from black's side) — above 0.5 means black is favoured.
 
     Between unequal players this mixes strength with colour; with colours alternating it is fair.
-    `go_core.elo.fit_elo` also fits a colour term jointly with the ratings, which separates the two.
+    `go_core.arena.elo.fit_elo` also fits a colour term jointly with the ratings, which separates the two.
     """
     return win_rate(black_scores)

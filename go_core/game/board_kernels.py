@@ -1,7 +1,7 @@
 """Numba kernels of the Tromp-Taylor rules engine, on one flat int64 array per board.
 
 Other numba code may call these directly (they are ``@njit`` functions of plain arrays);
-``go_core.board.Board`` and ``Boards`` are thin Python wrappers around them.
+``go_core.game.board.Board`` and ``Boards`` are thin Python wrappers around them.
 
 State layout (one ``np.int64`` array ``st``; a batch is a C-contiguous 2-D array, one row per
 board). The board is padded by one ring of ``BORDER`` points: with ``W = size + 2`` the point

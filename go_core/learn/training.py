@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from go_core.replay import Batch
-from go_core.symmetry import augment_batch
+from go_core.learn.replay import Batch
+from go_core.game.symmetry import augment_batch
 
 
 @dataclass

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from go_core import engines
-from go_core.elo import fit_elo
-from go_core.match import GameRecord, MatchConfig, PlayerSpec, play_match
-from go_core.stats import win_rate
+from go_core.arena import engines
+from go_core.arena.elo import fit_elo
+from go_core.arena.match import GameRecord, MatchConfig, PlayerSpec, play_match
+from go_core.arena.stats import win_rate
 
 RUNG_KINDS = ("random", "gnugo", "katago", "checkpoint", "gtp")
 
@@ -122,8 +122,8 @@ class EvalConfig:
 
 def our_player_command(player: str, checkpoint: str | None = None, visits: int | None = None,
                        device: str | None = None) -> list[str]:
-    """argv running one of our players as a GTP engine (`python -m go_core.gtp_server`)."""
-    argv = [sys.executable, "-m", "go_core.gtp_server", "--player", player]
+    """argv running one of our players as a GTP engine (`python -m go_core.arena.gtp_server`)."""
+    argv = [sys.executable, "-m", "go_core.arena.gtp_server", "--player", player]
     if checkpoint:
         argv += ["--checkpoint", str(checkpoint)]
     if visits is not None and player == "mcts":
@@ -136,7 +136,7 @@ def our_player_command(player: str, checkpoint: str | None = None, visits: int |
 def _repo_env() -> dict[str, str]:
     """Environment for our own GTP subprocesses: this checkout importable, threads kept to one."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env

@@ -1,4 +1,4 @@
-"""The policy/value net: a ResNet over the planes of `go_core.features`, and its checkpoints.
+"""The policy/value net: a ResNet over the planes of `go_core.learn.features`, and its checkpoints.
 
     net = PolicyValueNet(NetConfig(blocks=6, channels=96))
     logits, value = net(x)       # x: (B, NUM_PLANES, S, S) from features.encode
@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from go_core.features import NUM_PLANES
+from go_core.learn.features import NUM_PLANES
 
 CHECKPOINT_FORMAT = "tengen-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -50,7 +50,7 @@ class NetConfig:
     policy_channels: int = 32       # channels of the policy head's 1x1 conv
     value_channels: int = 32        # channels of the value head's 1x1 conv
     value_hidden: int = 64          # width of the value head's hidden fully-connected layer
-    in_planes: int = NUM_PLANES     # input planes (go_core.features.NUM_PLANES)
+    in_planes: int = NUM_PLANES     # input planes (go_core.learn.features.NUM_PLANES)
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
@@ -260,7 +260,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
                          f"{type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"'{path}' is not a Tengen checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
-                         "checkpoints come from go_core.net.save_checkpoint")
+                         "checkpoints come from go_core.learn.net.save_checkpoint")
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint '{path}' has format version {state['version']}; this code "
                          f"reads up to {CHECKPOINT_VERSION} (update the code)")

@@ -1,8 +1,8 @@
-"""Players backed by a trained net (the `Player` protocol of `go_core.players`).
+"""Players backed by a trained net (the `Player` protocol of `go_core.arena.players`).
 
 - `PolicyPlayer(checkpoint, device)`: the raw policy, most probable legal move (or sampled with
   `temperature` > 0); one forward pass per move.
-- `MCTSPlayer(checkpoint, visits, device)`: PUCT search with the net (`go_core.mcts`) and
+- `MCTSPlayer(checkpoint, visits, device)`: PUCT search with the net (`go_core.learn.mcts`) and
   `visits` root visits per move (visits kept from the previous move's tree count towards them),
   the most visited move; no root noise. Optional `resign_threshold`: resign when the search's
   value for the player to move falls below it (default: never).
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from go_core.evaluators import NetEvaluator
-from go_core.mcts import BatchedMCTS, MCTSConfig, Tree
+from go_core.learn.evaluators import NetEvaluator
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree
 
 RESIGN = -1
 
 
 def _load(checkpoint, net, device):
-    from go_core.net import load_checkpoint, select_device
+    from go_core.learn.net import load_checkpoint, select_device
     if net is not None:
         return net, {}
     if checkpoint is None:

@@ -1,5 +1,5 @@
 """Plain-Python Tromp-Taylor board: the slow, obvious version the tests compare the numba
-engine (``go_core.board``) against. Same API as ``Board``; used only by tests and the
+engine (``go_core.game.board``) against. Same API as ``Board``; used only by tests and the
 engine benchmark.
 
 Everything is recomputed from scratch: chains and liberties by flood fill, superko by a set
@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 
-from go_core.board import BLACK, EMPTY, RESIGN, WHITE, IllegalMoveError, format_result, opponent
+from go_core.game.board import BLACK, EMPTY, RESIGN, WHITE, IllegalMoveError, format_result, opponent
 
 
 class ReferenceBoard:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from sgfmill import sgf, sgf_grammar
 
-from go_core.coords import MAX_SIZE
+from go_core.game.coords import MAX_SIZE
 
-BLACK, WHITE = 1, 2  # as go_core.board (kept here so reading SGF needs no numba compile)
+BLACK, WHITE = 1, 2  # as go_core.game.board (kept here so reading SGF needs no numba compile)
 _COLOUR_OF = {"b": BLACK, "w": WHITE}
 _LETTER_OF = {BLACK: "b", WHITE: "w"}
 # Root properties GameRecord holds in named fields (everything else lands in `extra`).
@@ -302,7 +302,7 @@ def write_sgf(path: str | os.PathLike, rec: GameRecord) -> None:
 def setup_board(size: int, komi: float, setup_black=(), setup_white=(), to_play: int = BLACK):
     """A Board with the setup stones (if any) as its first position and `to_play` to move."""
     import numpy as np
-    from go_core.board import Board
+    from go_core.game.board import Board
 
     board = Board(size, komi)
     if setup_black or setup_white:
@@ -325,7 +325,7 @@ def record_to_board(rec: GameRecord, n_moves: int | None = None):
     superko does not depend on who moves. A resignation in RE is applied when every move is
     replayed.
     """
-    from go_core.board import IllegalMoveError
+    from go_core.game.board import IllegalMoveError
 
     moves = rec.moves if n_moves is None else rec.moves[:max(0, n_moves)]
     first = rec.first_player or (moves[0][0] if moves else BLACK)

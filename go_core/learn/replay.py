@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from go_core.features import encode_numpy
+from go_core.learn.features import encode_numpy
 
 HISTORY = 8   # moves of history kept per position (features use the last two)
 NO_MOVE = -2  # history padding for positions early in a game

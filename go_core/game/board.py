@@ -8,17 +8,17 @@ is to move); two consecutive passes or a resignation end the game; the score is 
 (a point counts for a colour if it holds that colour's stone or is an empty region reaching
 only that colour) minus komi.
 
-Moves are ints (see ``go_core.coords``): ``m = row * size + col`` with row 0 on top, pass is
+Moves are ints (see ``go_core.game.coords``): ``m = row * size + col`` with row 0 on top, pass is
 ``size * size``, ``RESIGN = -1``. The work happens in the numba kernels of
-``go_core.board_kernels`` on one int64 state array per game, so ``Board.copy()`` is one numpy
+``go_core.game.board_kernels`` on one int64 state array per game, so ``Board.copy()`` is one numpy
 array copy and ``Boards`` keeps a 2-D array with one game per row.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from go_core import board_kernels as K
-from go_core.coords import RESIGN, move_to_gtp, pass_move
+from go_core.game import board_kernels as K
+from go_core.game.coords import RESIGN, move_to_gtp, pass_move
 
 EMPTY, BLACK, WHITE = 0, 1, 2
 MAX_SIZE = K.MAX_SIZE
@@ -141,7 +141,7 @@ class Board:
 
     @property
     def state(self) -> np.ndarray:
-        """The kernel state array (layout in ``go_core.board_kernels``); do not resize it."""
+        """The kernel state array (layout in ``go_core.game.board_kernels``); do not resize it."""
         return self._st
 
     # -- moves ---------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ class Boards:
 
     @property
     def states(self) -> np.ndarray:
-        """The (n, L) kernel state array (layout in ``go_core.board_kernels``)."""
+        """The (n, L) kernel state array (layout in ``go_core.game.board_kernels``)."""
         return self._states
 
     @property

@@ -1,8 +1,8 @@
 """Warm starts: a net that knows something before self-play begins.
 
 (a) Supervised pre-training on a folder of SGF games (`sgf_samples` + `pretrain`): the policy
-    learns the moves played, the value learns each game's result. `generate_katago_games` makes
-    such a folder by KataGo self-play over GTP (`python -m go_core.warmstart katago-games ...`).
+    learns the moves played, the value learns each game's result. `python -m go_core.arena.katago_games`
+    makes such a folder by KataGo self-play over GTP.
 (b) Value pre-training on random-play games (`random_game_samples`): random games on small
     boards end with every group settled, so their Tromp-Taylor results teach the value head to
     count stones and territory, which is most of what a first MCTS needs to beat a random player.
@@ -17,16 +17,14 @@
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from go_core.board import BLACK, WHITE, Board
-from go_core.replay import HISTORY, Position, ReplayBuffer, Samples
+from go_core.game.board import BLACK, WHITE, Board
+from go_core.learn.replay import HISTORY, Position, ReplayBuffer, Samples
 
 
 # ----------------------------------------------------------------------------- (b) random games
@@ -36,7 +34,7 @@ def random_game_samples(n_games: int, size: int, komi: float, rng: np.random.Gen
     """Positions sampled from `n_games` random games (no filling one's own eyes), each labelled
     with its game's Tromp-Taylor result for the player to move and, as policy target, the random
     player's move distribution there."""
-    from go_core.players import own_eye_mask
+    from go_core.game.eyes import own_eye_mask
     A = size * size + 1
     boards, values, games, policy = [], [], [], []
     for g in range(n_games):
@@ -71,11 +69,11 @@ def sgf_samples(folder: str | Path, size: int, komi: float | None = None) -> Sam
     """Every position of every SGF game of board `size` in `folder` (recursively): policy target =
     the move played (one-hot), value = the game's result for the player to move. Games of other
     sizes, with setup stones, or with an unknown result are skipped."""
-    from go_core.sgf import SGFError, read_sgf
+    from go_core.game.sgf import SGFError, read_sgf
     files = sorted(Path(folder).rglob("*.sgf"))
     if not files:
         raise FileNotFoundError(f"no .sgf files under '{folder}' (make some with "
-                                f"`python -m go_core.warmstart katago-games --out {folder}`)")
+                                f"`python -m go_core.arena.katago_games katago-games --out {folder}`)")
     A = size * size + 1
     boards, policy, values, games = [], [], [], []
     for gi, path in enumerate(files):
@@ -109,49 +107,6 @@ def sgf_samples(folder: str | Path, size: int, komi: float | None = None) -> Sam
     return Samples.from_positions(boards, np.stack(policy), np.ones(n, bool), values, games)
 
 
-def generate_katago_games(out_dir: str | Path, n_games: int, size: int = 9, komi: float = 7.0,
-                          visits: int = 8, random_opening: int = 4, seed: int = 0, model: str | None = None,
-                          log: Callable[[str], None] = print) -> list[Path]:
-    """KataGo plays `n_games` games against itself over GTP; our engine keeps the board and scores
-    (Tromp-Taylor). The first `random_opening` moves are random, so the games differ."""
-    from go_core.coords import gtp_to_move, move_to_gtp
-    from go_core.engines import katago_command
-    from go_core.gtp_client import GTPClient
-    from go_core.players import RandomPlayer
-    from go_core.sgf import record_from_board, write_sgf
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    opener = RandomPlayer(seed=seed)
-    paths = []
-    client = GTPClient(katago_command(model=model, visits=visits), timeout_s=120, start_timeout_s=600, name="katago")
-    try:
-        for g in range(n_games):
-            client.send(f"boardsize {size}")
-            client.send("clear_board")
-            client.send(f"komi {komi}")
-            b = Board(size, komi)
-            while not b.is_over and b.move_number < 3 * size * size:
-                colour = "b" if b.to_play == BLACK else "w"
-                if b.move_number < random_opening:
-                    m = opener.genmove(b)
-                    client.send(f"play {colour} {move_to_gtp(m, size)}")
-                else:
-                    answer = client.send(f"genmove {colour}").strip()
-                    if answer.lower() == "resign":
-                        b.resign()
-                        break
-                    m = gtp_to_move(answer, size)
-                b.play(m)
-            rec = record_from_board(b, black=f"katago-v{visits}", white=f"katago-v{visits}", result=b.result())
-            path = out / f"katago_{size}x{size}_{seed:04d}_{g:05d}.sgf"
-            write_sgf(path, rec)
-            paths.append(path)
-            log(f"game {g + 1}/{n_games}: {rec.result} in {b.move_number} moves -> {path}")
-    finally:
-        client.close()
-    return paths
-
-
 # ----------------------------------------------------------------------------- pre-training
 
 def pretrain(net: torch.nn.Module, samples: Samples, steps: int, batch_size: int, train_cfg,
@@ -159,7 +114,7 @@ def pretrain(net: torch.nn.Module, samples: Samples, steps: int, batch_size: int
              lr: float | None = None) -> dict:
     """`steps` AdamW steps on `samples` with their own optimizer (the run's schedule starts after)."""
     from dataclasses import replace
-    from go_core.training import OptimConfig, make_optimizer, train_steps
+    from go_core.learn.training import OptimConfig, make_optimizer, train_steps
     cfg = OptimConfig(**{k: getattr(train_cfg, k) for k in OptimConfig.__dataclass_fields__})
     cfg = replace(cfg, warmup_steps=min(cfg.warmup_steps, steps // 5), schedule="cosine", decay_steps=steps,
                   lr=lr or cfg.lr)
@@ -173,7 +128,7 @@ def pretrain(net: torch.nn.Module, samples: Samples, steps: int, batch_size: int
 
 def init_from_checkpoint(net: torch.nn.Module, path: str | Path, device) -> dict:
     """Copy the weights of a checkpoint of any board size into `net` (same architecture)."""
-    from go_core.net import load_checkpoint
+    from go_core.learn.net import load_checkpoint
     src, meta = load_checkpoint(path, device)
     if meta["model_config"] != dict(net.cfg.__dict__):
         raise ValueError(f"init checkpoint '{path}' holds a net {meta['model_config']}; this run's model group "
@@ -214,25 +169,3 @@ def apply_warm_start(run, ws, log: Callable[[str], None] = print) -> dict:
         log(f"warm start: supervised pre-training on {len(s)} SGF positions, {ws.sgf_steps} steps, "
             f"policy loss {stats.get('policy_loss', float('nan')):.3f}")
     return done
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m go_core.warmstart",
-                                description="Make SGF games for supervised warm starts.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    k = sub.add_parser("katago-games", help="KataGo self-play over GTP, saved as SGF")
-    k.add_argument("--out", required=True, help="folder for the .sgf files")
-    k.add_argument("--games", type=int, default=20)
-    k.add_argument("--size", type=int, default=9)
-    k.add_argument("--komi", type=float, default=7.0)
-    k.add_argument("--visits", type=int, default=8, help="KataGo visits per move")
-    k.add_argument("--random-opening", type=int, default=4, help="random moves opening each game")
-    k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--model", default=None, help="KataGo .bin.gz (default: KATAGO_MODEL or ../shared/katago)")
-    a = p.parse_args(argv)
-    generate_katago_games(a.out, a.games, a.size, a.komi, a.visits, a.random_opening, a.seed, a.model)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

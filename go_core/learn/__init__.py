@@ -1,0 +1,1 @@
+"""The learner: input features, the net, leaf evaluators, batched MCTS, self-play, replay, training, warm starts, net players. What a node may change; must not be imported by the referee's own process."""
