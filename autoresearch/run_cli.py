@@ -117,10 +117,6 @@ def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int
 def job_env() -> dict[str, str]:
     """What a job needs that a worktree outside the checkout cannot find by itself."""
     env: dict[str, str] = {}
-    if not os.environ.get("KATAGO_MODEL"):
-        models = sorted((REPO_ROOT.parent / "shared" / "katago").glob("*.bin.gz"))
-        if models:
-            env["KATAGO_MODEL"] = str(models[0])
     env.setdefault("TENGEN_REPO_ROOT", str(REPO_ROOT))
     env.setdefault("APPIMAGE_EXTRACT_AND_RUN", "1")
     return env

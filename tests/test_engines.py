@@ -79,12 +79,20 @@ def test_installed_katrain_wheel_is_found():
     assert path.parts[-3:] == ("katrain", "KataGo", "katago") and os.access(path, os.X_OK)
 
 
+def test_the_shipped_network_is_the_default(clean_env):
+    """A clone or an installed wheel has no ../shared: the net ships inside the package."""
+    net = engines.find_katago_model()
+    assert net == engines.BUNDLED_KATAGO_MODEL and net.stat().st_size > 1_000_000
+    assert "shared" not in net.parts
+    assert (engines.BUNDLED_KATAGO_DIR / "LICENSE").read_text().count("MIT") >= 1
+
+
 def test_model_lookup_order(tmp_path, clean_env):
     shared = tmp_path / "shared" / "katago"
     shared.mkdir(parents=True)
     (shared / "b-net.bin.gz").write_bytes(b"x")
     (shared / "a-net.bin.gz").write_bytes(b"x")
-    clean_env.setattr(engines, "SHARED_KATAGO_DIR", shared)
+    clean_env.setattr(engines, "BUNDLED_KATAGO_DIR", shared)
     assert engines.find_katago_model() == shared / "a-net.bin.gz"
     env_net = tmp_path / "env.bin.gz"
     env_net.write_bytes(b"x")
@@ -94,7 +102,7 @@ def test_model_lookup_order(tmp_path, clean_env):
     with pytest.raises(EngineNotFound, match="does not exist"):
         engines.find_katago_model(tmp_path / "nope.bin.gz")
     clean_env.delenv("KATAGO_MODEL")
-    clean_env.setattr(engines, "SHARED_KATAGO_DIR", tmp_path / "empty")
+    clean_env.setattr(engines, "BUNDLED_KATAGO_DIR", tmp_path / "empty")
     with pytest.raises(EngineNotFound, match="KATAGO_MODEL"):
         engines.find_katago_model()
 
@@ -155,3 +163,17 @@ def test_real_gnugo_is_found_where_debian_puts_it(clean_env):
         pytest.skip("GNU Go not installed (apt-get install gnugo)")
     assert engines.find_gnugo() == Path("/usr/games/gnugo")
     assert re.fullmatch(r".*/gnugo", engines.gnugo_command()[0])
+
+
+def test_an_installed_wheel_carries_the_network(tmp_path):
+    """`pip install tengen` (no clone at all) must find the same net: it is package data."""
+    import subprocess
+    import sys
+    import zipfile
+    root = engines.BUNDLED_KATAGO_DIR.parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("tengen-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"go_core/arena/katago/{engines.BUNDLED_KATAGO_MODEL.name}" in names
+    assert "go_core/arena/katago/LICENSE" in names

@@ -19,8 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_KATAGO_DIR = REPO_ROOT.parent / "shared" / "katago"
+# The reference network ships with the project (package data, MIT: see katago/LICENSE), so a
+# clone, a node's worktree, an installed wheel and a SLURM node all find the same net.
+BUNDLED_KATAGO_DIR = Path(__file__).resolve().parent / "katago"
+BUNDLED_KATAGO_MODEL = BUNDLED_KATAGO_DIR / "g170-b6c96-s175395328-d26788732.bin.gz"
 GNUGO_DEFAULT_PATH = Path("/usr/games/gnugo")  # Debian's package puts it outside PATH
 
 KATAGO_INSTALL_HINT = (
@@ -29,9 +31,9 @@ KATAGO_INSTALL_HINT = (
     "pocl-opencl-icd`), or set KATAGO_PATH to a katago executable"
 )
 KATAGO_MODEL_HINT = (
-    "pass a network file (.bin.gz) by path, set KATAGO_MODEL, or put one in "
-    f"{SHARED_KATAGO_DIR}/ (the b6c96 net g170-b6c96-s175395328-d26788732.bin.gz runs on CPU; "
-    "nets are downloadable from katagotraining.org)"
+    "pass a network file (.bin.gz) by path or set KATAGO_MODEL; the project ships the b6c96 net "
+    f"at {BUNDLED_KATAGO_MODEL} (reinstall the project if it is missing: `pip install -e .`); "
+    "other nets are downloadable from katagotraining.org"
 )
 GNUGO_INSTALL_HINT = (
     "install GNU Go (Debian/Ubuntu: `apt-get install gnugo`, binary /usr/games/gnugo), "
@@ -105,17 +107,17 @@ def find_katago(path: str | os.PathLike | None = None) -> Path:
 
 
 def find_katago_model(model: str | os.PathLike | None = None) -> Path:
-    """The KataGo network: `model`, else $KATAGO_MODEL, else the first `<repo>/../shared/katago/*.bin.gz`."""
+    """The KataGo network: `model`, else $KATAGO_MODEL, else the b6c96 net shipped in `arena/katago/`."""
     for source, value in (("argument", model), ("KATAGO_MODEL", os.environ.get("KATAGO_MODEL"))):
         if value:
             p = Path(value).expanduser()
             if p.is_file():
                 return p
             raise EngineNotFound(f"KataGo network {p} (from {source}) does not exist; {KATAGO_MODEL_HINT}")
-    found = sorted(glob.glob(str(SHARED_KATAGO_DIR / "*.bin.gz")))
+    found = sorted(glob.glob(str(BUNDLED_KATAGO_DIR / "*.bin.gz")))
     if found:
         return Path(found[0])
-    raise EngineNotFound(f"no KataGo network found in {SHARED_KATAGO_DIR}; {KATAGO_MODEL_HINT}")
+    raise EngineNotFound(f"no KataGo network found in {BUNDLED_KATAGO_DIR}; {KATAGO_MODEL_HINT}")
 
 
 def find_gnugo(path: str | os.PathLike | None = None) -> Path:

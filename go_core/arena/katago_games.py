@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--visits", type=int, default=8, help="KataGo visits per move")
     k.add_argument("--random-opening", type=int, default=4, help="random moves opening each game")
     k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--model", default=None, help="KataGo .bin.gz (default: KATAGO_MODEL or ../shared/katago)")
+    k.add_argument("--model", default=None, help="KataGo .bin.gz (default: KATAGO_MODEL or the shipped b6c96 net)")
     a = p.parse_args(argv)
     generate_katago_games(a.out, a.games, a.size, a.komi, a.visits, a.random_opening, a.seed, a.model)
     return 0

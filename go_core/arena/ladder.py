@@ -39,7 +39,7 @@ class RungConfig:
     kind: str                           # random | gnugo | katago | checkpoint | gtp
     level: int = 10                     # GNU Go level (0..10)
     visits: int = 1                     # KataGo visits per move, or MCTS visits of a checkpoint
-    model: str | None = None            # KataGo net (.bin.gz); None: $KATAGO_MODEL or ../shared/katago/
+    model: str | None = None            # KataGo net (.bin.gz); None: $KATAGO_MODEL or the shipped b6c96 net
     checkpoint: str | None = None       # a checkpoint of ours (kind checkpoint)
     player: str = "mcts"                # policy | mcts: how a checkpoint plays
     argv: list[str] | None = None       # kind gtp: any GTP engine's command line
