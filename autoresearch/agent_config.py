@@ -56,15 +56,15 @@ class OfflineConfig:
 
 @dataclass
 class Prices:
-    input: float = 3.0                    # USD per million input tokens
-    output: float = 15.0                  # USD per million output tokens
-    cache_write: float = 3.75             # USD per million tokens written to the prompt cache
-    cache_read: float = 0.30              # USD per million tokens read from the prompt cache
+    input: float = 5.0                    # USD per million input tokens
+    output: float = 25.0                  # USD per million output tokens
+    cache_write: float = 6.25             # USD per million tokens written to the prompt cache
+    cache_read: float = 0.50              # USD per million tokens read from the prompt cache
 
 
 @dataclass
 class AnthropicConfig:
-    model: str = "claude-sonnet-4-5"      # Claude model name
+    model: str = "claude-opus-4-5"        # Claude model name; must be one the installed SDK lists (research doctor)
     max_tokens: int = 4096                # per response
     max_turns: int = 16                   # model calls per propose() round
     cost_budget_usd: float = 5.0          # stop proposing once the question spent this much

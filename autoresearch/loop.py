@@ -33,6 +33,7 @@ from autoresearch import cluster, sandbox
 from autoresearch.agent_config import AgentConfig
 from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
                                  proposal_key, runs_used)
+from autoresearch.progress import Console, failure_line
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
 from autoresearch.verdict import compare
 from experiment_tree.store import TreeStore
@@ -44,6 +45,7 @@ POLL_S = 0.2                 # how often running jobs are polled
 MAX_EMPTY_ROUNDS = 3         # proposer rounds in a row that yield nothing new -> stop
 LOG_TAIL_CHARS = 4000
 MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
+FAILED = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
 
 
 @dataclass
@@ -67,20 +69,22 @@ class ResearchLoop:
     def __init__(self, store: TreeStore, workspace: Path | str, question_id: int,
                  proposer: Proposer, cfg: AgentConfig, repo_root: Path | str,
                  say: Callable[[str], None] | None = None, extra_env: dict[str, str] | None = None,
-                 report: bool = True):
+                 report: bool = True, console: Console | None = None):
         self.store = store
         self.workspace = Path(workspace)
         self.qid = question_id
         self.proposer = proposer
         self.cfg = cfg
         self.repo_root = Path(repo_root)
-        self.say = say or (lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True))
+        self.console = console or Console(live=False if say else None)
+        self.say = say or self.console.event
         self.extra_env = dict(extra_env or {})
         self.report = report
         self.running: dict[int, sandbox.Job] = {}
         self.conclusion: Conclusion | None = None
         self.stop_reason: str | None = None
         self.empty_rounds = 0
+        self.baseline_failed = False
         self.wait_for_result = False
         self.session_start = time.time()
         self.report_error_shown = False
@@ -118,12 +122,14 @@ class ResearchLoop:
             self.ensure_baseline()
             while True:
                 self.poll_jobs()
+                self.check_baseline()
                 self.launch_pending()
                 if self.stop_reason is None:
                     self.maybe_propose()
                     self.launch_pending()
                 if self.stop_reason is not None and not self.running and not self.pending():
                     break
+                self.show_progress()
                 time.sleep(POLL_S)
             return self.finish()
         except ProposerUnavailable as e:
@@ -201,8 +207,13 @@ class ResearchLoop:
         return new_id
 
     def ensure_baseline(self) -> None:
-        if any(n.kind == "baseline" for n in self.store.nodes(self.qid)):
+        """The question's baseline node; after a failed one (then the question stopped as
+        `failed`), a resume runs a fresh baseline: the fix may be in the machine, not the code."""
+        base = self.baseline()
+        if base is not None and not (base.finished and base.status in FAILED):
             return
+        if base is not None:
+            self.say(f"node {base.id}, the baseline, was {base.status}: running the baseline again")
         b = self.budget
         hyp = (f"Baseline: the default config of board {b.get('board')} and budget "
                f"{b.get('budget')}; every other node is compared with it.")
@@ -211,8 +222,20 @@ class ResearchLoop:
         self.say(f"node {nid}: baseline")
 
     def baseline(self) -> Any | None:
-        return next((n for n in self.store.nodes(self.qid) if n.kind == "baseline"
+        """The latest baseline node that was not interrupted."""
+        return next((n for n in reversed(self.store.nodes(self.qid)) if n.kind == "baseline"
                      and n.status != "interrupted"), None)
+
+    def check_baseline(self) -> None:
+        """A crashed or timed-out baseline stops the question: nothing else can be compared."""
+        base = self.baseline()
+        if base is None or not base.finished or base.status not in FAILED or self.stop_reason:
+            return
+        log_path = Path(base.run_dir) / sandbox.LOG_NAME if base.run_dir else None
+        self.stop_reason = (f"the baseline (node {base.id}) is {base.status}: "
+                            f"{failure_line(base.error)}"
+                            + (f" (log: {log_path})" if log_path else ""))
+        self.baseline_failed = True
 
     # -- proposing -----------------------------------------------------------------------------
     def maybe_propose(self) -> None:
@@ -360,9 +383,7 @@ class ResearchLoop:
         if summary and summary.get("wandb_path"):
             fields["wandb_path"] = summary["wandb_path"]
         node = self.store.update_node(node_id, **fields)
-        elo = metrics.get("elo")
-        self.say(f"node {node_id} {status}" + (f": Elo {elo:.0f}" if elo is not None else "")
-                 + (f" -- {error.splitlines()[0][:200]}" if error and status != "ok" else ""))
+        self.say(finished_line(node))
         self.proposer.observe(node)
         self.wait_for_result = False
         self.update_verdicts()
@@ -413,8 +434,22 @@ class ResearchLoop:
                 self.store.update_node(n.id, verdict=v.verdict, verdict_test=v.test)
                 self.say(f"node {n.id} vs node {parent.id}: {v.verdict} ({v.test})")
 
+    def show_progress(self) -> None:
+        nodes = {n.id: n for n in self.store.nodes(self.qid)} if self.running else {}
+        self.console.update([(nid, Path(nodes[nid].run_dir) if nodes[nid].run_dir else None,
+                              nodes[nid].started_at) for nid in self.running if nid in nodes])
+
     # -- the end -------------------------------------------------------------------------------
     def finish(self) -> LoopResult:
+        if self.baseline_failed:
+            answer = (f"No answer: {self.stop_reason}. Nothing could be compared. Fix the cause, "
+                      f"then `research run --resume --question {self.qid}` runs the baseline again.")
+            base = self.baseline()
+            self.save_time()
+            self.store.set_answer(self.qid, answer, [base.id] if base else [], status="failed")
+            self.write_report(wait=True)
+            self.say(f"question {self.qid} failed: {self.stop_reason}")
+            return LoopResult(self.qid, "failed", self.stop_reason or "", answer)
         self.update_verdicts()
         digest = make_digest(self.store, self.qid)
         known = {e.node_id for e in digest.entries}
@@ -493,6 +528,28 @@ class ResearchLoop:
             if not self.report_error_shown:
                 self.say(f"report failed ({type(e).__name__}: {e}); the tree is intact")
                 self.report_error_shown = True
+
+
+def finished_line(node: Any) -> str:
+    """One line for a finished node: status, Elo with its interval; for a failure the exception's
+    own message and the path of its log."""
+    m = node.metrics or {}
+    elo, ci = m.get("elo"), m.get("elo_ci95")
+    text = f"node {node.id} {node.status}"
+    if isinstance(elo, (int, float)):
+        text += f": Elo {elo:.0f}"
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+            text += f" [{ci[0]:.0f}, {ci[1]:.0f}]"
+    if node.status != "ok":
+        text += f" -- {failure_line(node.error)}"
+        if node.run_dir:
+            text += f" (log: {Path(node.run_dir) / sandbox.LOG_NAME})"
+    return text
+
+
+def compared(store: TreeStore, question_id: int) -> bool:
+    """Did the question compare at least one pair of finished nodes (a verdict of any kind)?"""
+    return any(n.verdict is not None for n in store.nodes(question_id))
 
 
 def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:
