@@ -117,3 +117,18 @@ def test_the_caps_and_prior_are_config_values_in_the_agent_yaml():
     v = load_agent_config().verdict
     assert (v.pairs_per_seed_pair, v.max_seed_pairs, v.delta_elo) == (200, 3, 100)
     assert v.sigma_paired_prior_elo == 170 and v.alpha == 0.05
+
+
+def test_the_benchmark_prints_one_json_object_with_its_figures_and_their_intervals():
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "verdicts.py"), "--runs", "20",
+                          "--sigma-paired", "30"], capture_output=True, text=True, timeout=60, check=True)
+    d = json.loads(out.stdout)
+    assert d["false_positive_rate"]["runs"] == 20 and len(d["false_positive_rate"]["ci95"]) == 2
+    assert d["sigma_paired_elo"]["value"] == 30 and d["sigma_train_elo"]["value"] == pytest.approx(122.4, abs=0.1)
+    assert d["mde_elo"]["value"] == pytest.approx(56.1, abs=0.1)   # 2.8 x sqrt((30^2 + 17.4^2) / 3)
+    assert d["at_budget"]["max_sigma_paired_for_100_elo"] == 47
+    assert {"seed_pairs", "pairs_per_seed_pair", "minutes_per_child", "mde_elo"} <= set(d["frontier"][0])
