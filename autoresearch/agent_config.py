@@ -45,8 +45,18 @@ class SlurmConfig:
 
 @dataclass
 class VerdictConfig:
-    z: float = 1.96                       # critical |z| of the Elo-difference test
-    max_reruns: int = 1                   # seed re-runs of a node whose difference is in the noise
+    """Child vs parent. The head-to-head fields drive autoresearch/verdict.py (paired seeds, game
+    pairs, sequential test); `z` and `max_reruns` drive the legacy ladder z-test (ladder_verdict.py)."""
+    z: float = 1.96                       # legacy ladder test: critical |z| of the Elo difference
+    max_reruns: int = 1                   # legacy ladder test: seed re-runs of a node within the noise
+    delta_elo: float = 100.0              # Elo difference each one-sided SPRT is powered for (+delta better, -delta worse)
+    alpha: float = 0.05                   # max share of better|worse verdicts for a child equal to its parent (alpha/2 a side)
+    beta: float = 0.2                     # share of misses at +-delta_elo allowed by the SPRT bounds (the caps add more)
+    pairs_per_seed_pair: int = 200        # cap of colour-swapped game pairs (2 games each) per seed pair
+    max_seed_pairs: int = 3               # cap of seed pairs (child seed k vs parent seed k) per verdict
+    settle_ratio: float = 0.25            # a seed pair's games are settled once their Elo variance is this share of sigma_paired^2
+    sigma_paired_prior_elo: float = 170.0  # prior sd of a paired difference from training alone: sqrt(2) x sigma_train 120 (issue 12), i.e. no pairing gain assumed
+    sigma_prior_df: float = 2.0           # weight of that prior, in degrees of freedom, against the tree's pooled seed pairs
 
 
 @dataclass
