@@ -187,27 +187,3 @@ def test_proposer_defaults_to_offline_without_an_api_key(monkeypatch):
         run_cli.choose_proposer_kind(AgentConfig(proposer="anthropic"))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     assert run_cli.choose_proposer_kind(AgentConfig()) == "anthropic"
-
-
-@pytest.mark.slow
-def test_readme_command_on_the_real_training_job(tmp_path, repo_root):
-    """`research run` on the embedded defaults (offline proposer, 9x9, tiny budget) in a clone."""
-    import subprocess
-    import sys
-    if not (repo_root / "experiments" / "train.py").exists():
-        pytest.skip("experiments/train.py is not in this checkout")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", "--local", str(repo_root), str(clone)], check=True)
-    ws = tmp_path / "ws"
-    cp = subprocess.run([sys.executable, "-m", "autoresearch.run_cli",
-                         "Which learning rate and c_puct make a tiny 9x9 run strongest?",
-                         "--workspace", str(ws), "--repo", str(clone), "--budget-runs", "3",
-                         "--proposer", "offline"], cwd=repo_root, capture_output=True, text=True,
-                        timeout=1800)
-    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
-    store = TreeStore(ws / "tree.db")
-    nodes = store.nodes(1)
-    assert sum(n.finished for n in nodes) >= 3
-    assert nodes[0].status == "ok", nodes[0].error
-    assert store.get_question(1).answer
-    assert (ws / "report" / "index.html").exists()
