@@ -216,6 +216,9 @@ def thin(values: list[Any], default: Any, k: int, factor: Factor) -> list[Any]:
 def levels(m: Mention, default: Any, sweep_points: int) -> tuple[list[Any], str]:
     """The values one factor takes, control first, and what kind of design that factor asks for."""
     f = m.factor
+    if m.explicit and len(m.values) >= 2:
+        vals = list(dict.fromkeys(m.values))
+        return (sorted(vals) if f.type in ("int", "float") else vals), "sweep"
     if m.values:
         vals = []
         for v in m.values:
@@ -454,7 +457,7 @@ def explicit_mention(key: str, raw_values: list[Any], vocab: Vocabulary) -> Ment
         except ValueError as e:
             raise PlanRefused(f"--x {key}: {e}") from None
         factor.check(vals[-1])
-    return Mention(factor=factor, phrase=key, start=0, values=vals)
+    return Mention(factor=factor, phrase=key, start=0, values=vals, explicit=True)
 
 
 def explicit_default(key: str, board: str = "9x9", budget: str = "tiny") -> Any:

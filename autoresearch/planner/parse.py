@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoresearch.planner.vocabulary import Factor, Vocabulary, load_vocabulary
+from autoresearch.planner.vocabulary import Factor, PlanRefused, Vocabulary, load_vocabulary
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 NUM_RE = re.compile(rf"(?<![\w.]){NUMBER}(?:\s*%)?(?![\w.])")
@@ -29,9 +29,9 @@ MULTIPLIER_RES = [
     (re.compile(r"\b(?:quadruple[sd]?|quadrupling)\b", re.I), 4.0),
     (re.compile(r"\b(?:half|halve[sd]?|halving)\b", re.I), 0.5),
 ]
-MORE_RE = re.compile(r"\b(?:more|higher|larger|bigger|increas(?:e|ed|ing)|raising|raise[sd]?|deeper|wider)\b",
+MORE_RE = re.compile(r"\b(?:more|higher|larger|bigger|increas(?:e|ed|ing)|rais(?:e|es|ed|ing)|deeper|wider)\b",
                      re.I)
-LESS_RE = re.compile(r"\b(?:fewer|less|lower|smaller|decreas(?:e|ed|ing)|reduc(?:e|ed|ing)|shallower|"
+LESS_RE = re.compile(r"\b(?:fewer|less|lower(?:ing|ed)?|smaller|decreas(?:e|ed|ing)|reduc(?:e|ed|ing)|shallower|"
                      r"narrower)\b", re.I)
 WITH_WITHOUT_RE = re.compile(r"\bwith\s+(?:and|or)\s+without\b|\b(?:on|enabled)\s+(?:and|or|vs\.?|versus)\s+"
                              r"(?:off|disabled)\b|\b(?:off|disabled)\s+(?:and|or|vs\.?|versus)\s+(?:on|enabled)\b",
@@ -46,10 +46,6 @@ CHOICE_WORD_RE = r"\b{}\b"
 CLAUSE_WINDOW = 60      # characters: a number further than this from every factor phrase is not a value
 
 
-class PlanRefused(ValueError):
-    """The planner will not guess: the message says why and what it can vary."""
-
-
 @dataclass
 class Mention:
     """What the question says about one factor."""
@@ -61,6 +57,7 @@ class Mention:
     multiplier: float | None = None                      # "twice as many" -> 2.0 (of the default)
     with_without: bool = False                           # "with and without" -> off vs on
     off: bool = False                                    # "without X", "turning X off"
+    explicit: bool = False                               # from --x: the values are the x axis as given
 
 
 @dataclass

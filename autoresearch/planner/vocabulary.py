@@ -25,6 +25,10 @@ LEARNER_GROUPS = ("model", "mcts", "selfplay", "train")
 FACTOR_TYPES = ("float", "int", "bool", "choice")
 
 
+class PlanRefused(ValueError):
+    """The planner will not guess: the message says why and what it can vary."""
+
+
 @dataclass
 class Factor:
     key: str                      # Hydra override key, e.g. `selfplay.visits` (`model`: a conf/model option)
@@ -55,7 +59,7 @@ class Factor:
         if self.bounds is not None and self.type in ("int", "float"):
             lo, hi = self.bounds
             if not lo <= float(value) <= hi:
-                raise ValueError(f"{self.key}={value} is outside its sensible range [{lo}, {hi}]")
+                raise PlanRefused(f"{self.key}={value} is outside its sensible range [{lo}, {hi}]")
 
 
 @dataclass
