@@ -65,6 +65,17 @@ class OfflineConfig:
 
 
 @dataclass
+class PlannerConfig:
+    """The offline planner (autoresearch/planner/): how it sizes the experiment a question asks for."""
+    seeds: int = 1                        # training seeds per arm (--seeds); the baseline gets as many
+    sweep_points: int = 4                 # values of a 1-D sweep over a range ("between 8 and 64")
+    grid_points: int = 3                  # values per factor of a two-factor grid
+    minutes_per_node: float | None = None  # expected minutes of one node (null: budget wall clock + eval_minutes)
+    eval_minutes: float = 1.5             # minutes the referee's rating adds to a node (2 cores, tiny budget)
+    sigma_train_elo: float = 120.0        # Elo spread between seeds of one config (issue 12: 4 seeds, tiny budget)
+
+
+@dataclass
 class Prices:
     input: float = 5.0                    # USD per million input tokens
     output: float = 25.0                  # USD per million output tokens
@@ -98,6 +109,7 @@ class AgentConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
 
 

@@ -52,7 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="LLM spending cap for the question (anthropic proposer)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the baseline and every node")
     ap.add_argument("--sweep", default=None,
-                    help="offline proposer's search space: conf/sweep/NAME.yaml or a path")
+                    help="use the Optuna search over conf/sweep/NAME.yaml (or a path) instead of "
+                         "the planner (for questions of the form 'find the best settings')")
     ap.add_argument("--agent-config", default=None, help="agent YAML (default conf/agent/default.yaml)")
     ap.add_argument("--repo", default=None,
                     help="git repository to research (default: this project's checkout)")
@@ -72,6 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
     ap.add_argument("--skip-preflight", action="store_true",
                     help="do not check engines and model before the first node (not recommended)")
+    # -- the planner's flags (--dry-run, --x, --x2, --y, --seeds): autoresearch/planner/run_plan.py --
+    from autoresearch.planner.run_plan import add_flags as add_planner_flags
+    add_planner_flags(ap)
+    # -- end of the planner's flags ----------------------------------------------------------------
     return ap.parse_args(argv)
 
 
@@ -139,6 +144,11 @@ def choose_proposer_kind(cfg: AgentConfig) -> str:
 def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int, store,
                   repo_root: Path, client=None):
     """The proposer for `kind`; `client` replaces the Anthropic SDK client (tests)."""
+    plan = (store.get_question(question_id).budget or {}).get("plan")
+    if kind == "offline" and plan:
+        from autoresearch.planner.design import Plan
+        from autoresearch.proposers.planner import PlannerProposer
+        return PlannerProposer(Plan.from_dict(plan))
     if kind == "offline":
         from autoresearch.proposers.offline import OfflineProposer
         return OfflineProposer(workspace, question_id, cfg.offline.sweep, seed=cfg.seed)
@@ -176,6 +186,12 @@ def _main(argv: list[str] | None, *, client=None) -> int:
             print(e.code, file=sys.stderr)
             return EXIT_USAGE
         raise
+    # -- the planner: the plan is printed (and stored on the question) before anything runs --------
+    from autoresearch.planner.run_plan import plan_for_run
+    plan = plan_for_run(a, cfg)
+    if isinstance(plan, int):
+        return plan
+    # -- end of the planner's step -----------------------------------------------------------------
     ws = Workspace(a.workspace)
     store = ws.store()
     try:
@@ -234,6 +250,8 @@ def _main(argv: list[str] | None, *, client=None) -> int:
                   "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
                   "workers": cfg.workers, "job_module": cfg.job.module,
                   "launcher": cfg.launcher}
+        if plan is not None:
+            budget["plan"] = plan.to_dict()
         if kind == "anthropic":
             budget["cost_usd"] = cfg.anthropic.cost_budget_usd
         qid = store.add_question(a.question, budget)
