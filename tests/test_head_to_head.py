@@ -172,3 +172,16 @@ def test_seeds_change_openings_order_and_colours_and_the_book_is_balanced():
         for m in o:
             b.play(m)
         assert 2 <= len(o) <= 6
+
+
+def test_mcts_player_process_plays_a_match_through_the_protocol(tmp_path):
+    torch.manual_seed(1)
+    ck = tmp_path / "tiny.pt"
+    save_checkpoint(ck, PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0,
+                                                 gpool_channels=4, policy_channels=4,
+                                                 value_channels=4, value_hidden=8)), board_size=9)
+    mcts = PlayerSpec(PLAYER + ["--player", "mcts", "--visits", "4", "--checkpoint", str(ck)],
+                      name="mcts4")
+    res = play_head_to_head(mcts, random_player(9), pairs=2, seed=4, max_moves=40)
+    assert res.games == 4 and not res.failures
+    assert all(g.end in ("passes", "max_moves") for p in res.pairs for g in p.games)
