@@ -96,6 +96,13 @@ class AnthropicConfig:
 
 
 @dataclass
+class RefereeConfig:
+    """Who rates nodes that run the real training job (autoresearch/referee.py)."""
+    enabled: bool = True                  # false: the job's own summary.json Elo is believed (never for real questions)
+    sandbox: str = "auto"                 # auto (bubblewrap when it works, else none, recorded) | bwrap | none
+
+
+@dataclass
 class AgentConfig:
     proposer: str = "auto"                # auto | anthropic | offline
     workers: int = 1                      # nodes run at once
@@ -108,6 +115,7 @@ class AgentConfig:
     job: JobConfig = field(default_factory=JobConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    referee: RefereeConfig = field(default_factory=RefereeConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)

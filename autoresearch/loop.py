@@ -78,6 +78,7 @@ class ResearchLoop:
         self.repo_root = Path(repo_root)
         self.console = console or Console(live=False if say else None)
         self.say = say or self.console.event
+        self.judge = self._make_judge()
         self.extra_env = dict(extra_env or {})
         self.report = report
         self.running: dict[int, sandbox.Job] = {}
@@ -91,6 +92,28 @@ class ResearchLoop:
         self._report_lock = threading.Lock()
         self._report_thread: threading.Thread | None = None
         self._report_dirty = False
+
+    def _make_judge(self):
+        """The referee rates nodes that run the real training job (their checkpoints can play);
+        a job of another module (the tests' fake job) reports its own numbers."""
+        from autoresearch.doctor import REAL_JOB_MODULE
+        if self.cfg.job.module != REAL_JOB_MODULE or not self.cfg.referee.enabled:
+            return None
+        from autoresearch.judge import Judge
+        from autoresearch.referee import Referee
+        from experiments.evaluate import as_eval_config
+        commit = self.budget.get("referee_commit")
+        if not commit:
+            commit = sandbox._git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
+            b = self.budget
+            b["referee_commit"] = commit
+            self.store.update_question(self.qid, budget=b)
+        referee = Referee(self.workspace, self.qid, self.repo_root, commit,
+                          sandbox=self.cfg.referee.sandbox)
+        referee.ensure_pin()
+        size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        return Judge(referee, self.cfg.verdict, as_eval_config(None).candidate_visits,
+                     self.say, board_size=size)
 
     # -- the budget --------------------------------------------------------------------------
     @property
@@ -324,8 +347,10 @@ class ResearchLoop:
             self.launch(node)
 
     def command_overrides(self, node: Any) -> list[str]:
+        # with the referee on, the job does not rate itself: the referee does, after it
+        rated = ["eval.at_end=false"] if self.judge is not None else []
         return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
-                               node.overrides, [f"seed={node.seed}"])
+                               node.overrides, [f"seed={node.seed}", *rated])
 
     def launch(self, node: Any) -> None:
         run_dir = self.workspace / "runs" / str(node.id)
@@ -377,6 +402,15 @@ class ResearchLoop:
     def record(self, node_id: int, status: str, summary: dict | None, error: str | None,
                log_tail: str) -> None:
         metrics = (summary or {}).get("metrics") or {}
+        if not isinstance(metrics, dict):
+            metrics = {}
+        if self.judge is not None and status == "ok":
+            node = self.store.get_node(node_id)
+            parent = self.store.get_node(node.parent_id) if node.parent_id else None
+            node.run_dir = node.run_dir or (summary or {}).get("run_dir")
+            metrics, why = self.judge.rate(node, summary, parent)
+            if why:
+                status, error = "invalid", why
         fields: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                                   "log_tail": (log_tail or "")[-LOG_TAIL_CHARS:],
                                   "finished_at": time.time()}
@@ -392,6 +426,8 @@ class ResearchLoop:
 
     # -- verdicts ------------------------------------------------------------------------------
     def update_verdicts(self) -> None:
+        if self.judge is not None:
+            return self.update_h2h_verdicts()
         nodes = self.store.nodes(self.qid)
         by_id = {n.id: n for n in nodes}
 
@@ -438,6 +474,60 @@ class ResearchLoop:
         nodes = {n.id: n for n in self.store.nodes(self.qid)} if self.running else {}
         self.console.update([(nid, Path(nodes[nid].run_dir) if nodes[nid].run_dir else None,
                               nodes[nid].started_at) for nid in self.running if nid in nodes])
+
+    def update_h2h_verdicts(self) -> None:
+        """Child seed k against parent seed k in head-to-head pairs (autoresearch/judge.py);
+        another seed pair for both when the games settle but training noise leaves it open."""
+        nodes = self.store.nodes(self.qid)
+        by_id = {n.id: n for n in nodes}
+        for n in nodes:
+            if n.kind in ("baseline", "rerun") or n.status != "ok" or n.verdict is not None:
+                continue
+            parent = by_id.get(n.parent_id)
+            if parent is None or not parent.finished:
+                continue
+            if parent.status != "ok":
+                if not (n.verdict_test or "").startswith("not compared"):
+                    self.store.update_node(n.id, verdict_test=f"not compared: parent node "
+                                                              f"{parent.id} is {parent.status}")
+                continue
+            busy = [c for c in nodes if c.kind == "rerun" and c.parent_id in (n.id, parent.id)
+                    and not c.finished]
+            if busy:
+                continue
+            affordable = self.runs_left() >= 2 and self.stop_reason != "concluded"
+            cmp = self.judge.compare(self.store, n, parent, nodes, affordable)
+            if cmp.record is None:
+                continue
+            if cmp.add_seed is not None:
+                self.add_seed_pair(n, parent, cmp.add_seed, cmp.record.test)
+                continue
+            rec = cmp.record
+            metrics = dict(self.store.get_node(n.id).metrics or {})
+            metrics["verdict_detail"] = rec.to_json()
+            self.store.update_node(n.id, verdict=rec.verdict, verdict_test=rec.test, metrics=metrics)
+            ci = rec.ci95
+            self.say(f"node {n.id} vs node {parent.id}: {rec.verdict}, "
+                     f"{rec.diff:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}] over {rec.games} games and "
+                     f"{rec.seed_pairs} seed pair(s); minimum detectable difference {rec.mde_elo:.0f} Elo")
+
+    def add_seed_pair(self, child: Any, parent: Any, seed: int, why: str) -> None:
+        """Train child and parent with `seed` (whichever lacks it): the next seed pair."""
+        nodes = self.store.nodes(self.qid)
+        made = []
+        for n in (parent, child):
+            has = n.seed == seed or any(c.parent_id == n.id and c.kind == "rerun" and c.seed == seed
+                                        and c.status != "interrupted" for c in nodes)
+            if not has:
+                rid = self.store.add_node(
+                    self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: the next seed pair of "
+                    f"node {child.id} vs node {parent.id} (training noise left the verdict open).",
+                    overrides=n.overrides, patch=n.patch, seed=seed)
+                made.append(rid)
+        self.store.update_node(child.id, verdict_test=f"open after {why[:300]}; seed {seed} pair: "
+                                                      f"node(s) {made or 'already there'}")
+        self.say(f"node {child.id} vs node {parent.id}: open; training seed {seed} of both "
+                 f"(node(s) {made})")
 
     # -- the end -------------------------------------------------------------------------------
     def finish(self) -> LoopResult:
