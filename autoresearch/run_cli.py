@@ -123,6 +123,19 @@ def job_env() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None, *, client=None) -> int:
+    """One `research run` per workspace: a second one (or a --resume while the question's loop
+    lives) exits with code 2 naming the holder (experiment_tree/workspace.py, Workspace.lock)."""
+    from experiment_tree.workspace import Workspace, WorkspaceBusy
+    a = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        with Workspace(a.workspace).lock():
+            return _main(argv, client=client)
+    except WorkspaceBusy as e:
+        print(f"research run: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None, *, client=None) -> int:
     a = parse_args(list(sys.argv[1:] if argv is None else argv))
     from autoresearch import sandbox
     from autoresearch.loop import ResearchLoop
