@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   need=""
-  for p in gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql; do
+  for p in gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql bubblewrap; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
   done
   if [ -n "$need" ]; then
@@ -19,7 +19,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   fi
 else
   echo "[setup] not root: install these Debian packages yourself for the full set of tests:" \
-       "sudo apt-get install gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql" \
+       "sudo apt-get install gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql bubblewrap" \
        "(tests that need them skip with the reason)" >&2
 fi
 

@@ -18,6 +18,8 @@ class JobConfig:
     mem_limit_mb: int = 16384             # RLIMIT_AS of the job in MiB (0: no limit; CUDA needs 0)
     extra_overrides: list[str] = field(default_factory=list)  # appended to every node
     keep_worktrees: bool = False          # keep W/worktrees/<id> after the run
+    sandbox: str = "auto"                 # auto (bubblewrap where it runs) | bwrap (required) | none
+    disk_limit_mb: float = 20480          # a node whose run directory grows past this is killed (0: none)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from autoresearch import cluster, sandbox
 from autoresearch.agent_config import AgentConfig
+from autoresearch.override_policy import validate_overrides
 from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
                                  proposal_key, runs_used)
 from autoresearch.progress import Console, failure_line
@@ -321,6 +322,11 @@ class ResearchLoop:
             self.say(f"proposal refused: parent node {p.parent_id} is not in this question")
             self.proposer.rejected(p, f"parent node {p.parent_id} does not exist")
             return None
+        bad = validate_overrides(p.overrides)   # the learner's config groups only
+        if bad:
+            self.say(f"proposal refused: {'; '.join(bad)}")
+            self.proposer.rejected(p, "overrides refused: " + "; ".join(bad))
+            return None
         # a node holds its effective change vs the baseline, so it reads (and reruns) alone
         overrides, patch = effective_change(parent, p.overrides, p.patch)
         key = proposal_key(overrides, patch)
@@ -368,7 +374,8 @@ class ResearchLoop:
         try:
             if self.cfg.launcher == "local":
                 job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
-                                        wall_clock_s=wall, **common)
+                                        wall_clock_s=wall, sandbox=self.cfg.job.sandbox,
+                                        disk_limit_mb=self.cfg.job.disk_limit_mb, **common)
             else:
                 job = cluster.start_cluster_job(
                     self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,

@@ -166,8 +166,18 @@ def job_env() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None, *, client=None) -> int:
+    """One `research run` per workspace: a second one (or a --resume while the question's loop
+    lives) exits with code 2 naming the holder (experiment_tree/workspace.py, Workspace.lock)."""
+    from experiment_tree.workspace import Workspace, WorkspaceBusy
     try:
-        return _main(argv, client=client)
+        a = parse_args(list(sys.argv[1:] if argv is None else argv))
+        if getattr(a, "dry_run", False):         # prints a plan, writes nothing: no lock needed
+            return _main(argv, client=client)
+        with Workspace(a.workspace).lock():
+            return _main(argv, client=client)
+    except WorkspaceBusy as e:
+        print(f"research run: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:   # outside the loop (preflight, set-up): nothing ran yet
         print("research run: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

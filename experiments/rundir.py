@@ -41,11 +41,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(rec, dict):   # a line that is not an object is not a record
+            out.append(rec)
     return out
 
 
@@ -80,15 +82,77 @@ def write_summary(run_dir: Path, status: str, *, metrics: dict[str, Any] | None 
     summary["git"] = git if git is not None else git_info()
     summary["finished_at"] = time.time()
     summary.update(extra)
-    atomic_write_text(Path(run_dir) / "summary.json", json.dumps(summary, indent=2, default=float))
+    summary = _finite_or_none(json.loads(json.dumps(summary, default=float)))
+    atomic_write_text(Path(run_dir) / "summary.json",
+                      json.dumps(summary, indent=2, default=float, allow_nan=False))
     return summary
 
 
+MAX_SUMMARY_BYTES = 1_000_000   # a summary.json larger than this is not read (malformed)
+# metrics that must be numbers (or [lo, hi] pairs of numbers) when present
+NUMERIC_METRICS = ("elo", "elo_ci95", "winrate_vs_ref", "winrate_ci95", "games_vs_ref",
+                   "policy_acc", "value_loss", "policy_loss", "steps", "games", "iterations")
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """`summary.json` as a dict, None if there is none. Anything that is not what the contract
+    says (not UTF-8, not JSON, NaN, not an object, no status or metrics, a metric of the wrong
+    type, too large) gives `{"status": "invalid", "error": <why>, "metrics": {}, "malformed":
+    True}`: a job's output never stops the loop, and `--resume` reads the same verdict again."""
     path = Path(run_dir) / "summary.json"
     if not path.exists():
         return None
+
+    def invalid(why: str) -> dict[str, Any]:
+        return {"status": "invalid", "error": f"summary.json is malformed: {why}", "metrics": {},
+                "malformed": True}
+
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        return {"status": "crash", "error": f"summary.json unreadable: {e}", "metrics": {}}
+        if path.is_symlink() or not path.is_file():
+            return invalid("not a regular file")
+        size = path.stat().st_size
+        if size > MAX_SUMMARY_BYTES:
+            return invalid(f"{size} bytes, more than the {MAX_SUMMARY_BYTES} a summary may have")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        return invalid(f"not UTF-8 ({e.reason} at byte {e.start})")
+    except OSError as e:
+        return invalid(f"unreadable ({e})")
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        obj = json.loads(text, parse_constant=no_constants)
+    except (ValueError, RecursionError) as e:
+        return invalid(f"not valid JSON ({str(e)[:200]})")
+    if not isinstance(obj, dict):
+        return invalid(f"a JSON {type(obj).__name__}, not an object")
+    if obj.get("status") not in STATUSES:
+        return invalid(f"status {str(obj.get('status'))[:50]!r} is not one of {STATUSES}")
+    metrics = obj.get("metrics")
+    if not isinstance(metrics, dict):
+        return invalid("no metrics object")
+    for key in NUMERIC_METRICS:
+        v = metrics.get(key)
+        if v is not None and not (_is_number(v) or (isinstance(v, list) and len(v) == 2
+                                                    and all(_is_number(x) for x in v))):
+            return invalid(f"metrics.{key} is {str(v)[:50]!r}, not a number")
+    if obj.get("error") is not None and not isinstance(obj["error"], str):
+        return invalid("error is not a string")
+    return obj
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers (readers refuse them)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj

@@ -313,7 +313,7 @@ def test_submitit_local_runs_nodes_end_to_end(repo, tmp_path, monkeypatch):
     assert "ANTHROPIC_API_KEY" not in env["keys"] and env["WANDB_MODE"] == "offline"
     assert Path(env["cwd"]).resolve() == (ws / "worktrees/1").resolve()
     assert (ws / "runs/1/job.rc").read_text().strip() == "0"
-    shown = subprocess.run(["git", "show", "node/1:fake_behaviour.py"], cwd=repo,
+    shown = subprocess.run(["git", "show", "node/1:go_core/learn/fake_behaviour.py"], cwd=repo,
                            capture_output=True, text=True).stdout
     assert "ELO_BONUS = 250.0" in shown
     pgid = int((ws / "runs/2/job.pid").read_text().split()[0])

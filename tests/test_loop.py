@@ -16,8 +16,8 @@ from autoresearch.verdict import compare
 from experiment_tree.store import TreeStore
 from tests.fakerepo import JOB_MODULE, PROTECTED_PATCH, behaviour_patch, make_fake_repo
 
-NOOP_PATCH = ("diff --git a/fake_behaviour.py b/fake_behaviour.py\n"
-              "--- a/fake_behaviour.py\n+++ b/fake_behaviour.py\n"
+NOOP_PATCH = ("diff --git a/go_core/learn/fake_behaviour.py b/go_core/learn/fake_behaviour.py\n"
+              "--- a/go_core/learn/fake_behaviour.py\n+++ b/go_core/learn/fake_behaviour.py\n"
               "@@ -1,3 +1,4 @@\n"
               " # What a code patch edits in the fake project: the job's behaviour and a flat Elo bonus.\n"
               " BEHAVIOUR = \"ok\"\n ELO_BONUS = 0.0\n+# a refactor that should change nothing\n")
@@ -79,7 +79,7 @@ def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
     script = [
         message(("propose_config", {"overrides": ["train.lr=0.01"], "parent_id": 1,
                                     "hypothesis": "a larger step size learns faster on a tiny budget"}), n=0),
-        message(("list_nodes", {}), ("read_file", {"path": "fake_behaviour.py"}), n=1),
+        message(("list_nodes", {}), ("read_file", {"path": "go_core/learn/fake_behaviour.py"}), n=1),
         message(("propose_code", {"patch": NOOP_PATCH, "hypothesis": "a comment changes nothing"}), n=2),
         # asks for an experiment already run: the proposer refuses it, the model tries again
         message(("propose_config", {"overrides": ["train.lr=0.01"], "hypothesis": "again"}), n=3),

@@ -13,7 +13,7 @@ import random
 import sys
 import time
 
-import fake_behaviour
+from go_core.learn import fake_behaviour
 
 KNOWN = ("seed", "board", "budget", "hydra.run.dir", "tracking", "device")
 GROUPS = ("train.", "mcts.", "selfplay.", "model.", "fake.")
