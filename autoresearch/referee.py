@@ -105,7 +105,7 @@ class Referee:
         network, nothing writable), as a spec the rating process starts."""
         argv = [self.python, "-m", *module_argv]
         env = bwrap.allowed_env({"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
-                                 "PYTHONDONTWRITEBYTECODE": "1"})
+                                 "PYTHONDONTWRITEBYTECODE": "1", "NUMBA_CACHE_DIR": "/tmp/numba"})
         mode = bwrap.sandbox_mode(self.sandbox)
         if mode == "bwrap":
             argv = bwrap.sandboxed_argv(argv, writable=[], readonly=[root, checkpoint.parent],
@@ -119,6 +119,10 @@ class Referee:
         env = {k: v for k, v in os.environ.items() if not bwrap.is_secret_env(k)}
         env["PYTHONPATH"] = str(self.pin)
         env.setdefault("OMP_NUM_THREADS", "1")
+        # nothing may be written into the pin (root ignores its read-only bits): no bytecode,
+        # numba's compiled kernels cached beside it instead
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["NUMBA_CACHE_DIR"] = str(Path(self.workspace) / "referee" / "numba-cache")
         with open(log, "ab") as f:
             try:
                 subprocess.run([self.python, "-m", "go_core.arena.rate", *args, "--out", str(out)],
@@ -137,10 +141,25 @@ class Referee:
     def ratings_dir(self, node_id: int) -> Path:
         return Path(self.workspace) / "ratings" / str(node_id)
 
+    def snapshot(self, node_id: int, checkpoint: Path) -> Path:
+        """The checkpoint as rated: a read-only copy in the ratings folder (the run directory
+        is the job's; the candidate's sandboxed player reads this copy)."""
+        dest = self.ratings_dir(node_id) / "checkpoint.pt"
+        if not dest.exists() and not Path(checkpoint).is_file():
+            raise RefereeError(f"node {node_id}: checkpoint {checkpoint} does not exist")
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(".tmp")
+            shutil.copyfile(checkpoint, tmp)
+            tmp.chmod(0o444)
+            os.replace(tmp, dest)
+        return dest
+
     def ladder(self, node_id: int, checkpoint: Path, visits: int, start_elo: float | None = None,
                board_size: int = 9, komi: float = 7.0) -> dict:
         """Elo with its interval on the reference ladder, the walk starting at `start_elo`."""
         root = self.candidate_root(node_id)
+        checkpoint = self.snapshot(node_id, checkpoint)
         argv = ["go_core.arena.gtp_server", "--player", LADDER_PLAYER, "--checkpoint",
                 str(checkpoint), "--visits", str(int(visits))]
         d = self.ratings_dir(node_id)
@@ -163,6 +182,7 @@ class Referee:
         d = self.ratings_dir(cid) / f"h2h_vs_{pid}"
         d.mkdir(parents=True, exist_ok=True)
         for role, (nid, ckpt) in (("a", child), ("b", parent)):
+            ckpt = self.snapshot(nid, ckpt)
             spec = self._player(self.candidate_root(nid), [
                 "go_core.learn.batch_player", "--checkpoint", str(ckpt), "--player", H2H_PLAYER,
                 "--device", "cpu", "--seed", str(seed)], Path(ckpt), f"node{nid}")

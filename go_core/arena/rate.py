@@ -85,6 +85,12 @@ def rate_h2h(a: argparse.Namespace) -> dict:
                             seed=a.seed, sgf_dir=a.sgf_dir, should_stop=should_stop,
                             log=lambda m: print(m, flush=True))
     out = res.to_dict()
+    games = max(1, res.games)
+    failed = {side: sum(1 for f in res.failures if f.get("player") == side) for side in ("A", "B")}
+    if min(failed.values()) > games / 2:
+        # both sides failing is the machine's fault, not a strength: no verdict from these games
+        raise RuntimeError(f"both players failed in most games (A {failed['A']}, B {failed['B']} of "
+                           f"{res.games}): {res.failures[0].get('reason', '')[:300]}")
     counts = list(res.pentanomial)
     out["pentanomial"] = counts
     out["stopped"] = stopped["why"]
