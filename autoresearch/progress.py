@@ -9,24 +9,21 @@ one line per event, and one line per phase change of a node instead of a redrawn
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-PROGRESS_NAME = "progress.json"
+from experiments.rundir import read_progress as _read
+
 REDRAW_S = 1.0            # the live lines are redrawn at most this often
 
 
 def read_progress(run_dir: Path | str | None) -> dict[str, Any] | None:
-    """The job's progress.json, or None while there is none (or it is being replaced)."""
+    """The job's progress.json (contract: experiments/rundir.py), or None while there is none."""
     if not run_dir:
         return None
-    try:
-        data = json.loads((Path(run_dir) / PROGRESS_NAME).read_text())
-    except (OSError, ValueError):
-        return None
+    data = _read(Path(run_dir))
     return data if isinstance(data, dict) else None
 
 
@@ -69,7 +66,7 @@ def progress_line(node_id: int, p: dict[str, Any] | None, started_at: float | No
     sims = _num(p.get("sims_per_s"))
     if sims:
         parts.append(f"{sims:.0f} sims/s")
-    games, budget = _num(p.get("games_played")), _num(p.get("games_budget"))
+    games, budget = _num(p.get("games")), _num(p.get("games_budget"))
     if games is not None and budget:
         parts.append(f"{games:.0f}/{budget:.0f} games in all")
     return ", ".join(parts)

@@ -1,8 +1,29 @@
 """The run-directory contract (DESIGN.md, "Contracts").
 
-A run directory holds `.hydra/`, `metrics.jsonl`, `checkpoints/`, `games/`, `log.txt` and, last,
-`summary.json`. The harness reads only `summary.json` and `metrics.jsonl`, so every entry point
-writes them through this module.
+A run directory holds `.hydra/`, `metrics.jsonl`, `checkpoints/`, `games/`, `log.txt`,
+`progress.json` while it runs and, last, `summary.json`. The harness reads only `summary.json`,
+`metrics.jsonl` and `progress.json`, so every entry point writes them through this module.
+
+`progress.json` (live progress, for the console; never a result) is one JSON object, replaced
+atomically (temp file + os.replace) at each phase change and every few seconds in between:
+
+    phase        "warm_start" | "selfplay" | "training" | "evaluation" | "done"
+    status       only when phase is "done": the summary's status (ok | crash | timeout)
+    iteration    the collect -> train iteration under way (1-based; 0 during the warm start)
+    games_done   self-play games finished in this iteration
+    games_total  self-play games this iteration plays
+    games_budget self-play games of the whole job (null when the budget does not fix it)
+    games        self-play games finished in the whole job
+    steps_done   optimizer steps done in the whole job
+    steps_budget optimizer steps of the whole job (null when derived per iteration)
+    sims_per_s   MCTS simulations per second of this iteration's self-play (null before it)
+    elapsed_s    wall seconds of the job so far (earlier lives of a resumed run included)
+    eta_s        estimated seconds left: this life's loop time scaled by the share of the work
+                 budget (games, with each iteration's training counted) still to do; null when
+                 unknown (warm start, no budget of games or steps)
+    t            unix time of this write
+
+A reader must accept missing keys and a missing file (the job has not started, or is too old).
 """
 from __future__ import annotations
 
@@ -15,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 STATUSES = ("ok", "crash", "timeout", "invalid")
+PHASES = ("warm_start", "selfplay", "training", "evaluation", "done")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -156,3 +178,18 @@ def _finite_or_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite_or_none(v) for v in obj]
     return obj
+
+
+def write_progress(run_dir: Path, record: dict[str, Any]) -> None:
+    """Replace `progress.json` (the contract is in this module's docstring)."""
+    if record.get("phase") not in PHASES:
+        raise ValueError(f"progress phase must be one of {PHASES}, got {record.get('phase')!r}")
+    atomic_write_text(Path(run_dir) / "progress.json", json.dumps(record, default=float))
+
+
+def read_progress(run_dir: Path) -> dict[str, Any] | None:
+    """The last `progress.json`, or None when there is none (yet)."""
+    try:
+        return json.loads((Path(run_dir) / "progress.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
