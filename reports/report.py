@@ -152,7 +152,7 @@ def _rel(path: Path) -> str:
 
 def _markdown(q: Question, frame: pd.DataFrame, figs: dict, run_figs: dict, ladder: Ladder) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f"#{e}" for e in q.evidence) or "none"
     lines = [f"# Question {q.id}: {q.text}", "",
              f"*Status:* {q.status} · *budget:* {budget} · *nodes:* {len(frame)} "
@@ -215,7 +215,7 @@ def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: d
           ladder: Ladder) -> str:
     e = html.escape
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f'<a href="#row-{i}" class="node-link" data-id="{i}">#{i}</a>'
                          for i in q.evidence) or "none"
     answer = e(q.answer) if q.answer else "<i>No answer yet: the search is still running or " \
