@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,23 +24,25 @@ def args(repo: Path, ws: Path) -> list[str]:
 
 def test_a_second_research_run_on_a_held_workspace_exits_2_naming_the_holder(tmp_path, capsys):
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
-    # the holder is another live process (as a second terminal would be)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom experiment_tree.workspace import Workspace\n"
-         "with Workspace(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(60)\n",
-         str(ws)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    # the holder: another `research run` on the same workspace, busy with a slow baseline
+    holder = subprocess.Popen([sys.executable, "-m", "autoresearch.run_cli", "first?",
+                               *args(repo, ws), "--set", "fake.sleep=60"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert holder.stdout.readline().strip() == "held"
-        assert run_cli.main(["q?", *args(repo, ws)]) == 2
+        deadline = time.time() + 60
+        while not (ws / "runs/1/job.log").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert (ws / "runs/1/job.log").exists(), "the first research run never started its node"
+        assert run_cli.main(["second?", *args(repo, ws)]) == 2
         err = capsys.readouterr().err
         assert f"pid {holder.pid}" in err and "in use by another research run" in err
-        assert run_cli.main(["--resume", *args(repo, ws)]) == 2
-        assert not (ws / "runs").exists(), "nothing ran"
+        assert run_cli.main(["--resume", "--question", "1", *args(repo, ws)]) == 2
+        assert not (ws / "runs/2").exists(), "the second run started nothing"
     finally:
         holder.kill()
         holder.wait()
     # a dead holder (even kill -9) leaves no lock behind
-    assert run_cli.main(["q?", *args(repo, ws)]) == 0
+    assert run_cli.main(["third?", *args(repo, ws)]) == 0
 
 
 def test_pinned_referee_is_read_only_hashed_and_taken_from_the_commit(tmp_path):
