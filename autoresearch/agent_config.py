@@ -20,6 +20,7 @@ class JobConfig:
     keep_worktrees: bool = False          # keep W/worktrees/<id> after the run
     sandbox: str = "auto"                 # auto (bubblewrap where it runs) | bwrap (required) | none
     disk_limit_mb: float = 20480          # a node whose run directory grows past this is killed (0: none)
+    readonly: list[str] = field(default_factory=list)  # more paths a sandboxed job may read (warm-start checkpoint, SGF folder)
 
 
 @dataclass

@@ -126,24 +126,29 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
                    readonly: Iterable[Path | str] = (), env: Mapping[str, str] | None = None,
                    cwd: Path | str | None = None, hide: Iterable[Path | str] | None = None,
                    limits: Limits | None = None, run_as: int | None = None,
-                   devices: bool = True) -> list[str]:
+                   devices: bool = True, privileged: bool | None = None,
+                   clear_env: bool = True) -> list[str]:
     """`argv` wrapped in prlimit + bubblewrap (see the module docstring).
 
     writable: paths the command may write (each must exist); a `.git` inside one stays read-only.
-    readonly: more paths it may read (a warm-start checkpoint, an SGF folder).
+    readonly: more paths it may read (a warm-start checkpoint, an SGF folder); when we are
+      root they must be readable by SANDBOX_UID (every folder on the way o+rx).
     env: its whole environment (default `allowed_env()`); set with --clearenv, so the caller's
       environment never leaks even if it forgets `env=` in Popen.
     hide: paths masked by an empty tmpfs (default: `engine_paths` of every writable path).
     run_as: the uid inside (default SANDBOX_UID when we are root, else ours).
-    devices: bind /dev/nvidia* when present (a GPU job).
+    devices: bind /dev/nvidia* (and /sys read-only) when present (a GPU job).
+    privileged: whether bwrap runs as root (default: whether we are root). False makes a command
+      for an ordinary user (its own user namespace), e.g. for a SLURM job's script.
+    clear_env: False leaves the environment to the caller (`env -i ...` in a job script).
     """
     limits = limits or Limits()
     writable = [Path(p).resolve() for p in writable]
     readonly = [Path(p).resolve() for p in readonly]
     env = dict(allowed_env() if env is None else env)
-    root = os.geteuid() == 0
+    root = os.geteuid() == 0 if privileged is None else privileged
     if run_as is None:
-        run_as = SANDBOX_UID if root else os.geteuid()
+        run_as = SANDBOX_UID if root else None
     hide = [Path(p).resolve() for p in hide] if hide is not None else sorted(
         {p for w in writable for p in engine_paths(w)} | set(engine_paths()))
 
@@ -182,9 +187,11 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
             bind("--ro-bind", p)
     bind("--ro-bind", Path("/etc"))
     out += ["--proc", "/proc", "--dev", "/dev"]
-    if devices:
-        for dev in sorted(Path("/dev").glob("nvidia*")):
-            out += ["--dev-bind", str(dev), str(dev)]
+    gpus = sorted(Path("/dev").glob("nvidia*")) if devices else []
+    for dev in gpus:
+        out += ["--dev-bind", str(dev), str(dev)]
+    if gpus:   # CUDA reads PCI and NUMA topology from /sys
+        out += ["--ro-bind", "/sys", "/sys"]
     out += ["--perms", "1777", "--tmpfs", "/tmp"]
     made.add("/tmp")
     parents(Path(SANDBOX_HOME))
@@ -208,10 +215,11 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
                 out += ["--ro-bind", "/dev/null", str(p)]
     if cwd is not None:
         out += ["--chdir", str(Path(cwd).resolve())]
-    out.append("--clearenv")
-    for k, v in sorted(env.items()):
-        out += ["--setenv", k, str(v)]
-    if run_as != os.geteuid():
+    if clear_env:
+        out.append("--clearenv")
+        for k, v in sorted(env.items()):
+            out += ["--setenv", k, str(v)]
+    if run_as is not None and run_as != os.geteuid():
         out += ["setpriv", f"--reuid={run_as}", f"--regid={run_as}", "--clear-groups",
                 "--no-new-privs", "--"]
     return out + list(argv)

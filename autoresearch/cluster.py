@@ -144,15 +144,27 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
         if bwrap.is_allowed_env(k):
             env_words.append(f"{k}={q(str(v))}")
     lines.append("JOB_ENV=(" + " ".join(env_words) + ")")
+    # the same sandbox as a local node (autoresearch/bwrap.py), as an ordinary user on the
+    # compute node; where bubblewrap cannot run there the node runs unsandboxed, and says so
+    box = bwrap.sandboxed_argv([], writable=[wt, run_dir], cwd=wt, privileged=False,
+                               clear_env=False, limits=bwrap.Limits(mem_mb=0))
+    lines += [
+        "if command -v bwrap >/dev/null 2>&1 && bwrap --unshare-user --unshare-pid --ro-bind / / "
+        "--proc /proc --dev /dev true 2>/dev/null; then",
+        f"  SANDBOX=bwrap; JOB_ENV+=(HOME={bwrap.SANDBOX_HOME}); BOX=({shlex.join(box)})",
+        'else',
+        '  SANDBOX="none: bubblewrap cannot run on $(hostname)"; BOX=()',
+        "fi",
+    ]
     lines.append(f"cd {q(str(wt))} || exit 97")
     if mem_limit_mb and mem_limit_mb > 0:
         lines.append(f"ulimit -v {int(mem_limit_mb) * 1024}")
     log, cmd = q(str(run_dir / sandbox.LOG_NAME)), shlex.join(prep.command)
-    run = 'env -i "${JOB_ENV[@]}" ' + cmd
+    run = 'env -i "${JOB_ENV[@]}" "${BOX[@]}" ' + cmd
     lines += [
         f'echo "$(date +%s) $(hostname)" > {q(str(run_dir / STARTED_NAME))}',
         f'{{ echo "# worktree {wt} on branch {prep.branch}, job ${{SLURM_JOB_ID:-local}} on $(hostname)"; '
-        f"echo {q('$ ' + cmd)}; }} > {log}",
+        f'echo "# sandbox: $SANDBOX"; echo {q("$ " + cmd)}; }} > {log}',
         f"{'setsid ' if new_session else ''}{run} >> {log} 2>&1 < /dev/null &",
         "pid=$!",
         f'echo "$pid $(date +%s) $(hostname)" > {q(str(run_dir / sandbox.PID_NAME))}',

@@ -375,7 +375,8 @@ class ResearchLoop:
             if self.cfg.launcher == "local":
                 job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
                                         wall_clock_s=wall, sandbox=self.cfg.job.sandbox,
-                                        disk_limit_mb=self.cfg.job.disk_limit_mb, **common)
+                                        disk_limit_mb=self.cfg.job.disk_limit_mb,
+                                        readonly=tuple(self.cfg.job.readonly), **common)
             else:
                 job = cluster.start_cluster_job(
                     self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,

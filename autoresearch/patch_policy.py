@@ -21,6 +21,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from autoresearch.safe_git import git_argv
+
 # The learner: what a node may change (DESIGN.md's table). Globs; `**` means anything below.
 LEARNER_PATHS: tuple[str, ...] = (
     "go_core/learn/**",
@@ -95,7 +97,7 @@ def _top_level_modules() -> frozenset[str]:
 
 @lru_cache(maxsize=8)
 def _repo_top(repo_root: str) -> frozenset[str]:
-    cp = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "ls-files"], cwd=repo_root,
+    cp = subprocess.run(git_argv("ls-files"), cwd=repo_root,
                         capture_output=True, text=True)
     tops = set()
     for line in cp.stdout.splitlines():

@@ -20,6 +20,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from autoresearch.safe_git import git_argv
+
 # What rates a node (DESIGN.md, "The referee"): rules, arena (engines, match, Elo, ladder,
 # head-to-head, opening book, the KataGo net), the rating entry points and their configs.
 REFEREE_PATHS: tuple[str, ...] = (
@@ -42,7 +44,7 @@ class PinError(RuntimeError):
 
 
 def _git(repo: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
-    cp = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo,
+    cp = subprocess.run(git_argv(*args), cwd=repo,
                         capture_output=True, text=not binary)
     if cp.returncode != 0:
         err = cp.stderr if isinstance(cp.stderr, str) else cp.stderr.decode(errors="replace")

@@ -23,7 +23,7 @@ Statuses (the node statuses of the experiment tree):
 Every job runs under bubblewrap (autoresearch/bwrap.py) where it can: its own PID namespace, no
 network, writable only its worktree (not `.git`) and run directory, an allow-listed environment.
 Where it cannot, it runs unsandboxed and `JobResult.sandbox` / summary.json `sandbox` say why.
-Every git call of the harness runs with hooks and fsmonitor disabled (`GIT_SAFE`).
+Every git call of the harness runs with hooks and fsmonitor disabled (autoresearch/safe_git.py).
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import bwrap, patch_policy
+from autoresearch.safe_git import GIT_SAFE
 from experiments.rundir import atomic_write_text, read_summary, write_summary
 
 # Rules, scoring, evaluation and the ladder: what scores a run must not be editable by the run.
@@ -67,9 +68,6 @@ STALE_JOB_FILES = ("job.sh", "job.rc", "job.started", "job.submitit.json", PID_N
 LOG_TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0            # SIGTERM, then SIGKILL after this many seconds
 DISK_CHECK_S = 5.0            # how often a running job's run directory is measured
-# A repository's config, hooks or fsmonitor could run a command inside the harness: never.
-GIT_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
-            "-c", "core.sshCommand=false", "-c", "protocol.ext.allow=never")
 # What a job's summary may tell the loop: its training metrics. Ranking numbers (Elo, win rates,
 # games against the references) are written only by the referee.
 RATING_METRIC_PREFIXES = ("elo", "winrate", "games_vs", "win_rate", "wins", "losses", "draws",

@@ -77,7 +77,9 @@ def git_info(repo: Path | str = ".") -> dict[str, Any]:
     """Commit, dirty flag and the sha256 of the uncommitted diff (the node's patch)."""
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+            # no hooks or fsmonitor of the repository run here
+            return subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c",
+                                   "core.fsmonitor=false", *args], cwd=repo, capture_output=True, text=True,
                                   timeout=20).stdout
         except (OSError, subprocess.TimeoutExpired):
             return ""

@@ -182,3 +182,23 @@ def test_startup_overhead_of_the_sandbox_is_small():
     cp = subprocess.run(bwrap.sandboxed_argv(["sh", "-c", "exit 7"], writable=[]),
                         capture_output=True, text=True, timeout=60)
     assert cp.returncode == 7, cp.stderr
+
+
+def test_a_cluster_node_runs_in_the_same_sandbox_without_the_key(tmp_path, monkeypatch):
+    """The SLURM path: job.sh (run here by submitit's LocalExecutor) wraps the command in
+    bwrap, and the key of the submitting shell is in neither job.sh nor the job."""
+    from autoresearch import cluster
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    repo = make_fake_repo(tmp_path / "repo")
+    ws = tmp_path / "ws"
+    job = cluster.start_cluster_job(repo, 1, [], None, ws / "runs/1", 60, 0, {"WANDB_MODE": "offline"},
+                                    launcher="submitit-local", job_module=JOB_MODULE)
+    res = job.wait()
+    assert res.status == "ok", res.error
+    log = (ws / "runs/1/job.log").read_text()
+    assert "# sandbox: bwrap" in log
+    assert SECRET not in (ws / "runs/1" / cluster.SCRIPT_NAME).read_text()
+    env = json.loads((ws / "runs/1/env.json").read_text())
+    assert "ANTHROPIC_API_KEY" not in env["keys"] and env["WANDB_MODE"] == "offline"
+    assert cluster.slurm_export().split(",")[:3] == ["HOME", "USER", "LOGNAME"]
+    assert "ANTHROPIC_API_KEY" not in cluster.slurm_export()

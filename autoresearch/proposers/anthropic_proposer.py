@@ -19,6 +19,7 @@ from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
 from autoresearch.patch_policy import LEARNER_PATHS
 from autoresearch.proposers.anthropic_client import AnthropicClient
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
+from autoresearch.safe_git import git_argv
 
 SEARCH_MAX_LINES = 100
 
@@ -285,8 +286,7 @@ class AnthropicProposer(Proposer):
         re.compile(pattern)  # a bad pattern is the model's error, said as such
         if "\0" in pattern or "\n" in pattern:
             raise ValueError("the pattern may not contain a NUL or a newline")
-        cmd = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
-               "grep", "-n", "-I", "-E", "-e", pattern]
+        cmd = git_argv("grep", "-n", "-I", "-E", "-e", pattern)
         if path:
             cmd += ["--", str(self._inside(path).relative_to(self.repo_root))]
         cp = subprocess.run(cmd, cwd=self.repo_root, capture_output=True, text=True,
