@@ -79,7 +79,7 @@ class ResearchLoop:
         self.repo_root = Path(repo_root)
         self.console = console or Console(live=False if say else None)
         self.say = say or self.console.event
-        self.judge = self._make_judge()
+        self.judge = None        # the referee's judge, made when the loop runs (_make_judge)
         self.extra_env = dict(extra_env or {})
         self.report = report
         self.running: dict[int, sandbox.Job] = {}
@@ -142,6 +142,7 @@ class ResearchLoop:
         previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
+            self.judge = self._make_judge()
             self.recover()
             self.ensure_baseline()
             while True:

@@ -13,7 +13,7 @@ A node may change the learner; it can never change (or reach) what rates it. So:
   reference engines; the referee starts the references, applies every move and scores;
 - the numbers that rank nodes come only from the JSON the rating process writes under
   `WORKSPACE/ratings/`, where no job can write; Elo or win rates in a job's own summary.json
-  are dropped (`job_metrics`).
+  are dropped (`sandbox.job_metrics`).
 """
 from __future__ import annotations
 
@@ -31,10 +31,6 @@ from typing import Any
 from autoresearch import bwrap
 from autoresearch.referee_pin import REFEREE_PATHS, pin_referee, verify_pin
 
-# What a job's summary.json may not decide: every number that ranks nodes is the referee's.
-RATING_KEYS = ("elo", "elo_ci95", "winrate_vs_ref", "winrate_ci95", "games_vs_ref", "reference",
-               "rungs", "colour_advantage", "ladder_source", "failures", "eval_seconds",
-               "h2h", "verdict_detail", "rating")
 RATE_TIMEOUT_S = 1800.0        # one rating process (a ladder walk or a head-to-head match)
 LADDER_PLAYER = "mcts"         # how the candidate plays the ladder (the eval config's visits)
 H2H_PLAYER = "policy"          # how checkpoints play each other: raw policy, batched
@@ -42,14 +38,6 @@ H2H_PLAYER = "policy"          # how checkpoints play each other: raw policy, ba
 
 class RefereeError(RuntimeError):
     """The referee could not rate a node (its message says why); the node is not ranked."""
-
-
-def job_metrics(summary: dict | None) -> dict[str, Any]:
-    """The training metrics of a job's summary.json, without anything that ranks nodes."""
-    metrics = (summary or {}).get("metrics") if isinstance(summary, dict) else None
-    if not isinstance(metrics, dict):
-        return {}
-    return {k: v for k, v in metrics.items() if k not in RATING_KEYS}
 
 
 @dataclass

@@ -10,7 +10,8 @@ import torch
 
 from autoresearch.agent_config import VerdictConfig
 from autoresearch.judge import Judge
-from autoresearch.referee import Referee, RefereeError, job_metrics
+from autoresearch.referee import Referee, RefereeError
+from autoresearch.sandbox import job_metrics
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
