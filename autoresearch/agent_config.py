@@ -119,6 +119,7 @@ class AgentConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     referee: RefereeConfig = field(default_factory=RefereeConfig)
+    shared_start: bool = True             # with the referee on: train the warm start once per question, every node starts from it
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
