@@ -202,3 +202,26 @@ def test_a_cluster_node_runs_in_the_same_sandbox_without_the_key(tmp_path, monke
     assert "ANTHROPIC_API_KEY" not in env["keys"] and env["WANDB_MODE"] == "offline"
     assert cluster.slurm_export().split(",")[:3] == ["HOME", "USER", "LOGNAME"]
     assert "ANTHROPIC_API_KEY" not in cluster.slurm_export()
+
+
+def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):
+    """research run records "bwrap" (or "none: <why>") on the node; the report shows it."""
+    from autoresearch import run_cli
+    from experiment_tree.store import TreeStore
+    from reports.data import nodes_frame
+    from reports.report import sandbox_line
+    from tests.fakerepo import FAKE_PROJECT
+    repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
+    base = ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
+            "--proposer", "offline", "--sweep", str(FAKE_PROJECT / "fake_sweep.yaml"),
+            "--mem-limit-mb", "0", "--no-report", "--budget-runs", "1"]
+    run_cli.main(["boxed?", *base])
+    agent = tmp_path / "agent.yaml"
+    agent.write_text("job:\n  sandbox: none\n")
+    run_cli.main(["bare?", *base, "--agent-config", str(agent)])
+    store = TreeStore(ws / "tree.db")
+    (boxed,), (bare,) = store.nodes(1), store.nodes(2)
+    assert boxed.sandbox == "bwrap"
+    assert bare.sandbox.startswith("none: sandbox disabled by configuration")
+    line = sandbox_line(nodes_frame(store.nodes(1) + store.nodes(2), ws))
+    assert line.startswith("1 of 2 node(s) ran under bubblewrap; UNSANDBOXED: #2 (none:")
