@@ -127,10 +127,12 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
                    cwd: Path | str | None = None, hide: Iterable[Path | str] | None = None,
                    limits: Limits | None = None, run_as: int | None = None,
                    devices: bool = True, privileged: bool | None = None,
-                   clear_env: bool = True) -> list[str]:
+                   clear_env: bool = True, protect: Iterable[Path | str] = ()) -> list[str]:
     """`argv` wrapped in prlimit + bubblewrap (see the module docstring).
 
     writable: paths the command may write (each must exist); a `.git` inside one stays read-only.
+    protect: files inside `writable` the harness wrote and relies on (job.sh, job.log): bound
+      read-only over themselves, so the command cannot change them (open descriptors still work).
     readonly: more paths it may read (a warm-start checkpoint, an SGF folder); when we are
       root they must be readable by SANDBOX_UID (every folder on the way o+rx).
     env: its whole environment (default `allowed_env()`); set with --clearenv, so the caller's
@@ -206,6 +208,9 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
         bind("--bind", p)
         if (p / ".git").exists():   # a worktree's .git points at the main checkout's .git
             out += ["--ro-bind", str(p / ".git"), str(p / ".git")]
+    for p in protect:
+        p = Path(p).absolute()
+        out += ["--ro-bind-try", str(p), str(p)]
     for p in hide:
         if p.exists():
             parents(p)

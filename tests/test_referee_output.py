@@ -88,3 +88,35 @@ def test_a_bad_tool_call_is_an_error_message_to_the_model(proposer, name, args, 
 
     text, is_error, made = proposer.handle(name, args, Digest(), set())
     assert is_error and made is None and said in text, text
+
+
+def test_the_harness_never_writes_through_a_symlink_a_job_planted(tmp_path):
+    """A job can write its run directory; the harness's writes there (summary.json, job.pid)
+    must not follow a symlink it planted, at the file's name or at a temp name."""
+    import os
+    from experiments.rundir import atomic_write_text
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (run / f".summary.json.tmp{os.getpid()}").symlink_to(victim)
+    (run / "summary.json").symlink_to(victim)
+    atomic_write_text(run / "summary.json", '{"status": "ok"}')
+    assert victim.read_text() == "keep"
+    assert not (run / "summary.json").is_symlink()
+    assert (run / "summary.json").read_text() == '{"status": "ok"}'
+
+
+def test_kill_orphan_only_kills_the_process_of_exactly_this_run_directory(tmp_path):
+    import subprocess
+    import sys
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                              f"hydra.run.dir={tmp_path / 'runs/10'}"], start_new_session=True)
+    try:
+        (tmp_path / "runs/1").mkdir(parents=True)
+        (tmp_path / "runs/1" / sandbox.PID_NAME).write_text(f"{other.pid} 0\n")
+        assert not sandbox.kill_orphan(tmp_path / "runs/1")
+        assert other.poll() is None, "node 10's job was killed for node 1"
+    finally:
+        other.kill()
+        other.wait()

@@ -70,6 +70,12 @@ SPY = textwrap.dedent(f'''\
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = [a.split("=", 1)[1] for a in sys.argv if a.startswith("hydra.run.dir=")][0]
     os.makedirs(run_dir, exist_ok=True)
+    try:
+        with open(os.path.join(run_dir, "job.log"), "w") as f:
+            f.write("all good, nothing to see")
+        report["log_rewritten"] = True
+    except OSError:
+        report["log_rewritten"] = False
     with open(os.path.join(run_dir, "spy.json"), "w") as f:
         json.dump(report, f)
     ''')
@@ -147,6 +153,10 @@ def test_reference_engines_are_not_visible_to_a_job(spied):
 def test_job_cannot_plant_a_git_hook_in_the_main_checkout(spied):
     assert not spied["report"]["hook_written"]
     assert not (spied["repo"] / ".git/hooks/post-checkout").exists()
+
+
+def test_job_cannot_rewrite_its_log(spied):
+    assert not spied["report"]["log_rewritten"]
 
 
 def test_a_detached_engine_does_not_outlive_its_node(spied):
