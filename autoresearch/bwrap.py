@@ -137,7 +137,8 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
       root they must be readable by SANDBOX_UID (every folder on the way o+rx).
     env: its whole environment (default `allowed_env()`); set with --clearenv, so the caller's
       environment never leaks even if it forgets `env=` in Popen.
-    hide: paths masked by an empty tmpfs (default: `engine_paths` of every writable path).
+    hide: paths masked by an empty tmpfs (default: `engine_paths` of every writable and
+      read-only path).
     run_as: the uid inside (default SANDBOX_UID when we are root, else ours).
     devices: bind /dev/nvidia* (and /sys read-only) when present (a GPU job).
     privileged: whether bwrap runs as root (default: whether we are root). False makes a command
@@ -151,8 +152,10 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
     root = os.geteuid() == 0 if privileged is None else privileged
     if run_as is None:
         run_as = SANDBOX_UID if root else None
+    # the KataGo net inside a worktree or a candidate's read-only code is hidden too: a candidate
+    # that could read it could play with the reference's own network
     hide = [Path(p).resolve() for p in hide] if hide is not None else sorted(
-        {p for w in writable for p in engine_paths(w)} | set(engine_paths()))
+        {p for w in writable + readonly for p in engine_paths(w)} | set(engine_paths()))
 
     made: set[str] = {"/"}
     out = ["prlimit"]

@@ -235,3 +235,19 @@ def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):
     assert bare.sandbox.startswith("none: sandbox disabled by configuration")
     line = sandbox_line(nodes_frame(store.nodes(1) + store.nodes(2), ws))
     assert line.startswith("1 of 2 node(s) ran under bubblewrap; UNSANDBOXED: #2 (none:")
+
+
+def test_the_reference_net_in_a_read_only_candidate_tree_is_hidden(tmp_path):
+    """A candidate player reads its code from a read-only copy that includes go_core/arena
+    (from the pin): the KataGo network in it must not be readable."""
+    code = tmp_path / "candidate"
+    net = code / "go_core/arena/katago"
+    net.mkdir(parents=True)
+    (net / "b6c96.bin.gz").write_bytes(b"weights")
+    (code / "player.py").write_text("print('ok')\n")
+    code.chmod(0o755)
+    cp = subprocess.run(bwrap.sandboxed_argv(
+        ["sh", "-c", f"ls {net}; cat {code}/player.py"], writable=[], readonly=[code]),
+        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert "b6c96" not in cp.stdout and "print('ok')" in cp.stdout
