@@ -127,15 +127,18 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
                    cwd: Path | str | None = None, hide: Iterable[Path | str] | None = None,
                    limits: Limits | None = None, run_as: int | None = None,
                    devices: bool = True, privileged: bool | None = None,
-                   clear_env: bool = True) -> list[str]:
+                   clear_env: bool = True, protect: Iterable[Path | str] = ()) -> list[str]:
     """`argv` wrapped in prlimit + bubblewrap (see the module docstring).
 
     writable: paths the command may write (each must exist); a `.git` inside one stays read-only.
+    protect: files inside `writable` the harness wrote and relies on (job.sh, job.log): bound
+      read-only over themselves, so the command cannot change them (open descriptors still work).
     readonly: more paths it may read (a warm-start checkpoint, an SGF folder); when we are
       root they must be readable by SANDBOX_UID (every folder on the way o+rx).
     env: its whole environment (default `allowed_env()`); set with --clearenv, so the caller's
       environment never leaks even if it forgets `env=` in Popen.
-    hide: paths masked by an empty tmpfs (default: `engine_paths` of every writable path).
+    hide: paths masked by an empty tmpfs (default: `engine_paths` of every writable and
+      read-only path).
     run_as: the uid inside (default SANDBOX_UID when we are root, else ours).
     devices: bind /dev/nvidia* (and /sys read-only) when present (a GPU job).
     privileged: whether bwrap runs as root (default: whether we are root). False makes a command
@@ -149,8 +152,10 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
     root = os.geteuid() == 0 if privileged is None else privileged
     if run_as is None:
         run_as = SANDBOX_UID if root else None
+    # the KataGo net inside a worktree or a candidate's read-only code is hidden too: a candidate
+    # that could read it could play with the reference's own network
     hide = [Path(p).resolve() for p in hide] if hide is not None else sorted(
-        {p for w in writable for p in engine_paths(w)} | set(engine_paths()))
+        {p for w in writable + readonly for p in engine_paths(w)} | set(engine_paths()))
 
     made: set[str] = {"/"}
     out = ["prlimit"]
@@ -206,6 +211,9 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
         bind("--bind", p)
         if (p / ".git").exists():   # a worktree's .git points at the main checkout's .git
             out += ["--ro-bind", str(p / ".git"), str(p / ".git")]
+    for p in protect:
+        p = Path(p).absolute()
+        out += ["--ro-bind-try", str(p), str(p)]
     for p in hide:
         if p.exists():
             parents(p)

@@ -147,7 +147,8 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
     # the same sandbox as a local node (autoresearch/bwrap.py), as an ordinary user on the
     # compute node; where bubblewrap cannot run there the node runs unsandboxed, and says so
     box = bwrap.sandboxed_argv([], writable=[wt, run_dir], cwd=wt, privileged=False,
-                               clear_env=False, limits=bwrap.Limits(mem_mb=0))
+                               clear_env=False, limits=bwrap.Limits(mem_mb=0),
+                               protect=[run_dir / SCRIPT_NAME, run_dir / sandbox.LOG_NAME])
     lines += [
         "if command -v bwrap >/dev/null 2>&1 && bwrap --unshare-user --unshare-pid --ro-bind / / "
         "--proc /proc --dev /dev true 2>/dev/null; then",

@@ -479,6 +479,8 @@ class ResearchLoop:
                                   "finished_at": time.time()}
         if summary and summary.get("wandb_path"):
             fields["wandb_path"] = summary["wandb_path"]
+        if summary and isinstance(summary.get("sandbox"), str):
+            fields["sandbox"] = summary["sandbox"][:300]   # "bwrap" | "none: <why>" (sandbox.Job)
         node = self.store.update_node(node_id, **fields)
         self.say(finished_line(node))
         self.proposer.observe(node)

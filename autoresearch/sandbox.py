@@ -503,11 +503,14 @@ def kill_orphan(run_dir: Path) -> bool:
     if len(fields_) > 2 and fields_[2] != socket.gethostname():
         return False      # the job ran on another machine (a cluster node): not ours to kill
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        cmdline = ""
+        argv = []
     killed = False
-    if str(Path(run_dir).resolve()) in cmdline or str(run_dir) in cmdline:
+    # the process must name exactly this run directory (runs/1 is a prefix of runs/10)
+    names = {str(Path(run_dir).resolve()), str(run_dir)}
+    if any(a in names or a.startswith("hydra.run.dir=") and a.split("=", 1)[1] in names
+           for a in argv):
         kill_group(pid, grace_s=2.0)
         killed = True
     _clear_pid(run_dir)
@@ -650,9 +653,11 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
     limits = limits or bwrap.Limits()
     if mode == "bwrap":
         bwrap.prepare_writable([worktree, run_dir])
+        (run_dir / LOG_NAME).touch()
         argv = bwrap.sandboxed_argv(cmd, writable=[worktree, run_dir], readonly=readonly, env=env,
                                     cwd=worktree, limits=bwrap.Limits(limits.nproc, limits.fsize_mb,
-                                                                      int(mem_limit_mb or 0)))
+                                                                      int(mem_limit_mb or 0)),
+                                    protect=[run_dir / LOG_NAME])
         preexec = None
     else:
         argv, preexec = cmd, _limits(mem_limit_mb, limits)

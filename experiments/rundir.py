@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,24 @@ PHASES = ("warm_start", "selfplay", "training", "evaluation", "done")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    """Write to a temp file in the same folder, then rename: readers never see half a file.
+
+    The temp file has a random name and is created exclusively (mkstemp): a job that can write
+    the folder cannot plant a symlink under a guessable name for the harness to write through;
+    os.replace swaps a symlink at `path` itself, never its target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

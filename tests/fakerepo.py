@@ -31,3 +31,14 @@ PROTECTED_PATCH = ("diff --git a/go_core/game/board.py b/go_core/game/board.py\n
                    "--- a/go_core/game/board.py\n+++ b/go_core/game/board.py\n"
                    "@@ -1,2 +1,2 @@\n \"\"\"Protected: the rules.\"\"\"\n"
                    "-RULES = \"tromp-taylor\"\n+RULES = \"anything-goes\"\n")
+
+
+def code_patch(repo: Path, code: str) -> str:
+    """A patch that appends `code` to the fake learner module (run when the job imports it),
+    made with `git diff` so it applies to `repo`'s HEAD."""
+    path = Path(repo) / "go_core/learn/fake_behaviour.py"
+    old = path.read_text()
+    path.write_text(old + "\n" + code.rstrip() + "\n")
+    diff = subprocess.run(["git", "diff"], cwd=repo, capture_output=True, text=True).stdout
+    path.write_text(old)
+    return diff

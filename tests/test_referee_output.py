@@ -34,6 +34,7 @@ def test_loop_goes_on_and_resume_works_after_a_malformed_summary(tmp_path):
     args = ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
             "--proposer", "offline", "--mem-limit-mb", "0", "--no-report",
             "--sweep", str(Path(__file__).parent / "fake_project/fake_sweep.yaml")]
+    # a malformed baseline: the question stops as `failed` (resumable), it does not crash
     rc = run_cli.main(["q?", *args, "--budget-runs", "2", "--set", "fake.summary=list"])
     assert rc == 1   # the baseline is invalid: the question stops without a comparison
     nodes = TreeStore(ws / "tree.db").nodes(1)
@@ -47,6 +48,7 @@ def test_loop_goes_on_and_resume_works_after_a_malformed_summary(tmp_path):
     assert rc == 0   # the resume runs a fresh baseline (no malformed override now) and compares
     again = TreeStore(ws / "tree.db").get_node(nodes[0].id)
     assert again.status == "invalid" and "a JSON list" in again.error
+    assert any(n.kind == "baseline" and n.status == "ok" for n in store.nodes(1))
 
 
 def test_a_metrics_line_that_is_not_an_object_or_not_utf8_is_skipped(tmp_path):
@@ -87,3 +89,35 @@ def test_a_bad_tool_call_is_an_error_message_to_the_model(proposer, name, args, 
 
     text, is_error, made = proposer.handle(name, args, Digest(), set())
     assert is_error and made is None and said in text, text
+
+
+def test_the_harness_never_writes_through_a_symlink_a_job_planted(tmp_path):
+    """A job can write its run directory; the harness's writes there (summary.json, job.pid)
+    must not follow a symlink it planted, at the file's name or at a temp name."""
+    import os
+    from experiments.rundir import atomic_write_text
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (run / f".summary.json.tmp{os.getpid()}").symlink_to(victim)
+    (run / "summary.json").symlink_to(victim)
+    atomic_write_text(run / "summary.json", '{"status": "ok"}')
+    assert victim.read_text() == "keep"
+    assert not (run / "summary.json").is_symlink()
+    assert (run / "summary.json").read_text() == '{"status": "ok"}'
+
+
+def test_kill_orphan_only_kills_the_process_of_exactly_this_run_directory(tmp_path):
+    import subprocess
+    import sys
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                              f"hydra.run.dir={tmp_path / 'runs/10'}"], start_new_session=True)
+    try:
+        (tmp_path / "runs/1").mkdir(parents=True)
+        (tmp_path / "runs/1" / sandbox.PID_NAME).write_text(f"{other.pid} 0\n")
+        assert not sandbox.kill_orphan(tmp_path / "runs/1")
+        assert other.poll() is None, "node 10's job was killed for node 1"
+    finally:
+        other.kill()
+        other.wait()

@@ -106,11 +106,12 @@ def test_loop_refuses_an_evaluation_override_proposal(tmp_path):
         def accepted(self, p, nid):
             raise AssertionError("an evaluation override was accepted")
 
+    repo = make_fake_repo(tmp_path / "repo")
     store = TreeStore(tmp_path / "tree.db")
     qid = store.add_question("q", {"runs": 4})
     store.add_node(qid, None, "baseline", "base", overrides=[], seed=0)
     rec = Recorder()
-    loop = ResearchLoop(store, tmp_path, qid, rec, AgentConfig(), tmp_path, say=lambda m: None,
+    loop = ResearchLoop(store, tmp_path, qid, rec, AgentConfig(), repo, say=lambda m: None,
                         report=False)
     p = Proposal(kind="config", hypothesis="an easier reference", overrides=["eval.reference=random"])
     assert loop.add_proposal(p, make_digest(store, qid)) is None

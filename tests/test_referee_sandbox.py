@@ -70,6 +70,12 @@ SPY = textwrap.dedent(f'''\
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = [a.split("=", 1)[1] for a in sys.argv if a.startswith("hydra.run.dir=")][0]
     os.makedirs(run_dir, exist_ok=True)
+    try:
+        with open(os.path.join(run_dir, "job.log"), "w") as f:
+            f.write("all good, nothing to see")
+        report["log_rewritten"] = True
+    except OSError:
+        report["log_rewritten"] = False
     with open(os.path.join(run_dir, "spy.json"), "w") as f:
         json.dump(report, f)
     ''')
@@ -149,6 +155,10 @@ def test_job_cannot_plant_a_git_hook_in_the_main_checkout(spied):
     assert not (spied["repo"] / ".git/hooks/post-checkout").exists()
 
 
+def test_job_cannot_rewrite_its_log(spied):
+    assert not spied["report"]["log_rewritten"]
+
+
 def test_a_detached_engine_does_not_outlive_its_node(spied):
     assert spied["sleepers"] == [], "setsid sleep survived the node"
 
@@ -202,3 +212,42 @@ def test_a_cluster_node_runs_in_the_same_sandbox_without_the_key(tmp_path, monke
     assert "ANTHROPIC_API_KEY" not in env["keys"] and env["WANDB_MODE"] == "offline"
     assert cluster.slurm_export().split(",")[:3] == ["HOME", "USER", "LOGNAME"]
     assert "ANTHROPIC_API_KEY" not in cluster.slurm_export()
+
+
+def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):
+    """research run records "bwrap" (or "none: <why>") on the node; the report shows it."""
+    from autoresearch import run_cli
+    from experiment_tree.store import TreeStore
+    from reports.data import nodes_frame
+    from reports.report import sandbox_line
+    from tests.fakerepo import FAKE_PROJECT
+    repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
+    base = ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
+            "--proposer", "offline", "--sweep", str(FAKE_PROJECT / "fake_sweep.yaml"),
+            "--mem-limit-mb", "0", "--no-report", "--budget-runs", "1"]
+    run_cli.main(["boxed?", *base])
+    agent = tmp_path / "agent.yaml"
+    agent.write_text("job:\n  sandbox: none\n")
+    run_cli.main(["bare?", *base, "--agent-config", str(agent)])
+    store = TreeStore(ws / "tree.db")
+    (boxed,), (bare,) = store.nodes(1), store.nodes(2)
+    assert boxed.sandbox == "bwrap"
+    assert bare.sandbox.startswith("none: sandbox disabled by configuration")
+    line = sandbox_line(nodes_frame(store.nodes(1) + store.nodes(2), ws))
+    assert line.startswith("1 of 2 node(s) ran under bubblewrap; UNSANDBOXED: #2 (none:")
+
+
+def test_the_reference_net_in_a_read_only_candidate_tree_is_hidden(tmp_path):
+    """A candidate player reads its code from a read-only copy that includes go_core/arena
+    (from the pin): the KataGo network in it must not be readable."""
+    code = tmp_path / "candidate"
+    net = code / "go_core/arena/katago"
+    net.mkdir(parents=True)
+    (net / "b6c96.bin.gz").write_bytes(b"weights")
+    (code / "player.py").write_text("print('ok')\n")
+    code.chmod(0o755)
+    cp = subprocess.run(bwrap.sandboxed_argv(
+        ["sh", "-c", f"ls {net}; cat {code}/player.py"], writable=[], readonly=[code]),
+        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert "b6c96" not in cp.stdout and "print('ok')" in cp.stdout

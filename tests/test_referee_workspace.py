@@ -92,3 +92,19 @@ def test_a_worktree_whose_referee_differs_from_the_pin_is_refused(tmp_path):
     res = start_job(repo, 1, [], None, tmp_path / "ws/runs/1", wall_clock_s=60, mem_limit_mb=0,
                     job_module=JOB_MODULE, referee_pin=pin).wait()
     assert res.status == "refused" and "conf/eval/default.yaml" in res.error
+
+
+def test_a_changed_engine_config_is_not_reused(tmp_path):
+    """The referee's generated KataGo config is checked before reuse: a file edited (or a
+    symlink planted) under its name is written again with what the name promises."""
+    from go_core.arena.engines import write_katago_config
+    cfg = write_katago_config(tmp_path, visits=8)
+    good = cfg.read_text()
+    cfg.write_text(good.replace("maxVisits = 8", "maxVisits = 1"))
+    assert write_katago_config(tmp_path, visits=8).read_text() == good
+    evil = tmp_path / "evil.cfg"
+    evil.write_text("maxVisits = 1\n")
+    cfg.unlink()
+    cfg.symlink_to(evil)
+    assert write_katago_config(tmp_path, visits=8).read_text() == good
+    assert not cfg.is_symlink() and evil.read_text() == "maxVisits = 1\n"
