@@ -152,8 +152,9 @@ WARM_START_FILES = ("go_core/learn/warmstart.py", "go_core/learn/net.py", "go_co
 
 
 def concerns_warm_start(overrides: list[str] | tuple[str, ...] = (), changed_files=()) -> bool:
-    """Whether a node with these Hydra overrides (and a patch touching `changed_files`) needs its
-    own warm start instead of its question's shared start checkpoint."""
+    """Whether a node needs its own warm start instead of its question's shared start checkpoint:
+    `overrides` are the Hydra overrides the node adds to its question's (not the question's own
+    board/budget ones), `changed_files` the paths its patch touches."""
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~").strip()
         if any(key.startswith(k) if k.endswith(".") else key == k for k in WARM_START_KEYS):

@@ -164,15 +164,15 @@ def test_the_budget_is_work_and_the_last_iteration_is_cut_to_the_game_budget():
     assert plan_iteration(cfg, at(1, 32))[1] == "iteration budget reached (1 iterations)"
 
 
-# A very busy machine, as the job's clock sees it: every time.time() call is 100 s later than the
+# A very busy machine, as the job's clock sees it: every time.time() call is 1000 s later than the
 # one before (the safety limit is armed on the real clock, so the job is not stopped by it; the
-# old wall-clock budget, which read time.time(), cut or ended its iterations).
+# old wall-clock budget, which read time.time(), stopped this job after 2 of its 5 games).
 SLOW_CLOCK = """
 import time
 _real, _calls = time.time, [0]
 def _slow():
     _calls[0] += 1
-    return _real() + 100.0 * _calls[0]
+    return _real() + 1000.0 * _calls[0]
 time.time = _slow
 """
 
