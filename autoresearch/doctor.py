@@ -187,18 +187,13 @@ def check_postgres() -> Check:
 
 
 def check_bubblewrap() -> Check:
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        return Check("bubblewrap", False, "not found: nodes would run without a sandbox",
-                     f"{APT} bubblewrap", required=False)
-    cp = _run([bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--dev", "/dev",
-               "--proc", "/proc", "true"])
-    if cp is None or cp.returncode != 0:
-        why = (cp.stderr.strip().splitlines() or ["no answer"])[-1] if cp is not None else "timed out"
-        return Check("bubblewrap", False, f"{bwrap} cannot create namespaces here: {why}",
-                     "enable unprivileged user namespaces: sudo sysctl -w "
-                     "kernel.unprivileged_userns_clone=1 (or run as root)", required=False)
-    return Check("bubblewrap", True, f"{bwrap}: namespaces work", required=False)
+    """The exact sandbox a node runs in (autoresearch/bwrap.py), started once."""
+    from autoresearch.bwrap import bwrap_status
+    ok, detail = bwrap_status()
+    if ok:
+        return Check("bubblewrap", True, f"{detail}: nodes run sandboxed", required=False)
+    return Check("bubblewrap", False, f"nodes would run WITHOUT a sandbox (recorded on each node): "
+                 f"{detail}", detail.split(": ", 1)[-1], required=False)
 
 
 def check_wandb() -> Check:
