@@ -116,6 +116,7 @@ class BudgetConfig:
     max_steps: int = 0                  # optimizer steps in all (0: derived per iteration from train.*; see steps_for_iteration)
     max_iterations: int = 0             # stop after this many collect -> train iterations (0: no limit)
     wall_clock_s: float = 0.0           # safety limit on warm start + self-play/training: past it the job ends as `timeout` (0: none)
+    expected_s: float = 0.0             # about how long the job takes on 2 idle cores: for plans and progress estimates only, never a limit
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from autoresearch.planner.design import Plan, make_plan, parse_x_flag
 from autoresearch.planner.parse import PlanRefused
-from autoresearch.planner.vocabulary import budget_wall_clock_s
+from autoresearch.planner.vocabulary import budget_expected_s
 
 
 def add_flags(ap: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def plan_for_run(a: argparse.Namespace, cfg: Any) -> Plan | int | None:
         print("research run: --x2 needs --x", file=sys.stderr)
         return 2
     p = cfg.planner
-    minutes = p.minutes_per_node or budget_wall_clock_s(cfg.board, cfg.budget) / 60.0 + p.eval_minutes
+    minutes = p.minutes_per_node or budget_expected_s(cfg.board, cfg.budget) / 60.0 + p.eval_minutes
     try:
         x = _x(a.x) if a.x else None
         x2 = _x(a.x2) if a.x2 else None

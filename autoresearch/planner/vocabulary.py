@@ -163,6 +163,7 @@ def defaults(board: str = "9x9", budget: str = "tiny") -> dict[str, Any]:
     return out
 
 
-def budget_wall_clock_s(board: str = "9x9", budget: str = "tiny") -> float:
-    """The job's wall-clock budget in seconds (for the expected-minutes estimate)."""
-    return float(_composed(board, budget).budget.wall_clock_s)
+def budget_expected_s(board: str = "9x9", budget: str = "tiny") -> float:
+    """About how long the budget's job takes on 2 idle cores (`budget.expected_s`, for plans)."""
+    b = _composed(board, budget).budget
+    return float(b.get("expected_s") or b.wall_clock_s)
