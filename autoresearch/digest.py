@@ -68,6 +68,7 @@ class DigestEntry:
     verdict_test: str | None = None
     why_failed: str | None = None
     notes: str | None = None
+    verdict_detail: dict | None = None    # head-to-head: diff, ci95, mde, games, seed_pairs (verdict_summary)
 
     def line(self) -> str:
         change = " ".join(self.overrides) or "(no overrides)"
@@ -88,7 +89,13 @@ class DigestEntry:
                        if self.winrate_ci95 and None not in self.winrate_ci95 else "")
                 wr = f"; win rate vs reference {self.winrate:.0%}{wci}"
             parts.append(f"  result: Elo {self.elo:.0f}{ci}{wr}")
-        if self.verdict:
+        if self.verdict and self.verdict_detail and self.verdict_detail.get("diff") is not None:
+            d = self.verdict_detail
+            parts.append(f"  verdict vs parent: {self.verdict}, {d['diff']:+.0f} Elo "
+                         f"[{d['ci95'][0]:+.0f}, {d['ci95'][1]:+.0f}] head-to-head over {d['games']} games "
+                         f"and {d['seed_pairs']} seed pair(s); minimum detectable difference "
+                         f"{d['mde']:.0f} Elo")
+        elif self.verdict:
             parts.append(f"  verdict vs parent: {self.verdict} ({self.verdict_test})")
         if self.why_failed:
             parts.append(f"  why it failed: {self.why_failed}")
@@ -144,7 +151,17 @@ def entry_of(node: Any) -> DigestEntry:
         patch_sha256=node.patch_sha256, seed=node.seed, elo=m.get("elo"),
         elo_ci95=m.get("elo_ci95"), winrate=m.get("winrate_vs_ref"),
         winrate_ci95=m.get("winrate_ci95"), verdict=node.verdict, verdict_test=node.verdict_test,
-        why_failed=why, notes=node.notes)
+        why_failed=why, notes=node.notes, verdict_detail=verdict_summary(m.get("verdict_detail")))
+
+
+def verdict_summary(record: Any) -> dict | None:
+    """The few numbers of a head-to-head verdict record (autoresearch/verdict.py VerdictRecord)
+    that readers show: the difference, its 95% interval, the minimum detectable difference, the
+    games per side and the seed pairs."""
+    if not isinstance(record, dict) or record.get("diff_elo") is None or not record.get("ci95"):
+        return None
+    return {"diff": record["diff_elo"], "ci95": list(record["ci95"]), "mde": record.get("mde_elo"),
+            "games": record.get("games_per_side"), "seed_pairs": record.get("seed_pairs")}
 
 
 def runs_used(nodes: list[Any]) -> int:

@@ -573,8 +573,9 @@ class ResearchLoop:
             self.store.update_node(n.id, verdict=rec.verdict, verdict_test=rec.test, metrics=metrics)
             ci = rec.ci95
             self.say(f"node {n.id} vs node {parent.id}: {rec.verdict}, "
-                     f"{rec.diff:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}] over {rec.games} games and "
-                     f"{rec.seed_pairs} seed pair(s); minimum detectable difference {rec.mde_elo:.0f} Elo")
+                     f"{rec.diff_elo:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}] over {rec.games_per_side} "
+                     f"games and {rec.seed_pairs} seed pair(s); minimum detectable difference "
+                     f"{rec.mde_elo:.0f} Elo")
 
     def add_seed_pair(self, child: Any, parent: Any, seed: int, why: str) -> None:
         """Train child and parent with `seed` (whichever lacks it): the next seed pair."""

@@ -121,3 +121,19 @@ def node_label(node: Node) -> str:
     if node.overrides:
         return " ".join(node.overrides)
     return node.kind
+
+
+def comparison_text(metrics: dict | None) -> str | None:
+    """A head-to-head verdict in one line: `+120 Elo [+40, +200] over 400 games, 1 seed pair;
+    minimum detectable difference 150 Elo` (None when the node has no such verdict)."""
+    d = (metrics or {}).get("verdict_detail")
+    if not isinstance(d, dict) or d.get("diff_elo") is None or not d.get("ci95"):
+        return None
+    lo, hi = d["ci95"]
+    text = (f"{d['diff_elo']:+.0f} Elo [{lo:+.0f}, {hi:+.0f}] vs parent over {d.get('games_per_side')} "
+            f"games, {d.get('seed_pairs')} seed pair(s)")
+    if d.get("mde_elo") is not None:
+        text += f"; minimum detectable difference {d['mde_elo']:.0f} Elo"
+    if d.get("verdict") == "inconclusive":
+        text += f"; rules out differences outside [{lo:+.0f}, {hi:+.0f}]"
+    return text

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiment_tree.format import first_line, headline
+from experiment_tree.format import comparison_text, first_line, headline
 from experiment_tree.store import Node, TreeStore
 from experiments.rundir import read_metrics, read_summary
 
@@ -126,6 +126,7 @@ def render_node(store: TreeStore, node_id: int, workspace_root: Path | None = No
             f"  strength:   {d['headline'] or '(not measured)'}",
             f"  verdict:    {n['verdict'] or '-'}"
             + (f"  (test: {n['verdict_test']})" if n["verdict_test"] else ""),
+            f"  comparison: {comparison_text(n['metrics']) or '-'}",
             f"  notes:      {n['notes'] or '-'}",
             f"  seed:       {n['seed']}",
             f"  command:    {n['command'] or '-'}",

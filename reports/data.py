@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from experiment_tree.format import colour_class, elo_of, first_line, headline, winrate_of
+from experiment_tree.format import colour_class, comparison_text, elo_of, first_line, headline, winrate_of
 from experiment_tree.show import node_run_dir
 from experiment_tree.store import Node
 from experiments.rundir import read_metrics, read_summary
@@ -20,7 +20,7 @@ ITERATION_KEYS = ("iteration", "step")
 COMPUTE_KEYS = ("wall_s", "time_s", "time")
 CURVE_KEYS = ("policy_loss", "value_loss", "loss", "elo", "winrate_vs_ref", "games", "sims_per_s")
 
-NODE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "elo", "elo_lo", "elo_hi",
+NODE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "comparison", "elo", "elo_lo", "elo_hi",
                 "winrate", "winrate_lo", "winrate_hi", "games_vs_ref", "wall_s", "iterations",
                 "strength", "hypothesis", "overrides", "error", "colour", "sandbox"]
 
@@ -39,6 +39,7 @@ def nodes_frame(nodes: list[Node], workspace_root: Path | None = None) -> pd.Dat
         rows.append({
             "node": n.id, "parent": n.parent_id, "kind": n.kind, "status": n.status,
             "verdict": n.verdict, "sandbox": getattr(n, "sandbox", None),
+            "comparison": comparison_text(n.metrics),
             "elo": e[0] if e else None,
             "elo_lo": e[1][0] if e and e[1] else None, "elo_hi": e[1][1] if e and e[1] else None,
             "winrate": w[0] if w else None,

@@ -24,7 +24,7 @@ from reports.data import curves_frame, nodes_frame
 from reports.ladder import Ladder, load_ladder
 
 MAX_RUN_FIGURES = 40   # per-run curve figures for the most recent runs; the overview has them all
-TABLE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "strength", "wall_s",
+TABLE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "comparison", "strength", "wall_s",
                  "iterations", "hypothesis", "overrides", "error"]
 
 

@@ -132,3 +132,20 @@ def test_the_benchmark_prints_one_json_object_with_its_figures_and_their_interva
     assert d["mde_elo"]["value"] == pytest.approx(56.1, abs=0.1)   # 2.8 x sqrt((30^2 + 17.4^2) / 3)
     assert d["at_budget"]["max_sigma_paired_for_100_elo"] == 47
     assert {"seed_pairs", "pairs_per_seed_pair", "minutes_per_child", "mde_elo"} <= set(d["frontier"][0])
+
+
+def test_a_verdict_record_reads_back_in_show_digest_and_report():
+    """What a verdict records (difference, 95% interval, games, seed pairs, minimum detectable
+    difference) is what `research show`, the proposer's digest and the report print."""
+    from autoresearch.digest import verdict_summary
+    from experiment_tree.format import comparison_text
+    rec = decide([[10, 20, 80, 60, 30]], VerdictConfig(max_seed_pairs=1))
+    stored = {"verdict_detail": rec.to_json()}
+    line = comparison_text(stored)
+    assert f"{rec.diff_elo:+.0f} Elo [{rec.ci95[0]:+.0f}, {rec.ci95[1]:+.0f}]" in line
+    assert f"over {rec.games_per_side} games, 1 seed pair(s)" in line
+    assert f"minimum detectable difference {rec.mde_elo:.0f} Elo" in line
+    s = verdict_summary(stored["verdict_detail"])
+    assert s == {"diff": rec.diff_elo, "ci95": list(rec.ci95), "mde": rec.mde_elo,
+                 "games": rec.games_per_side, "seed_pairs": 1}
+    assert comparison_text({}) is None and verdict_summary(None) is None
