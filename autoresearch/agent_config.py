@@ -95,6 +95,8 @@ class AnthropicConfig:
     retries: int = 5                      # attempts per API call
     backoff_s: float = 2.0                # first backoff (doubles per retry)
     max_file_chars: int = 20000           # read_file returns at most this many characters
+    stepback_after: int = 3               # a track's nodes in a row not `better` before a step-back review (0: never)
+    max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     prices_per_mtok: Prices = field(default_factory=Prices)
 
 

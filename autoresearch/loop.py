@@ -393,6 +393,10 @@ class ResearchLoop:
         nid = self.store.add_node(self.qid, parent.id, kind, p.hypothesis, overrides=overrides,
                                   patch=patch, seed=int(self.budget.get("seed", 0)))
         self.proposer.accepted(p, nid)
+        # -- issue 16 (agent branch): the proposal's forecast and track go on its node --------------
+        from autoresearch.tracks import record_proposal
+        record_proposal(self.store, self.qid, nid, p)
+        # -- end issue 16 ----------------------------------------------------------------------------
         self.say(f"node {nid} ({kind}, parent {parent.id}): {' '.join(overrides) or '-'}"
                  f"{' + patch' if patch else ''} -- {p.hypothesis[:120]}")
         return nid

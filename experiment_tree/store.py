@@ -56,6 +56,8 @@ class Node:
     log_tail: str | None = None
     wandb_path: str | None = None
     sandbox: str | None = None             # "bwrap" | "none: <why>" (None: the job never started)
+    forecast: dict[str, Any] | None = None  # the proposer's forecast vs the parent (autoresearch/forecast.py)
+    track_id: int | None = None            # the line of inquiry it belongs to (tracks table)
     started_at: float | None = None
     finished_at: float | None = None
     tokens: int = 0
@@ -83,6 +85,28 @@ class Question:
     finished_at: float | None = None
     tokens: int = 0          # LLM tokens spent on this question (agent calls and nodes)
     cost_usd: float = 0.0    # dollars spent on LLM calls for this question
+    updated_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+TRACK_STATUSES = ("open", "closed")
+
+
+@dataclass
+class Track:
+    """A line of inquiry of a question: a name, what it aims to find out, and what step-back
+    reviews said about it (notes: [{"at": time, "node_id": last node reviewed, "text": ...,
+    "decision": "close" | "continue", "reason": ...}])."""
+    id: int
+    question_id: int
+    name: str
+    aim: str
+    status: str = "open"
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    reviewed_through: int = 0              # the last node id a step-back review has covered
+    created_at: float = 0.0
     updated_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,14 +168,31 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE nodes ADD COLUMN sandbox TEXT",
     ],
+    # 5: the agent's forecast per node (JSON: diff_elo, interval_80, p_better, by) and tracks:
+    # named lines of inquiry with their aim, status and step-back notes (issue 16).
+    [
+        """CREATE TABLE tracks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            question_id INTEGER NOT NULL REFERENCES questions(id),
+            name TEXT NOT NULL,
+            aim TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'open',
+            notes TEXT NOT NULL DEFAULT '[]',
+            reviewed_through INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL)""",
+        "CREATE UNIQUE INDEX tracks_question_name ON tracks(question_id, name)",
+        "ALTER TABLE nodes ADD COLUMN forecast TEXT",
+        "ALTER TABLE nodes ADD COLUMN track_id INTEGER REFERENCES tracks(id)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Fields `update_node` accepts, with how each is stored.
-_JSON_NODE_FIELDS = {"metrics", "overrides"}
+_JSON_NODE_FIELDS = {"metrics", "overrides", "forecast"}
 UPDATABLE_NODE_FIELDS = ("status", "run_dir", "metrics", "verdict", "verdict_test", "notes",
                          "error", "log_tail", "wandb_path", "sandbox", "started_at", "finished_at", "tokens",
-                         "cost_usd", "command", "hypothesis")
+                         "cost_usd", "command", "hypothesis", "forecast", "track_id")
 UPDATABLE_QUESTION_FIELDS = ("status", "budget", "answer", "evidence", "finished_at")
 
 
@@ -358,7 +399,9 @@ class TreeStore:
                              f"got {fields_['verdict']!r}")
         values = {}
         for k, v in fields_.items():
-            if k in _JSON_NODE_FIELDS:
+            if k == "forecast":
+                v = None if v is None else json.dumps(v, default=float)
+            elif k in _JSON_NODE_FIELDS:
                 v = json.dumps(v if v is not None else {}, default=float)
             elif k == "run_dir" and v is not None:
                 v = str(v)
@@ -413,6 +456,53 @@ class TreeStore:
             out.append(node)
         return out
 
+    # -- tracks ------------------------------------------------------------------------------
+    def add_track(self, question_id: int, name: str, aim: str = "") -> int:
+        """Open a track; its name is unique within the question."""
+        name = (name or "").strip()
+        if not name:
+            raise ValueError("a track needs a name, e.g. 'exploration in self-play'")
+        now = time.time()
+        with self._write() as c:
+            self._require_question(c, question_id)
+            if c.execute("SELECT 1 FROM tracks WHERE question_id = ? AND name = ?",
+                         (question_id, name)).fetchone():
+                raise ValueError(f"question {question_id} already has a track named {name!r}")
+            cur = c.execute("INSERT INTO tracks (question_id, name, aim, created_at, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?)", (question_id, name, aim or "", now, now))
+            return int(cur.lastrowid)
+
+    def get_track(self, track_id: int) -> Track:
+        row = self._conn().execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no track {track_id} in {self.path}")
+        return _track(row)
+
+    def tracks(self, question_id: int) -> list[Track]:
+        rows = self._conn().execute("SELECT * FROM tracks WHERE question_id = ? ORDER BY id",
+                                    (question_id,)).fetchall()
+        return [_track(r) for r in rows]
+
+    def update_track(self, track_id: int, *, status: str | None = None,
+                     note: dict[str, Any] | None = None, aim: str | None = None,
+                     reviewed_through: int | None = None) -> Track:
+        """Change a track's status or aim, append a note, move its review mark."""
+        if status is not None and status not in TRACK_STATUSES:
+            raise ValueError(f"track status must be one of {TRACK_STATUSES}, got {status!r}")
+        with self._write() as c:
+            row = c.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no track {track_id} in {self.path}")
+            t = _track(row)
+            notes = t.notes + ([note] if note else [])
+            c.execute("UPDATE tracks SET status = ?, aim = ?, notes = ?, reviewed_through = ?, "
+                      "updated_at = ? WHERE id = ?",
+                      (status or t.status, t.aim if aim is None else aim,
+                       json.dumps(notes, default=str),
+                       t.reviewed_through if reviewed_through is None else int(reviewed_through),
+                       time.time(), track_id))
+        return self.get_track(track_id)
+
     @staticmethod
     def _require_question(c: sqlite3.Connection, question_id: int) -> None:
         if c.execute("SELECT 1 FROM questions WHERE id = ?", (question_id,)).fetchone() is None:
@@ -439,7 +529,16 @@ def _node(row: sqlite3.Row) -> Node:
         notes=d["notes"], error=d.get("error"), log_tail=d.get("log_tail"),
         wandb_path=d.get("wandb_path"), sandbox=d.get("sandbox"), started_at=d.get("started_at"),
         finished_at=d.get("finished_at"), tokens=d.get("tokens") or 0,
-        cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"))
+        cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"),
+        forecast=_loads(d.get("forecast"), None), track_id=d.get("track_id"))
+
+
+def _track(row: sqlite3.Row) -> Track:
+    d = dict(row)
+    return Track(id=d["id"], question_id=d["question_id"], name=d["name"], aim=d["aim"] or "",
+                 status=d["status"], notes=_loads(d["notes"], []),
+                 reviewed_through=d["reviewed_through"] or 0, created_at=d["created_at"],
+                 updated_at=d.get("updated_at"))
 
 
 def _question(row: sqlite3.Row) -> Question:

@@ -1,6 +1,8 @@
-"""A thin wrapper over the `anthropic` SDK's Messages API: retries with exponential backoff,
-token and cost accounting. The SDK client is injectable, so tests pass a scripted fake that
-returns recorded `anthropic.types.Message` objects (no network).
+"""A thin wrapper over the `anthropic` SDK's Messages API: retries with exponential backoff
+(longer when the API's `retry-after` header asks for it: 429 rate limit, 529 overloaded), token
+and cost accounting, and the models endpoint check of the configured model. The SDK client is
+injectable: tests pass `anthropic.Anthropic(base_url=<a fake server on 127.0.0.1>)`, so the real
+SDK builds and sends the requests (tests/fake_messages_api.py), or a scripted fake.
 """
 from __future__ import annotations
 
@@ -37,6 +39,49 @@ def cost_of(usage: Any, prices: Prices) -> tuple[dict[str, int], float]:
               "cache_read": int(getattr(usage, "cache_read_input_tokens", 0) or 0)}
     cost = sum(counts[k] * getattr(prices, k) for k in counts) / 1e6
     return counts, cost
+
+
+def retry_after_s(err: BaseException) -> float | None:
+    """Seconds the API asked us to wait (`retry-after` / `retry-after-ms` headers), if any."""
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms") is not None:
+            return float(headers["retry-after-ms"]) / 1000.0
+        if headers.get("retry-after") is not None:
+            return float(headers["retry-after"])
+    except (TypeError, ValueError):
+        return None           # an HTTP date: fall back to our own backoff
+    return None
+
+
+class ModelUnavailable(ValueError):
+    """The API does not serve the configured model (retired or misspelt)."""
+
+
+def check_model(sdk: Any, model: str) -> None:
+    """Ask the API's models endpoint whether `model` is served; raise ModelUnavailable when it
+    says no (404). Offline or with a client without a models endpoint (a scripted fake), the
+    installed SDK's list is the check (research doctor / preflight) and this returns."""
+    models = getattr(sdk, "models", None)
+    if models is None or not hasattr(models, "retrieve"):
+        return
+    import anthropic
+    try:
+        models.retrieve(model)
+    except anthropic.NotFoundError as e:
+        raise ModelUnavailable(
+            f"the Anthropic API does not serve model {model!r} (retired or misspelt: {e}); set "
+            f"anthropic.model in conf/agent/default.yaml or pass --model (research doctor lists "
+            f"the names the installed SDK knows)") from e
+    except (anthropic.APIConnectionError, anthropic.APITimeoutError) as e:
+        log.warning("could not reach the models endpoint to check %r (%s); going on with the "
+                    "SDK's list", model, type(e).__name__)
+    except anthropic.APIStatusError as e:
+        if e.status_code in (401, 403):
+            raise ModelUnavailable(f"the Anthropic API refused the key ({e.status_code}): check "
+                                   f"ANTHROPIC_API_KEY") from e
+        log.warning("models endpoint answered %s for %r; going on", e.status_code, model)
 
 
 def is_retryable(err: BaseException) -> bool:
@@ -84,9 +129,13 @@ class AnthropicClient:
                 if attempt == attempts:
                     raise ProposerUnavailable(f"Anthropic API failed {attempts} times "
                                               f"({type(e).__name__}: {e})") from e
+                wait = delay
+                asked = retry_after_s(e)
+                if asked is not None:
+                    wait = min(max(delay, asked), float(self.cfg.max_retry_after_s))
                 log.warning("Anthropic API error (%s), retry %d/%d in %.1fs",
-                            type(e).__name__, attempt, attempts - 1, delay)
-                self.sleep(delay)
+                            type(e).__name__, attempt, attempts - 1, wait)
+                self.sleep(wait)
                 delay *= 2
                 continue
             self._account(message)

@@ -1,55 +1,63 @@
 """The Anthropic proposer: Claude reads the tree and the code through tools and proposes the next
-experiments (Hydra overrides or a unified diff), or concludes.
+experiments (Hydra overrides or a unified diff), each with a forecast and a track, or concludes.
 
-Tools: list_nodes, read_node, read_file, search_files (the repository only), propose_config,
-propose_code, conclude. The system prompt and the tool definitions are a stable prefix marked
-with `cache_control` (prompt caching); each round sends the current digest of the tree.
+Tools: list_nodes, read_node (with the node's learning-curve figure as an image when the report
+has drawn it), read_file, search_files (the repository only), propose_config, propose_code,
+conclude. The brief is brief.md next to this file. The system prompt and the tool definitions are
+a stable prefix marked with `cache_control` (prompt caching); each round sends the current digest
+of the tree, the agent's forecast calibration and its tracks. Before a round, every track due a
+step-back review gets one (stepback.py, its own brief stepback.md).
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from autoresearch.agent_config import AnthropicConfig
 from autoresearch.digest import effective_change, proposal_key
+from autoresearch.forecast import calibration_text, parse_forecast
 from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
 from autoresearch.patch_policy import LEARNER_PATHS
-from autoresearch.proposers.anthropic_client import AnthropicClient
+from autoresearch.proposers.anthropic_client import AnthropicClient, check_model
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
+from autoresearch.proposers.stepback import due_reviews, review_track
 from autoresearch.safe_git import git_argv
+from autoresearch.tracks import tracks_text
 
 SEARCH_MAX_LINES = 100
+MAX_IMAGE_BYTES = 3_000_000   # the API refuses images over ~5 MB of base64
 
-SYSTEM_PROMPT = f"""You are the research agent of Tengen, a harness for AlphaZero-style Go \
-(self-play + MCTS + a small ResNet, trained on CPU or GPU, scored by Elo against a fixed \
-reference ladder: random, GNU Go, KataGo). A person asked a research question. You answer it \
-with experiments, each a node of an experiment tree.
+BRIEF_PATH = Path(__file__).with_name("brief.md")   # the agent's brief (its program.md)
 
-How an experiment runs: `python -m experiments.train <Hydra overrides> seed=<seed>` in a fresh \
-git worktree of the repository, with your patch (if any) applied; its summary.json gives Elo \
-with a 95% interval and the win rate against the reference. Config groups live in conf/ \
-(board, model, mcts, selfplay, train, eval, budget); read them before proposing overrides.
 
-Rules:
-- Propose with propose_config (Hydra overrides like `train.lr=0.01`) or propose_code (a unified \
-diff against the repository's HEAD, as `git diff` prints it; it replaces any patch of the \
-parent). Overrides are applied on top of the parent's. Every proposal states a falsifiable \
-hypothesis and names its parent node (default: the baseline).
-- Never propose an experiment already in the tree (same overrides and patch); learn from the \
-failures listed in the digest instead of repeating them.
-- A patch may change only the learner: {", ".join(LEARNER_PATHS)}; anything else (the rules, \
-the referee, the harness, tests, sitecustomize/conftest/.pth files, a module shadowing another, \
-symlinks) is refused. Overrides may set only the groups {", ".join(LEARNER_GROUPS)} (and \
-tracking=disabled); eval, budget, board, seed, device, hydra and launcher are fixed.
-- A verdict `better`/`worse` means the Elo difference is outside the noise (z-test from the \
-intervals, re-run with another seed when close); `inconclusive` means it is not. Do not claim \
-more than the verdicts show.
-- Conclude (tool conclude) when the evidence answers the question or more runs would not \
-change the answer; cite the supporting node ids. Be brief in text; act through the tools.
-"""
+def system_prompt() -> str:
+    """The agent's brief (brief.md) with the learner's paths and config groups filled in."""
+    return Template(BRIEF_PATH.read_text()).substitute(
+        learner_paths=", ".join(LEARNER_PATHS), learner_groups=", ".join(LEARNER_GROUPS))
+
+
+SYSTEM_PROMPT = system_prompt()
+
+FORECAST_SCHEMA = {
+    "type": "object",
+    "description": "your forecast of this node's verdict against its parent (scored afterwards)",
+    "properties": {
+        "diff_elo": {"type": "number", "description": "expected Elo difference child - parent"},
+        "interval_80": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                        "description": "[low, high]: holds the measured difference with 80% probability"},
+        "p_better": {"type": "number", "minimum": 0, "maximum": 1,
+                     "description": "probability that the verdict is `better`"}},
+    "required": ["diff_elo", "interval_80", "p_better"]}
+TRACK_PROPERTIES = {
+    "track": {"type": "string", "description": "the line of inquiry this continues (its name) or opens "
+                                               "(a new name)"},
+    "track_aim": {"type": "string", "description": "what a new track should find out (required "
+                                                   "when opening one)"}}
 
 TOOLS: list[dict[str, Any]] = [
     {"name": "list_nodes",
@@ -81,8 +89,9 @@ TOOLS: list[dict[str, Any]] = [
          "overrides": {"type": "array", "items": {"type": "string"},
                        "description": "e.g. [\"train.lr=0.01\", \"mcts.c_puct=2.5\"]"},
          "hypothesis": {"type": "string", "description": "what should happen and why"},
-         "parent_id": {"type": "integer", "description": "the node it modifies (default: baseline)"}},
-         "required": ["overrides", "hypothesis"]}},
+         "parent_id": {"type": "integer", "description": "the node it modifies (default: baseline)"},
+         "forecast": FORECAST_SCHEMA, **TRACK_PROPERTIES},
+         "required": ["overrides", "hypothesis", "forecast", "track"]}},
     {"name": "propose_code",
      "description": "Propose an experiment that changes the code: a unified diff against the "
                     "repository's HEAD (git diff format), optionally with overrides.",
@@ -90,8 +99,9 @@ TOOLS: list[dict[str, Any]] = [
          "patch": {"type": "string"},
          "hypothesis": {"type": "string"},
          "overrides": {"type": "array", "items": {"type": "string"}},
-         "parent_id": {"type": "integer"}},
-         "required": ["patch", "hypothesis"]}},
+         "parent_id": {"type": "integer"},
+         "forecast": FORECAST_SCHEMA, **TRACK_PROPERTIES},
+         "required": ["patch", "hypothesis", "forecast", "track"]}},
     {"name": "conclude",
      "description": "Answer the question and stop proposing. Cite the nodes that support it.",
      "input_schema": {"type": "object", "properties": {
@@ -129,6 +139,8 @@ class AnthropicProposer(Proposer):
             self.client = client
         else:
             self.client = AnthropicClient(cfg, sdk=client)   # client=None: the real SDK
+        # a name the SDK lists may still be retired at the API: ask its models endpoint (online)
+        check_model(self.client.sdk, cfg.model)
 
     # -- prompt --------------------------------------------------------------------------------
     def system(self) -> list[dict[str, Any]]:
@@ -147,11 +159,25 @@ class AnthropicProposer(Proposer):
         return cap is not None and q.cost_usd + pending >= float(cap)
 
     # -- propose / conclude --------------------------------------------------------------------
+    def context(self, digest: Any) -> str:
+        """What the model reads each round: the digest, its forecast calibration, the tracks."""
+        nodes = self.store.nodes(self.qid)
+        return "\n\n".join([digest.text, calibration_text(nodes),
+                             tracks_text(self.store, self.qid, nodes)])
+
+    def step_back(self, digest: Any) -> None:
+        """A step-back review of every track due one (stepback_after non-better nodes in a row)."""
+        for track, run in due_reviews(self.store, self.qid, self.cfg.stepback_after):
+            if self._cost_spent():
+                return
+            review_track(self.client, self.store, track, run, self.context(digest))
+
     def propose(self, digest: Any, n: int) -> list[Proposal] | Conclusion:
+        self.step_back(digest)
         messages: list[dict[str, Any]] = [{"role": "user", "content": (
-            f"{digest.text}\n\nPropose up to {n} new experiment(s) with propose_config or "
-            f"propose_code (use the read tools first if you need to), or conclude if the "
-            f"question is answered.")}]
+            f"{self.context(digest)}\n\nPropose up to {n} new experiment(s) with propose_config or "
+            f"propose_code, each with its forecast and track (use the read tools first if you "
+            f"need to), or conclude if the question is answered.")}]
         proposals: list[Proposal] = []
         keys = set(digest.keys)
         nudged = False
@@ -205,8 +231,9 @@ class AnthropicProposer(Proposer):
 
     # -- tools ---------------------------------------------------------------------------------
     def handle(self, name: str, args: dict[str, Any], digest: Any, keys: set
-               ) -> tuple[str, bool, Proposal | Conclusion | None]:
-        """Run one tool call: (result text, is_error, a proposal/conclusion or None)."""
+               ) -> tuple[str | list, bool, Proposal | Conclusion | None]:
+        """Run one tool call: (result text or content blocks, is_error, a proposal/conclusion
+        or None)."""
         try:
             if name == "list_nodes":
                 return digest.text, False, None
@@ -215,7 +242,11 @@ class AnthropicProposer(Proposer):
                 if node.question_id != self.qid:
                     return f"node {node.id} belongs to another question", True, None
                 d = node.to_dict()
-                return json.dumps(d, indent=1, default=str)[:self.cfg.max_file_chars], False, None
+                text = json.dumps(d, indent=1, default=str)[:self.cfg.max_file_chars]
+                figure = self.figure_of(node)
+                if figure is None:
+                    return text, False, None
+                return [{"type": "text", "text": text}, figure], False, None
             if name == "read_file":
                 return self.read_file(str(args["path"]), int(args.get("offset") or 0)), False, None
             if name == "search_files":
@@ -253,6 +284,14 @@ class AnthropicProposer(Proposer):
         patch = args.get("patch") if name == "propose_code" else None
         if name == "propose_code" and not (patch and str(patch).strip()):
             return "propose_code needs a patch (a unified diff)", True, None
+        forecast = parse_forecast(args.get("forecast"))
+        track = str(args.get("track") or "").strip()
+        aim = str(args.get("track_aim") or "").strip()
+        if not track:
+            return ("name the track this proposal continues or opens (track), with track_aim "
+                    "when it is new"), True, None
+        if not aim and track not in {t.name for t in self.store.tracks(self.qid)}:
+            return f"track {track!r} is new: give its track_aim (what it should find out)", True, None
         key = proposal_key(*effective_change(parent, overrides, patch))
         if key in keys:
             return ("this experiment (same overrides and patch) is already in the tree; "
@@ -260,8 +299,20 @@ class AnthropicProposer(Proposer):
         keys.add(key)
         proposal = Proposal(kind="code" if name == "propose_code" else "config",
                             hypothesis=hypothesis, overrides=overrides, patch=patch,
-                            parent_id=parent.id if parent is not None else None)
+                            parent_id=parent.id if parent is not None else None,
+                            forecast=forecast, track=track, track_aim=aim or None)
         return "accepted: it will run as a new node", False, proposal
+
+    def figure_of(self, node: Any) -> dict[str, Any] | None:
+        """The node's learning-curve figure (drawn by the report: report/figures/run_<id>.png
+        next to runs/<id>) as an image block, or None when there is none yet."""
+        if not node.run_dir:
+            return None
+        path = Path(node.run_dir).parents[1] / "report" / "figures" / f"run_{node.id}.png"
+        if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+            return None
+        return {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                            "data": base64.b64encode(path.read_bytes()).decode()}}
 
     def _inside(self, rel: str) -> Path:
         p = (self.repo_root / rel).resolve()

@@ -16,6 +16,9 @@ class Proposal:
     patch: str | None = None                   # unified diff against the repo's HEAD (kind code)
     parent_id: int | None = None               # None: the question's baseline
     meta: dict[str, Any] = field(default_factory=dict)   # the proposer's own bookkeeping
+    forecast: Any = None                       # autoresearch.forecast.Forecast vs the parent (scored after the verdict)
+    track: str | None = None                   # the line of inquiry it opens or continues (autoresearch/tracks.py)
+    track_aim: str | None = None               # the aim of the track, when this proposal opens it
 
     def __post_init__(self) -> None:
         if self.kind not in PROPOSAL_KINDS:

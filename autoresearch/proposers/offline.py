@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch.digest import proposal_key
+from autoresearch.forecast import prior_forecast
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer
 from experiments.rundir import atomic_write_text
 
@@ -72,7 +73,10 @@ class OfflineProposer(Proposer):
             out.append(Proposal(kind="sweep-trial", overrides=overrides,
                                 parent_id=baseline.node_id if baseline else None,
                                 hypothesis=self._hypothesis(trial, overrides),
-                                meta={"trial_number": trial.number}))
+                                meta={"trial_number": trial.number},
+                                forecast=prior_forecast(None, by="optuna-prior"),
+                                track=f"Optuna search over {self.spec.name}",
+                                track_aim="the best settings in the search space"))
         if not out:
             return Conclusion(self._exhausted_answer(digest), evidence=[])
         return out

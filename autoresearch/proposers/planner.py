@@ -1,7 +1,9 @@
 """The planner proposer (the offline default): runs the arms of a `Plan` and answers from them.
 
 Each arm that needs a node of its own becomes one proposal (kind `config`) whose hypothesis says
-which arm it is and what the question asks. An arm compared with another arm (the control of an
+which arm it is and what the question asks, and the planner's stated prior as its forecast (0 Elo,
+80% interval +-(the plan's minimum detectable difference), P(better) 0.5), so its forecasts are
+scored on the same scale as the model's. An arm compared with another arm (the control of an
 A/B between two named values) waits until that arm is in the tree, so the loop's verdict compares
 the two directly. Once every arm has finished, the proposer concludes; when the budget ends first,
 `conclude` answers from what finished. Which node ran which arm is read back from each node's
@@ -13,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from autoresearch.forecast import prior_forecast
 from autoresearch.planner.design import Arm, Plan, _fmt
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer
 
@@ -62,7 +65,9 @@ class PlannerProposer(Proposer):
                 continue              # its control arm is not in the tree yet: next round
             out.append(Proposal(kind="config", overrides=list(arm.overrides),
                                 parent_id=parent.node_id, hypothesis=self.hypothesis(arm),
-                                meta={"arm": arm.label, "x": dict(arm.x), "seeds": self.plan.seeds}))
+                                meta={"arm": arm.label, "x": dict(arm.x), "seeds": self.plan.seeds},
+                                forecast=prior_forecast(self.plan.mde_elo), track=self.track_name(),
+                                track_aim=f"the {DESIGN_NAMES[self.plan.design]} that '{self.plan.question}' asks for"))
         if out:
             return out
         waiting = [a for a in self.plan.new_arms if a.label not in self.refused
@@ -70,6 +75,10 @@ class PlannerProposer(Proposer):
         if waiting:
             return []
         return self.conclude(digest)
+
+    def track_name(self) -> str:
+        """The planner's one track: its design over the factor(s) it varies."""
+        return f"{DESIGN_NAMES[self.plan.design]} over {', '.join(self.plan.factors)}"
 
     def rejected(self, proposal: Proposal, reason: str) -> None:
         if "arm" in proposal.meta:
