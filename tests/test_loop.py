@@ -22,6 +22,10 @@ NOOP_PATCH = ("diff --git a/go_core/learn/fake_behaviour.py b/go_core/learn/fake
               " # What a code patch edits in the fake project: the job's behaviour and a flat Elo bonus.\n"
               " BEHAVIOUR = \"ok\"\n ELO_BONUS = 0.0\n+# a refactor that should change nothing\n")
 
+# every proposal carries a forecast and a track (issue 16); tests/test_agent_session.py checks them
+PLAN = {"forecast": {"diff_elo": 0, "interval_80": [-50, 50], "p_better": 0.3},
+        "track": "one track", "track_aim": "what the scripted model tries"}
+
 
 def message(*tools: tuple[str, dict], text: str = "", n: int = 0, tokens=(1200, 150)) -> Message:
     content = [TextBlock(type="text", text=text or "Next step.")]
@@ -64,7 +68,9 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-never-used")
     repo = make_fake_repo(tmp_path / "repo")
     agent = tmp_path / "agent.yaml"
-    agent.write_text("anthropic:\n  retries: 3\n  backoff_s: 0.01\n  model: claude-opus-4-5\n")
+    # no step-back reviews here (their scripted call is tests/test_agent_session.py's)
+    agent.write_text("anthropic:\n  retries: 3\n  backoff_s: 0.01\n  model: claude-opus-4-5\n"
+                     "  stepback_after: 0\n")
     return repo, tmp_path / "ws", agent
 
 
@@ -77,15 +83,15 @@ def argv(repo, ws, agent, *extra):
 def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
     repo, ws, agent = setup
     script = [
-        message(("propose_config", {"overrides": ["train.lr=0.01"], "parent_id": 1,
+        message(("propose_config", {**PLAN, "overrides": ["train.lr=0.01"], "parent_id": 1,
                                     "hypothesis": "a larger step size learns faster on a tiny budget"}), n=0),
         message(("list_nodes", {}), ("read_file", {"path": "go_core/learn/fake_behaviour.py"}), n=1),
-        message(("propose_code", {"patch": NOOP_PATCH, "hypothesis": "a comment changes nothing"}), n=2),
+        message(("propose_code", {**PLAN, "patch": NOOP_PATCH, "hypothesis": "a comment changes nothing"}), n=2),
         # asks for an experiment already run: the proposer refuses it, the model tries again
-        message(("propose_config", {"overrides": ["train.lr=0.01"], "hypothesis": "again"}), n=3),
-        message(("propose_code", {"patch": behaviour_patch("crash"), "hypothesis": "crashes"}), n=4),
-        message(("propose_code", {"patch": behaviour_patch("hang"), "hypothesis": "hangs"}), n=5),
-        message(("propose_code", {"patch": PROTECTED_PATCH, "hypothesis": "easier rules"}), n=6),
+        message(("propose_config", {**PLAN, "overrides": ["train.lr=0.01"], "hypothesis": "again"}), n=3),
+        message(("propose_code", {**PLAN, "patch": behaviour_patch("crash"), "hypothesis": "crashes"}), n=4),
+        message(("propose_code", {**PLAN, "patch": behaviour_patch("hang"), "hypothesis": "hangs"}), n=5),
+        message(("propose_code", {**PLAN, "patch": PROTECTED_PATCH, "hypothesis": "easier rules"}), n=6),
         message(("conclude", {"answer": "lr 0.01 beats the baseline; code changes did not help.",
                               "evidence": [1, 2]}), n=7),
     ]
@@ -141,7 +147,7 @@ def test_api_errors_pause_the_question_and_resume_continues_it(setup):
     store = TreeStore(ws / "tree.db")
     assert store.get_question(1).status == "interrupted"
     assert [n.status for n in store.nodes(1)] == ["ok"], "the baseline finished and was kept"
-    up = FakeSDK([message(("propose_config", {"overrides": ["mcts.c_puct=2.0"], "hypothesis": "c2"}), n=0),
+    up = FakeSDK([message(("propose_config", {**PLAN, "overrides": ["mcts.c_puct=2.0"], "hypothesis": "c2"}), n=0),
                   message(("conclude", {"answer": "c_puct 2 vs 1.5: see node 2", "evidence": [1, 2]}), n=1)])
     rc = run_cli.main(["--resume", *argv(repo, ws, agent, "--no-report")], client=up)
     assert rc == 0
@@ -167,7 +173,7 @@ def test_verdict_needs_the_difference_outside_the_noise():
 
 def test_cost_budget_stops_proposing_and_the_loop_answers_itself(setup):
     repo, ws, agent = setup
-    sdk = FakeSDK([message(("propose_config", {"overrides": ["train.lr=0.01"], "hypothesis": "lr"}), n=0)])
+    sdk = FakeSDK([message(("propose_config", {**PLAN, "overrides": ["train.lr=0.01"], "hypothesis": "lr"}), n=0)])
     rc = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--budget-runs", "10",
                                                  "--cost-budget-usd", "0.005", "--no-report")], client=sdk)
     assert rc == 0 and not sdk.script
