@@ -73,6 +73,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
     ap.add_argument("--skip-preflight", action="store_true",
                     help="do not check engines and model before the first node (not recommended)")
+    # -- issue 16 (agent branch): --model overrides anthropic.model (checked by preflight and the
+    # models endpoint before the first node) ------------------------------------------------------
+    ap.add_argument("--model", default=None,
+                    help="Claude model of the anthropic proposer (default: anthropic.model of the agent YAML)")
+    # -- end issue 16 ------------------------------------------------------------------------------
     # -- the planner's flags (--dry-run, --x, --x2, --y, --seeds): autoresearch/planner/run_plan.py --
     from autoresearch.planner.run_plan import add_flags as add_planner_flags
     add_planner_flags(ap)
@@ -116,6 +121,8 @@ def apply_flags(cfg: AgentConfig, a: argparse.Namespace) -> AgentConfig:
         cfg.job.mem_limit_mb = a.mem_limit_mb
     if a.cost_budget_usd is not None:
         cfg.anthropic.cost_budget_usd = a.cost_budget_usd
+    if a.model:                                    # issue 16 (agent branch): --model
+        cfg.anthropic.model = a.model
     if a.launcher:
         cfg.launcher = a.launcher
     if a.partition:
