@@ -115,3 +115,28 @@ def test_a_retired_model_is_refused_before_anything_trains(setup, capsys, model,
     assert not api.messages(), "no message was sent"
     if (ws / "tree.db").exists():
         assert TreeStore(ws / "tree.db").nodes() == [], "nothing trained"
+
+
+def test_the_offline_planner_forecasts_its_stated_prior_on_the_same_scale(setup, monkeypatch):
+    """No key: the planner runs the A/B; its nodes carry the prior (0 Elo, 80% interval
+    +-(the plan's minimum detectable difference), P(better) 0.5), scored like the model's."""
+    from autoresearch.planner.design import Plan
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    repo, ws, tmp = setup
+    agent = tmp / "agent.yaml"
+    agent.write_text("verdict:\n  max_reruns: 0\n")
+    rc = run_cli.main(["Does c_puct 2.5 beat 1.5 on 9x9?", "--workspace", str(ws), "--repo",
+                       str(repo), "--job-module", JOB_MODULE, "--mem-limit-mb", "0", "--no-report",
+                       "--budget-runs", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
+    assert rc == 0
+    store = TreeStore(ws / "tree.db")
+    plan = Plan.from_dict(store.get_question(1).budget["plan"])
+    arms = [n for n in store.nodes(1) if n.kind == "config"]
+    assert len(arms) == 2 and plan.mde_elo
+    for n in arms:
+        assert n.forecast == {"diff_elo": 0.0, "lo80": -plan.mde_elo, "hi80": plan.mde_elo,
+                              "p_better": 0.5, "by": "planner-prior"}
+    [track] = store.tracks(1)
+    assert track.name == "A/B test over mcts.c_puct" and all(n.track_id == track.id for n in arms)
+    rows = scored(store.nodes(1))
+    assert rows and all(s.log_score == pytest.approx(math.log(0.5)) for _, _, s in rows)
