@@ -62,7 +62,7 @@ class FakeMessagesAPI:
     """POST /v1/messages answers from `script` in order (a response body dict or a Reply);
     GET /v1/models/<id> answers 200 for the names in `served`, 404 for the others."""
 
-    def __init__(self, script: list[Any], served: tuple[str, ...] = ("claude-opus-4-5",)):
+    def __init__(self, script: list[Any], served: tuple[str, ...] = ("claude-opus-4-8",)):
         self.script = list(script)
         self.served = set(served)
         self.requests: list[Recorded] = []

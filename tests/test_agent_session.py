@@ -40,7 +40,7 @@ def argv(repo, ws, agent, *extra):
 def test_forecasts_are_scored_and_a_track_is_reviewed_after_three_non_better_nodes(setup):
     repo, ws, tmp = setup
     agent = tmp / "agent.yaml"
-    agent.write_text("anthropic:\n  retries: 2\n  backoff_s: 0.01\n  stepback_after: 3\n")
+    agent.write_text("anthropic:\n  model: claude-opus-4-8\n  retries: 2\n  backoff_s: 0.01\n  stepback_after: 3\n")
     # the fake job: baseline ~249 Elo; lr 0.01 ~290 (+41); c_puct 4 / 3.5 / 5 ~ -150 / -80 / -350
     script = [
         propose(["train.lr=0.01"], "learning rate", (30, (0, 60), 0.7), aim="is the step size too small?"),
@@ -100,12 +100,14 @@ def test_forecasts_are_scored_and_a_track_is_reviewed_after_three_non_better_nod
 
 @pytest.mark.parametrize("model,served,rc,why", [
     ("claude-2.0", (), 1, "preflight failed"),                       # the SDK does not list it
-    ("claude-opus-4-6", ("claude-opus-4-5",), 2, "does not serve model 'claude-opus-4-6'"),  # the API says 404
+    ("claude-opus-4-6", ("claude-opus-4-8",), 2, "does not serve model 'claude-opus-4-6'"),  # the API says 404
+    # the SDK lists it, and records its end of life (2026-06-30) as passed
+    ("claude-mythos-preview", ("claude-mythos-preview",), 2, "reached its end of life on 2026-06-30"),
 ])
 def test_a_retired_model_is_refused_before_anything_trains(setup, capsys, model, served, rc, why):
     repo, ws, tmp = setup
     agent = tmp / "agent.yaml"
-    agent.write_text("anthropic:\n  model: claude-opus-4-5\n")     # --model overrides it
+    agent.write_text("anthropic:\n  model: claude-opus-4-8\n")     # --model overrides it
     with FakeMessagesAPI([tool_message(("conclude", {"answer": "x", "evidence": []}))],
                          served=served) as api:
         got = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--budget-runs", "3",

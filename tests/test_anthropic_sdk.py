@@ -42,6 +42,7 @@ def tree(tmp_path):
 
 
 def proposer(api, store, qid, repo, sleeps=None, **cfg) -> AnthropicProposer:
+    cfg.setdefault("model", "claude-opus-4-8")   # not deprecated in the installed SDK
     c = AnthropicConfig(retries=3, backoff_s=0.01, **cfg)
     client = AnthropicClient(c, sdk=api.sdk(), sleep=(sleeps.append if sleeps is not None else lambda s: None))
     return AnthropicProposer(c, store, qid, repo, client=client)
@@ -64,7 +65,7 @@ def test_the_sdk_sends_tools_cache_control_forecast_schema_and_images(tree):
     assert out[0].forecast.diff_elo == 30 and out[0].forecast.p_better == 0.6
     assert out[0].track_aim == "is the step size the bottleneck?"
     # the models endpoint was asked about the configured model before any message
-    assert api.requests[0].method == "GET" and api.requests[0].path == "/v1/models/claude-opus-4-5"
+    assert api.requests[0].method == "GET" and api.requests[0].path == "/v1/models/claude-opus-4-8"
     sent = api.messages()
     assert len(sent) == 2
     for r in sent:
@@ -72,7 +73,7 @@ def test_the_sdk_sends_tools_cache_control_forecast_schema_and_images(tree):
         assert "test" in (r.headers.get("x-api-key", "") + r.headers.get("authorization", ""))
         assert "anthropic-version" in r.headers and r.headers["user-agent"].startswith("Anthropic/Python")
         body = r.body
-        assert body["model"] == "claude-opus-4-5" and body["max_tokens"] == 4096
+        assert body["model"] == "claude-opus-4-8" and body["max_tokens"] == 4096
         assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
         assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
         assert "Forecast every proposal" in body["system"][0]["text"]   # brief.md, loaded
@@ -151,8 +152,20 @@ def test_a_request_error_is_not_retried(tree):
 
 def test_a_model_the_api_does_not_serve_is_refused_at_start(tree):
     store, qid, base, tmp = tree
-    with FakeMessagesAPI([], served=("claude-opus-4-5",)) as api:
+    with FakeMessagesAPI([], served=("claude-opus-4-8",)) as api:
         with pytest.raises(ModelUnavailable, match="does not serve model 'claude-opus-4-6'"):
             proposer(api, store, qid, tmp, model="claude-opus-4-6")
     assert [r.path for r in api.requests] == ["/v1/models/claude-opus-4-6"]
     assert not api.messages(), "no message was sent with a model the API refused"
+
+
+def test_end_of_life_from_the_installed_sdk_refuses_a_retired_model_offline():
+    import datetime
+
+    from autoresearch.proposers.anthropic_client import check_model, end_of_life
+    eol = end_of_life("claude-opus-4-5")
+    assert eol == datetime.date(2027, 1, 22)
+    check_model(None, "claude-opus-4-5", today=eol - datetime.timedelta(days=1))   # deprecated: warned
+    with pytest.raises(ModelUnavailable, match="end of life on 2027-01-22"):
+        check_model(None, "claude-opus-4-5", today=eol)
+    assert end_of_life("claude-opus-4-8") is None

@@ -69,7 +69,7 @@ def setup(tmp_path, monkeypatch):
     repo = make_fake_repo(tmp_path / "repo")
     agent = tmp_path / "agent.yaml"
     # no step-back reviews here (their scripted call is tests/test_agent_session.py's)
-    agent.write_text("anthropic:\n  retries: 3\n  backoff_s: 0.01\n  model: claude-opus-4-5\n"
+    agent.write_text("anthropic:\n  retries: 3\n  backoff_s: 0.01\n  model: claude-opus-4-8\n"
                      "  stepback_after: 0\n")
     return repo, tmp_path / "ws", agent
 
@@ -127,7 +127,7 @@ def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
     for call in sdk.calls:
         assert call["tools"][-1]["cache_control"] == {"type": "ephemeral"}
         assert call["system"][-1]["cache_control"] == {"type": "ephemeral"}
-        assert call["model"] == "claude-opus-4-5"
+        assert call["model"] == "claude-opus-4-8"
     # tool results went back to the model: the read_file answer holds the file
     tool_results = sdk.calls[2]["messages"][-1]["content"]
     assert any("ELO_BONUS" in r["content"] for r in tool_results)

@@ -6,7 +6,9 @@ SDK builds and sends the requests (tests/fake_messages_api.py), or a scripted fa
 """
 from __future__ import annotations
 
+import datetime
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,10 +61,33 @@ class ModelUnavailable(ValueError):
     """The API does not serve the configured model (retired or misspelt)."""
 
 
-def check_model(sdk: Any, model: str) -> None:
-    """Ask the API's models endpoint whether `model` is served; raise ModelUnavailable when it
-    says no (404). Offline or with a client without a models endpoint (a scripted fake), the
-    installed SDK's list is the check (research doctor / preflight) and this returns."""
+def end_of_life(model: str) -> datetime.date | None:
+    """The end-of-life date the installed SDK records for a deprecated model (None: not deprecated)."""
+    try:
+        from anthropic._data import DEPRECATED_MODELS   # the SDK's own table, e.g. 'January 22nd, 2027'
+    except ImportError:
+        return None
+    text = DEPRECATED_MODELS.get(model)
+    if not text:
+        return None
+    try:
+        return datetime.datetime.strptime(re.sub(r"(\d)(st|nd|rd|th)", r"\1", text), "%B %d, %Y").date()
+    except ValueError:
+        return None
+
+
+def check_model(sdk: Any, model: str, today: datetime.date | None = None) -> None:
+    """Refuse a model past the end of life the installed SDK records for it (offline); then ask
+    the API's models endpoint whether `model` is served and raise ModelUnavailable when it says
+    no (404). With a client without a models endpoint (a scripted fake) only the first check runs;
+    preflight / research doctor check the name against the SDK's list."""
+    eol = end_of_life(model)
+    today = today or datetime.date.today()
+    if eol is not None and eol <= today:
+        raise ModelUnavailable(f"model {model!r} reached its end of life on {eol} (the installed "
+                               f"anthropic SDK says so): set anthropic.model or pass --model")
+    if eol is not None:
+        log.warning("model %r is deprecated: end of life on %s (%d days)", model, eol, (eol - today).days)
     models = getattr(sdk, "models", None)
     if models is None or not hasattr(models, "retrieve"):
         return
