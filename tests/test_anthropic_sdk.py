@@ -169,3 +169,20 @@ def test_end_of_life_from_the_installed_sdk_refuses_a_retired_model_offline():
     with pytest.raises(ModelUnavailable, match="end of life on 2027-01-22"):
         check_model(None, "claude-opus-4-5", today=eol)
     assert end_of_life("claude-opus-4-8") is None
+
+
+def test_the_answer_figure_is_shown_to_the_model_before_it_concludes(tree):
+    store, qid, base, tmp = tree
+    fig = tmp / "ws" / "report" / "figures" / "node_strength.png"
+    fig.parent.mkdir(parents=True)
+    fig.write_bytes(png_bytes())
+    script = [tool_message(("conclude", {"answer": "the baseline stands", "evidence": [base]}))]
+    with FakeMessagesAPI(script) as api:
+        c = proposer(api, store, qid, tmp).conclude(make_digest(store, qid))
+    assert c.answer == "the baseline stands" and c.evidence == [base]
+    body = api.messages()[0].body
+    assert body["tool_choice"] == {"type": "tool", "name": "conclude"}
+    content = body["messages"][0]["content"]
+    assert [b["type"] for b in content] == ["text", "text", "image"]
+    assert "The budget is spent" in content[0]["text"] and "Your forecasts so far" in content[0]["text"]
+    assert base64.b64decode(content[2]["source"]["data"]) == png_bytes()

@@ -31,6 +31,7 @@ from autoresearch.tracks import tracks_text
 
 SEARCH_MAX_LINES = 100
 MAX_IMAGE_BYTES = 3_000_000   # the API refuses images over ~5 MB of base64
+ANSWER_FIGURE = "node_strength.png"   # the report's strength-per-node figure, shown before the answer
 
 BRIEF_PATH = Path(__file__).with_name("brief.md")   # the agent's brief (its program.md)
 
@@ -216,12 +217,17 @@ class AnthropicProposer(Proposer):
     def conclude(self, digest: Any) -> Conclusion | None:
         if self._cost_spent():
             return None
+        content: list[dict[str, Any]] = [{"type": "text", "text": (
+            f"{self.context(digest)}\n\nThe budget is spent. Answer the question from these "
+            "results with the conclude tool, citing the supporting nodes and saying how sure the "
+            "verdicts allow.")}]
+        figure = self.image(ANSWER_FIGURE)      # look at the strength of every node before answering
+        if figure is not None:
+            content += [{"type": "text", "text": f"The report's figure {ANSWER_FIGURE}:"}, figure]
         msg = self.client.create(
             system=self.system(), tools=cached_tools(),
             tool_choice={"type": "tool", "name": "conclude"},
-            messages=[{"role": "user", "content": f"{digest.text}\n\nThe budget is spent. "
-                       "Answer the question from these results with the conclude tool, "
-                       "citing the supporting nodes and saying how sure the verdicts allow."}])
+            messages=[{"role": "user", "content": content}])
         for b in msg.content:
             if getattr(b, "type", None) == "tool_use" and b.name == "conclude":
                 args = dict(b.input or {})
@@ -304,11 +310,13 @@ class AnthropicProposer(Proposer):
         return "accepted: it will run as a new node", False, proposal
 
     def figure_of(self, node: Any) -> dict[str, Any] | None:
-        """The node's learning-curve figure (drawn by the report: report/figures/run_<id>.png
-        next to runs/<id>) as an image block, or None when there is none yet."""
-        if not node.run_dir:
-            return None
-        path = Path(node.run_dir).parents[1] / "report" / "figures" / f"run_{node.id}.png"
+        """The node's learning-curve figure (drawn by the report) as an image block, or None."""
+        return self.image(f"run_{node.id}.png")
+
+    def image(self, name: str) -> dict[str, Any] | None:
+        """A figure of the report (W/report/figures/NAME, W the workspace of tree.db) as an
+        image block, or None when the report has not drawn it (yet)."""
+        path = Path(self.store.path).parent / "report" / "figures" / name
         if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
             return None
         return {"type": "image", "source": {"type": "base64", "media_type": "image/png",
