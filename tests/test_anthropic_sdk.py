@@ -4,6 +4,7 @@ retries on 529 overloaded and 429 rate limit with retry-after, the models endpoi
 from __future__ import annotations
 
 import base64
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -186,3 +187,39 @@ def test_the_answer_figure_is_shown_to_the_model_before_it_concludes(tree):
     assert [b["type"] for b in content] == ["text", "text", "image"]
     assert "The budget is spent" in content[0]["text"] and "Your forecasts so far" in content[0]["text"]
     assert base64.b64decode(content[2]["source"]["data"]) == png_bytes()
+
+
+def test_run_check_runs_a_snippet_in_a_sandboxed_worktree_of_the_node(tmp_path):
+    """The model asks to check a node; the snippet runs in the node's code (its patch applied),
+    without the API key, and a command past its time limit is killed; both are tallied."""
+    from tests.fakerepo import behaviour_patch, make_fake_repo
+    repo = make_fake_repo(tmp_path / "repo")
+    store = TreeStore(tmp_path / "ws" / "tree.db")
+    qid = store.add_question("q?", {"runs": 5})
+    base = store.add_node(qid, None, "baseline", "b")
+    node = store.add_node(qid, base, "code", "bonus", patch=behaviour_patch("ok", bonus=77.0))
+    snippet = ("import os, go_core.learn.fake_behaviour as f; "
+               "print('bonus', f.ELO_BONUS, 'key', os.environ.get('ANTHROPIC_API_KEY'))")
+    script = [tool_message(("run_check", {"node_id": node, "python": snippet})),
+              tool_message(("run_check", {"node_id": node, "python": "import time; time.sleep(60)",
+                                          "timeout_s": 1})),
+              tool_message(("conclude", {"answer": "checked", "evidence": [node]}))]
+    os.environ["ANTHROPIC_API_KEY"] = "sk-must-not-leak"
+    try:
+        with FakeMessagesAPI(script) as api:
+            p = proposer(api, store, qid, repo, check_timeout_s=20.0)
+            out = p.propose(make_digest(store, qid), 1)
+    finally:
+        del os.environ["ANTHROPIC_API_KEY"]
+    assert out.answer == "checked"
+    first = api.messages()[1].body["messages"][-1]["content"][0]
+    assert not first.get("is_error"), first["content"]
+    assert "exit code 0" in first["content"] and "bonus 77.0 key None" in first["content"]
+    from autoresearch.bwrap import bwrap_status
+    if bwrap_status()[0]:                       # where bubblewrap runs, the check runs inside it
+        assert "sandbox: bwrap" in first["content"]
+    second = api.messages()[2].body["messages"][-1]["content"][0]
+    assert second["is_error"] and "timed out after 1 s" in second["content"]
+    b = store.get_question(qid).budget
+    assert b["checks"] == 2 and b["check_s"] >= 1.0
+    assert not list((tmp_path / "ws" / "checks").iterdir()), "the worktrees are removed"

@@ -2,8 +2,8 @@
 experiments (Hydra overrides or a unified diff), each with a forecast and a track, or concludes.
 
 Tools: list_nodes, read_node (with the node's learning-curve figure as an image when the report
-has drawn it), read_file, search_files (the repository only), propose_config, propose_code,
-conclude. The brief is brief.md next to this file. The system prompt and the tool definitions are
+has drawn it), read_file, search_files (the repository only), run_check (a pytest selection or a
+snippet in a sandboxed worktree of a node, run_check.py), propose_config, propose_code, conclude. The brief is brief.md next to this file. The system prompt and the tool definitions are
 a stable prefix marked with `cache_control` (prompt caching); each round sends the current digest
 of the tree, the agent's forecast calibration and its tracks. Before a round, every track due a
 step-back review gets one (stepback.py, its own brief stepback.md).
@@ -25,6 +25,7 @@ from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
 from autoresearch.patch_policy import LEARNER_PATHS
 from autoresearch.proposers.anthropic_client import AnthropicClient, check_model
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
+from autoresearch.proposers.run_check import book_check, check_argv, run_check
 from autoresearch.proposers.stepback import due_reviews, review_track
 from autoresearch.safe_git import git_argv
 from autoresearch.tracks import tracks_text
@@ -103,6 +104,18 @@ TOOLS: list[dict[str, Any]] = [
          "parent_id": {"type": "integer"},
          "forecast": FORECAST_SCHEMA, **TRACK_PROPERTIES},
          "required": ["patch", "hypothesis", "forecast", "track"]}},
+    {"name": "run_check",
+     "description": "Investigate: run a pytest selection or a Python snippet in a fresh, "
+                    "sandboxed worktree of one node (HEAD + its patch; no network), with a time "
+                    "limit; returns the exit code and the output. Use it when a result looks "
+                    "wrong (an infrastructure bug) before building on it; it costs the "
+                    "question's time.",
+     "input_schema": {"type": "object", "properties": {
+         "node_id": {"type": "integer"},
+         "pytest": {"type": "string", "description": "a pytest selection, e.g. 'tests/test_mcts.py -k puct'"},
+         "python": {"type": "string", "description": "a Python snippet run with python -c"},
+         "timeout_s": {"type": "number", "description": "time limit (default and maximum: the configured one)"}},
+         "required": ["node_id"]}},
     {"name": "conclude",
      "description": "Answer the question and stop proposing. Cite the nodes that support it.",
      "input_schema": {"type": "object", "properties": {
@@ -257,6 +270,8 @@ class AnthropicProposer(Proposer):
                 return self.read_file(str(args["path"]), int(args.get("offset") or 0)), False, None
             if name == "search_files":
                 return self.search(str(args["pattern"]), args.get("path")), False, None
+            if name == "run_check":
+                return self.run_check(args)
             if name in PROPOSING_TOOLS:
                 return self.make_proposal(name, args, digest, keys)
             if name == "conclude":
@@ -308,6 +323,18 @@ class AnthropicProposer(Proposer):
                             parent_id=parent.id if parent is not None else None,
                             forecast=forecast, track=track, track_aim=aim or None)
         return "accepted: it will run as a new node", False, proposal
+
+    def run_check(self, args: dict[str, Any]) -> tuple[str, bool, None]:
+        node = self.store.get_node(int(args["node_id"]))
+        if node.question_id != self.qid:
+            return f"node {node.id} belongs to another question", True, None
+        argv = check_argv(args.get("pytest"), args.get("python"))
+        limit = float(self.cfg.check_timeout_s)
+        timeout = min(limit, float(args.get("timeout_s") or limit))
+        res = run_check(self.repo_root, Path(self.store.path).parent, node, argv, timeout,
+                        self.cfg.check_sandbox)
+        book_check(self.store, self.qid, res.seconds)
+        return res.text(), res.rc != 0, None
 
     def figure_of(self, node: Any) -> dict[str, Any] | None:
         """The node's learning-curve figure (drawn by the report) as an image block, or None."""
