@@ -129,6 +129,7 @@ class Calibration:
     mean_log_score: float | None
     mean_brier: float | None
     hit_ci95: tuple[float, float] | None   # Wilson 95% interval of the hit rate
+    log_score_se: float | None = None      # standard error of the mean log score (None below 2)
 
     def text(self) -> str:
         if not self.scored:
@@ -136,8 +137,9 @@ class Calibration:
         hits = (f"{self.hits}/{self.with_diff} measured differences inside your 80% intervals "
                 f"(hit rate 95% CI [{self.hit_ci95[0]:.0%}, {self.hit_ci95[1]:.0%}]; calibrated "
                 f"is 80%)" if self.with_diff and self.hit_ci95 else "no measured differences yet")
+        se = f" +- {self.log_score_se:.2f} (SE)" if self.log_score_se is not None else ""
         return (f"Your forecasts so far ({self.scored} scored): {hits}; mean log score of "
-                f"P(better) {self.mean_log_score:.2f} (a coin scores {COIN_LOG_SCORE:.2f}; higher "
+                f"P(better) {self.mean_log_score:.2f}{se} (a coin scores {COIN_LOG_SCORE:.2f}; higher "
                 f"is better); mean Brier {self.mean_brier:.3f} (a coin: 0.250; lower is better).")
 
 
@@ -146,10 +148,13 @@ def calibration(rows: list[tuple[Any, Forecast, ForecastScore]]) -> Calibration:
         return Calibration(0, 0, 0, None, None, None)
     checked = [s for _, _, s in rows if s.hit is not None]
     hits = sum(1 for s in checked if s.hit)
-    return Calibration(len(rows), hits, len(checked),
-                       sum(s.log_score for _, _, s in rows) / len(rows),
+    logs = [s.log_score for _, _, s in rows]
+    mean = sum(logs) / len(logs)
+    se = (math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1) / len(logs))
+          if len(logs) > 1 else None)
+    return Calibration(len(rows), hits, len(checked), mean,
                        sum(s.brier for _, _, s in rows) / len(rows),
-                       wilson(hits, len(checked)) if checked else None)
+                       wilson(hits, len(checked)) if checked else None, se)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -71,6 +71,7 @@ def test_calibration_counts_hits_and_averages_scores():
     assert (c.scored, c.hits, c.with_diff) == (2, 1, 2)
     assert c.mean_log_score == pytest.approx(math.log(0.5))
     assert c.hit_ci95 == pytest.approx(wilson(1, 2))
+    assert c.log_score_se == pytest.approx(0.0)        # both log(0.5)
     text = calibration_text(nodes)
     assert "1/2 measured differences inside your 80% intervals" in text
     assert "#3: forecast +20 Elo" in text and "OUTSIDE" in text
