@@ -7,7 +7,6 @@ import base64
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 
