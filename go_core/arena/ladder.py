@@ -161,7 +161,8 @@ def rung_player(rung: RungConfig) -> PlayerSpec:
         argv, env = list(rung.argv), None
     else:
         raise ValueError(f"rung {rung.name!r}: unknown kind {rung.kind!r}; one of {RUNG_KINDS}")
-    return PlayerSpec(name=rung.name, argv=argv, env=env, random_move_prob=rung.random_move_prob)
+    return PlayerSpec(name=rung.name, argv=argv, env=env, random_move_prob=rung.random_move_prob,
+                      reference=True)
 
 
 def rung_signature(rung: RungConfig) -> dict[str, Any]:
