@@ -112,8 +112,8 @@ class ResearchLoop:
             self.store.update_question(self.qid, budget=b)
         referee = Referee(self.workspace, self.qid, self.repo_root, commit,
                           sandbox=self.cfg.referee.sandbox)
-        referee.ensure_pin()
         size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        referee.ensure_pin(board_size=size)
         return Judge(referee, self.cfg.verdict, as_eval_config(None).candidate_visits,
                      self.say, board_size=size)
 
