@@ -275,6 +275,10 @@ class ResearchLoop:
                                 worktrees_dir=self.workspace / "worktrees",
                                 sandbox=self.cfg.job.sandbox, disk_limit_mb=self.cfg.job.disk_limit_mb)
         self.running_start = job
+        t0 = time.time()
+        while job.poll() is None:
+            self.console.update([("starting point", run_dir, t0)])
+            time.sleep(POLL_S)
         res = job.wait()
         self.running_start = None
         ckpt = run_dir / "checkpoints" / "latest.pt"
