@@ -349,7 +349,7 @@ def statement(x_key: str, y: str, direction: str, points: list[XYPoint],
                 "no trend detected": "no trend detected"}[t.word]
         parts.append(f"Trend{line}: {verb}: slope {t.slope:+.3g} [{t.lo:+.3g}, {t.hi:+.3g}] {unit} "
                      f"(95%, {t.method})"
-                     + (f"; a slope outside that interval is ruled out." if t.word == "no trend detected"
+                     + ("; a slope outside that interval is ruled out." if t.word == "no trend detected"
                         else "."))
     return " ".join(parts)
 

@@ -217,3 +217,38 @@ def test_research_run_x_flag_then_report_draws_every_arm(tmp_path, monkeypatch):
         line = next(ln for ln in after_figure.splitlines() if ln.startswith(f"- {label}: elo "))
         assert "[" in line and "one seed" in line, line
     assert "Trend:" in after_figure and after_figure.index("Trend:") < after_figure.index("## Experiment tree")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_real_xy_experiment_over_three_c_puct_values_answers_with_its_figure(tmp_path, repo_root):
+    """Issue 13's acceptance, for real: `research run --x mcts.c_puct=1.0,2.0,3.0` on the tiny budget
+    (real self-play and training, the referee's real rating and head-to-head games), then the
+    report's figure with intervals. About 4 nodes x (2.5 min training + 1.5 min rating) on 2 idle
+    cores, plus the head-to-head games; the time taken is printed."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    ws = tmp_path / "ws"
+    t = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "autoresearch.cli", "run",
+                          "How does c_puct change the strength of a tiny 9x9 run?",
+                          "--x", "mcts.c_puct=1.0,2.0,3.0", "--seeds", "1", "--budget", "tiny",
+                          "--budget-runs", "4", "--workspace", str(ws)],
+                         cwd=repo_root, env=env, capture_output=True, text=True, timeout=3300)
+    print(f"real x/y experiment (4 nodes, tiny): {time.monotonic() - t:.0f} s")
+    print(run.stdout[-4000:])
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    store = TreeStore(ws / "tree.db")
+    q = store.questions()[-1]
+    r = xy_result(q, store.nodes(q.id), ws)
+    measured = [p for p in r.points if p.y is not None]
+    assert len(measured) >= 3, [p.text(r.y) for p in r.points]
+    assert all(p.lo is not None and p.lo <= p.y <= p.hi for p in measured), \
+        [p.text(r.y) for p in measured]
+    md = (ws / "report" / "report.md").read_text()
+    assert "figures/xy.png" in md and "Trend:" in md
+    assert (ws / "report" / "figures" / "xy.png").stat().st_size > 10_000
