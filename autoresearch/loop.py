@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -565,8 +563,12 @@ class ResearchLoop:
             if busy:
                 continue
             affordable = self.runs_left() >= 2 and self.stop_reason != "concluded"
+            if (n.verdict_test or "").startswith("not compared"):
+                continue
             cmp = self.judge.compare(self.store, n, parent, nodes, affordable)
             if cmp.record is None:
+                if cmp.why_stopped:
+                    self.store.update_node(n.id, verdict_test=f"not compared: {cmp.why_stopped}")
                 continue
             if cmp.add_seed is not None:
                 self.add_seed_pair(n, parent, cmp.add_seed, cmp.record.test)
