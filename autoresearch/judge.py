@@ -81,8 +81,11 @@ class Judge:
             h = ((c.metrics or {}).get("h2h") or {}).get(str(p.id))
             if h is None:
                 h = self.play(store, c, p, sigma.elo)
-                if h is None:
-                    continue
+            if h is None:
+                continue
+            if h.get("error"):
+                return Comparison(None, why_stopped=f"head-to-head of node {c.id} vs node {p.id} "
+                                                    f"failed: {h['error']}")
             counts.append(list(h["pentanomial"]))
         if not counts:
             return Comparison(None)
@@ -113,18 +116,28 @@ class Judge:
                                           self.board_size, self.komi)
         except RefereeError as e:
             self.say(f"node {c.id} vs node {p.id}: head-to-head failed: {e}")
-            return None
-        keep = {k: h.get(k) for k in ("pentanomial", "diff_elo", "se_elo", "ci95", "stopped",
-                                      "games_per_min", "opening_source", "seconds")}
-        keep["games"] = 2 * sum(h["pentanomial"])
+            h = {"error": str(e)[:500]}        # recorded: a resumed loop does not replay it
+        if h.get("error"):
+            keep = {"error": h["error"]}
+        else:
+            keep = self._keep(h)
         metrics = dict(c.metrics or {})
         metrics["h2h"] = {**(metrics.get("h2h") or {}), str(p.id): keep}
         store.update_node(c.id, metrics=metrics)
         c.metrics = metrics
+        if keep.get("error"):
+            return keep
         diff, ci = keep.get("diff_elo"), keep.get("ci95")
         self.say(f"node {c.id} vs node {p.id}: {keep['games']} games"
                  + (f", {diff:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}]" if diff is not None and ci else "")
                  + f" ({keep.get('stopped')})")
+        return keep
+
+    @staticmethod
+    def _keep(h: dict) -> dict:
+        keep = {k: h.get(k) for k in ("pentanomial", "diff_elo", "se_elo", "ci95", "stopped",
+                                      "games_per_min", "opening_source", "seconds")}
+        keep["games"] = 2 * sum(h["pentanomial"])
         return keep
 
     def sigma(self, nodes: list[Any]):

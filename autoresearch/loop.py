@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -112,8 +110,8 @@ class ResearchLoop:
             self.store.update_question(self.qid, budget=b)
         referee = Referee(self.workspace, self.qid, self.repo_root, commit,
                           sandbox=self.cfg.referee.sandbox)
-        referee.ensure_pin()
         size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        referee.ensure_pin(board_size=size)
         return Judge(referee, self.cfg.verdict, as_eval_config(None).candidate_visits,
                      self.say, board_size=size)
 
@@ -275,6 +273,10 @@ class ResearchLoop:
                                 worktrees_dir=self.workspace / "worktrees",
                                 sandbox=self.cfg.job.sandbox, disk_limit_mb=self.cfg.job.disk_limit_mb)
         self.running_start = job
+        t0 = time.time()
+        while job.poll() is None:
+            self.console.update([("starting point", run_dir, t0)])
+            time.sleep(POLL_S)
         res = job.wait()
         self.running_start = None
         ckpt = run_dir / "checkpoints" / "latest.pt"
@@ -565,8 +567,12 @@ class ResearchLoop:
             if busy:
                 continue
             affordable = self.runs_left() >= 2 and self.stop_reason != "concluded"
+            if (n.verdict_test or "").startswith("not compared"):
+                continue
             cmp = self.judge.compare(self.store, n, parent, nodes, affordable)
             if cmp.record is None:
+                if cmp.why_stopped:
+                    self.store.update_node(n.id, verdict_test=f"not compared: {cmp.why_stopped}")
                 continue
             if cmp.add_seed is not None:
                 self.add_seed_pair(n, parent, cmp.add_seed, cmp.record.test)

@@ -53,13 +53,15 @@ def describe_phase(p: dict[str, Any]) -> str:
     return {"warm_start": "warm start", "done": "done"}.get(phase, phase)
 
 
-def progress_line(node_id: int, p: dict[str, Any] | None, started_at: float | None,
+def progress_line(node_id: int | str, p: dict[str, Any] | None, started_at: float | None,
                   now: float | None = None) -> str:
+    """One running job's line; `node_id` a node's id, or a label such as "starting point"."""
     now = time.time() if now is None else now
+    who = f"node {node_id}" if isinstance(node_id, int) else node_id
     elapsed = now - started_at if started_at else _num((p or {}).get("elapsed_s"))
     if p is None:
-        return f"  node {node_id}: starting  {_clock(elapsed)} elapsed"
-    parts = [f"  node {node_id}: {describe_phase(p)}", f"{_clock(elapsed)} elapsed"]
+        return f"  {who}: starting  {_clock(elapsed)} elapsed"
+    parts = [f"  {who}: {describe_phase(p)}", f"{_clock(elapsed)} elapsed"]
     eta = _num(p.get("eta_s"))
     if eta is not None:
         parts.append(f"~{_clock(eta)} left")
@@ -89,8 +91,8 @@ class Console:
         self.stream.flush()
         self._last_draw = 0.0             # redraw the live lines at the next update
 
-    def update(self, nodes: list[tuple[int, Path | None, float | None]]) -> None:
-        """`nodes`: (node id, run dir, started at) of each running node."""
+    def update(self, nodes: list[tuple[int | str, Path | None, float | None]]) -> None:
+        """`nodes`: (node id or label, run dir, started at) of each running job."""
         now = time.time()
         if self.live:
             if now - self._last_draw < REDRAW_S and self._shown == len(nodes):

@@ -53,8 +53,18 @@ class Referee:
     def pin(self) -> Path:
         return Path(self.workspace) / "referee" / str(self.question_id)
 
-    def ensure_pin(self) -> Path:
-        return pin_referee(self.repo_root, self.commit, self.pin)
+    def ensure_pin(self, board_size: int = 9, komi: float = 7.0) -> Path:
+        """Pin the referee, and record the ladder's scale the question is rated on."""
+        pin = pin_referee(self.repo_root, self.commit, self.pin)
+        if not self.anchors_path.exists():
+            self._rate(["anchors", "--board-size", str(board_size), "--komi", str(komi)],
+                       self.anchors_path, self.anchors_path.with_suffix(".log"))
+        return pin
+
+    @property
+    def anchors_path(self) -> Path:
+        """The rung Elos the question started with: parent and child rated on one scale."""
+        return Path(self.workspace) / "referee" / f"{self.question_id}-anchors.json"
 
     # -- the candidate's code ----------------------------------------------------------------
     def candidate_root(self, node_id: int) -> Path:
@@ -154,7 +164,8 @@ class Referee:
         d.mkdir(parents=True, exist_ok=True)
         spec = self._player(root, argv, Path(checkpoint), "candidate")
         (d / "ladder_player.json").write_text(json.dumps(spec))
-        args = ["ladder", "--player-json", str(d / "ladder_player.json"), "--sgf-dir",
+        args = ["ladder", "--player-json", str(d / "ladder_player.json"), "--anchors",
+                str(self.anchors_path), "--sgf-dir",
                 str(d / "ladder_games"), "--board-size", str(board_size), "--komi", str(komi)]
         if start_elo is not None:
             args += ["--start-elo", f"{start_elo:.1f}"]

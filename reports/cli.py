@@ -10,9 +10,12 @@ from experiment_tree.workspace import DEFAULT_WORKSPACE, Workspace
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="research report",
-                                description="Write WORKSPACE/report/report.md and index.html: "
-                                            "learning curves, Elo of every node, the tree, the "
-                                            "ladder, a table of nodes, the answer and evidence.")
+                                description="Write WORKSPACE/report/report.md and index.html, answer "
+                                            "first: the question, the answer and its figure (y "
+                                            "against x with 95% intervals and the trend, for an "
+                                            "x/y experiment; the verdict for an A/B), then the "
+                                            "tree, every node's strength, learning curves, the "
+                                            "ladder and a table of nodes.")
     p.add_argument("question", nargs="?", type=int, default=None,
                    help="question id (default: the latest question)")
     p.add_argument("--workspace", "-w", default=os.environ.get("TENGEN_WORKSPACE", DEFAULT_WORKSPACE),

@@ -107,16 +107,33 @@ MAX_FIG_IN = 60.0        # no figure side longer than this (inches): a 500-trial
 X_AXES = (("iteration", "iteration"), ("wall_s", "compute (wall s)"))
 
 
-def learning_curves(curves: pd.DataFrame, path: Path, title: str = "Learning curves") -> Path:
+def curve_panels(curves: pd.DataFrame) -> tuple[list[tuple[str, str]], list[str]]:
+    """The x axes (rows) and y keys (columns) that have anything to draw: a run that logs no
+    per-iteration Elo gets no Elo column, rather than an empty panel."""
+    def has(key: str) -> bool:
+        return key in curves and bool(pd.to_numeric(curves[key], errors="coerce").notna().any())
+    cols = [k for k in CURVES
+            if has(k) or (k == "loss" and (has("policy_loss") or has("value_loss")))]
+    rows = [(k, label) for k, label in X_AXES if k == "iteration" or has(k)]
+    return rows, cols
+
+
+def learning_curves(curves: pd.DataFrame, path: Path, title: str = "Learning curves") -> Path | None:
     """Every run's losses, Elo (with its 95% band) and win rate against iteration (top row) and
-    against compute in wall seconds (bottom row); one colour per run."""
-    fig, axes = _subplots(2, 3, figsize=(15, 8.5), squeeze=False, layout="constrained")
+    against compute in wall seconds (bottom row); one colour per run. Only the panels with data
+    are drawn; None (no file) when no run has logged anything yet."""
+    rows, cols = curve_panels(curves) if len(curves) else ([], [])
+    if not cols:
+        path.unlink(missing_ok=True)
+        return None
+    fig, axes = _subplots(len(rows), len(cols), figsize=(5 * len(cols), 4.2 * len(rows) + 0.2),
+                          squeeze=False, layout="constrained")
     fig.suptitle(title)
     runs = _split_runs(curves)
     ids = list(runs)
     colours = _run_colours(ids)
-    for row, (xkey, xlabel) in enumerate(X_AXES):
-        for col, ykey in enumerate(CURVES):
+    for row, (xkey, xlabel) in enumerate(rows):
+        for col, ykey in enumerate(cols):
             _curve_panel(axes[row][col], runs, colours, xkey, xlabel, ykey)
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes.flat[1:]:
@@ -136,10 +153,12 @@ def run_curves(curves: pd.DataFrame, node_id: int, path: Path) -> Path:
     """One run's losses, Elo and win rate against iteration, with wall seconds on a top axis
     (a small figure: the report draws one per run)."""
     d = curves[curves["node"] == node_id].sort_values("iteration")
-    fig, axes = _subplots(1, 3, figsize=(12, 3.4))
+    cols = curve_panels(d)[1] or ["loss"]
+    fig, axes = _subplots(1, len(cols), figsize=(4 * len(cols), 3.4), squeeze=False)
+    axes = axes[0]
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.74, wspace=0.22)
     fig.suptitle(f"Node #{node_id}", fontsize=10)
-    for ax, ykey in zip(axes, CURVES):
+    for ax, ykey in zip(axes, cols):
         _curve_panel(ax, {node_id: d}, {node_id: "#1f77b4"}, "iteration", "iteration", ykey)
     spans = d.dropna(subset=["iteration", "wall_s"])
     if len(spans) >= 2:   # the compute axis: wall seconds at the ticks of the iteration axis
@@ -284,4 +303,65 @@ def ladder_figure(ladder: Ladder, frame: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("Elo (random = 0)")
     ax.set_title("Reference ladder and the nodes' strength (95% CI)", fontsize=10)
     ax.grid(axis="y", alpha=0.2)
+    return _save(fig, path)
+
+
+def xy_figure(result, path: Path) -> Path:
+    """y against x with 95% intervals, one point per arm pooled over its seeds (`reports.xy`), one
+    line per value of the second factor, the fitted trend dashed; an arm with one seed and no
+    interval is drawn hollow, and each point is labelled with its seed count."""
+    fig, ax = _subplots(figsize=(8, 5), layout="constrained")
+    series: dict = {}
+    for p in result.points:
+        if p.y is not None and isinstance(p.x, (int, float)) and not isinstance(p.x, bool):
+            series.setdefault(p.x2 if result.x2_key else None, []).append(p)
+    cmap = matplotlib.colormaps["tab10"]
+    def order(kv):   # numbers in numeric order, anything else after them by name
+        k = kv[0]
+        return (0, k, "") if isinstance(k, (int, float)) and not isinstance(k, bool) else (1, 0, str(k))
+    for i, (x2, pts) in enumerate(sorted(series.items(), key=order)):
+        pts = sorted(pts, key=lambda p: p.x)
+        colour = cmap(i % cmap.N)
+        xs = np.array([p.x for p in pts], float)
+        ys = np.array([p.y for p in pts], float)
+        lo = np.array([p.lo if p.lo is not None else p.y for p in pts], float)
+        hi = np.array([p.hi if p.hi is not None else p.y for p in pts], float)
+        name = f"{result.x2_key}={x2}" if result.x2_key else result.y
+        ax.plot(xs, ys, "-", color=colour, lw=1.2, alpha=0.6)
+        ax.errorbar(xs, ys, yerr=np.vstack([ys - lo, hi - ys]), fmt="o", color=colour, capsize=5,
+                    ms=7, label=name)
+        for p in pts:
+            if p.lo is None:
+                ax.plot([p.x], [p.y], "o", ms=11, mfc="white", mec=colour, zorder=3)
+            tag = f"{'baseline, ' if p.baseline else ''}n={p.seeds}"
+            ax.annotate(tag, (p.x, p.y), textcoords="offset points", xytext=(7, 4), fontsize=8,
+                        color="#445")
+        t = result.trends.get(x2)
+        if t is not None and len(xs) >= 2:
+            fx = np.linspace(xs.min(), xs.max(), 50)
+            u = np.log2(fx) if t.log_x else fx
+            ux = np.log2(xs) if t.log_x else xs
+            w = np.array([1 / p.se ** 2 if p.se else 1.0 for p in pts])
+            centre_x, centre_y = np.average(ux, weights=w), np.average(ys, weights=w)
+            ax.plot(fx, centre_y + t.slope * (u - centre_x), "--", color=colour, lw=1,
+                    label=f"trend{f' ({name})' if result.x2_key else ''}: {t.word}")
+    if not series:
+        _empty(ax, f"no arm has a measured {result.y} yet")
+        return _save(fig, path)
+    if result.log_x:
+        ax.set_xscale("log", base=2)
+    xs_all = sorted({p.x for pts in series.values() for p in pts})
+    ax.set_xticks(xs_all)
+    ax.set_xticklabels([f"{v:g}" for v in xs_all])
+    ax.minorticks_off()
+    ax.set_xlabel(result.x_key)
+    ax.set_ylabel("Elo (ladder scale, random = 0)" if result.y == "elo" else result.y, fontsize=9)
+    if result.y == "elo" and any(p.vs for p in result.points):
+        fig.supxlabel("Arms judged head-to-head: the ladder Elo of the arm they were measured "
+                      "against + the difference; their interval is the difference's.",
+                      fontsize=7.5, color="#445")
+    ax.set_title(f"{result.y} vs {result.x_key}: 95% intervals, pooled over each arm's seeds (n)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)

@@ -7,6 +7,7 @@ half-finished tree: pending nodes have no run directory, crashed ones no metrics
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import html
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from experiment_tree.format import comparison_text
 from experiment_tree.html import BASE_CSS, ERROR_TRAP_JS, legend_html, tree_svg, write_tree_html
 from experiment_tree.show import node_run_dir
 from experiment_tree.store import Question
@@ -22,6 +24,7 @@ from experiments.rundir import atomic_write_text
 from reports import figures
 from reports.data import curves_frame, nodes_frame
 from reports.ladder import Ladder, load_ladder
+from reports.xy import XYResult, xy_result
 
 MAX_RUN_FIGURES = 40   # per-run curve figures for the most recent runs; the overview has them all
 TABLE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "comparison", "strength", "wall_s",
@@ -92,6 +95,119 @@ def _counts(frame: pd.DataFrame) -> str:
     return ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items()) or "no nodes"
 
 
+NO_CURVES = "No learning curves yet: no run has written an iteration to its metrics.jsonl."
+NO_STRENGTH = "No strength measured yet: no node has an Elo or a win rate against the reference."
+NO_LADDER = ("No ladder calibration is cached on this machine yet (the evaluation measures it once; "
+             "run `research ladder`), so the nodes are not placed on the ladder here.")
+# budget keys that are bookkeeping, not something a reader set: never printed raw
+HIDDEN_BUDGET_KEYS = ("plan", "start_checkpoint", "job_module", "description")
+
+
+@dataclass
+class Page:
+    """What the markdown and the HTML report are both written from."""
+    q: Question
+    nodes: list
+    frame: pd.DataFrame
+    figs: dict                 # name -> PNG path (only the figures that have something to show)
+    missing: dict              # name -> the line that stands in for a figure with nothing to show
+    run_figs: dict
+    ladder: Ladder
+    xy: XYResult | None
+
+
+def draw_overview(q: Question, nodes: list, frame: pd.DataFrame, curves: pd.DataFrame,
+                  ladder: Ladder, xy: XYResult | None, fig_dir: Path) -> tuple[dict, dict]:
+    """Draw the overview figures; a figure with nothing to show is not drawn (its old file is
+    removed) and one line saying why stands in for it."""
+    figs: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    if xy is not None:
+        figs["xy"] = figures.xy_figure(xy, fig_dir / "xy.png")
+    else:
+        (fig_dir / "xy.png").unlink(missing_ok=True)
+    c = figures.learning_curves(curves, fig_dir / "learning_curves.png",
+                                f"Learning curves, question {q.id} (one colour per run)")
+    if c is None:
+        missing["curves"] = NO_CURVES
+    else:
+        figs["curves"] = c
+    if frame["elo"].notna().any() or frame["winrate"].notna().any():
+        figs["strength"] = figures.node_strength(nodes, frame, fig_dir / "node_strength.png", ladder)
+    else:
+        missing["strength"] = NO_STRENGTH
+        (fig_dir / "node_strength.png").unlink(missing_ok=True)
+    figs["tree"] = figures.tree_diagram(nodes, fig_dir / "tree.png")
+    if ladder:
+        figs["ladder"] = figures.ladder_figure(ladder, frame, fig_dir / "ladder.png")
+    else:
+        missing["ladder"] = NO_LADDER
+        (fig_dir / "ladder.png").unlink(missing_ok=True)
+    return figs, missing
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds for people: `42 s`, `8.3 min`, `2.5 h`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _round(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def budget_text(budget: dict) -> str:
+    """The question's budget and spending for people: rounded, no Nones, no bookkeeping keys."""
+    b = {k: v for k, v in (budget or {}).items() if v is not None and k not in HIDDEN_BUDGET_KEYS}
+    named = {
+        "runs": lambda v: f"{v} runs",
+        "hours": lambda v: f"{_round(float(v))} h",
+        "spent_s": lambda v: f"{duration_text(float(v))} spent",
+        "cost_usd": lambda v: f"${float(v):.2f} for the LLM",
+        "board": lambda v: f"board {v}",
+        "budget": lambda v: f"{v} work budget per node",
+        "workers": lambda v: f"{v} worker(s)",
+        "proposer": lambda v: f"proposer {v}",
+        "seed": lambda v: f"seed {v}",
+        "launcher": lambda v: f"launcher {v}",
+        "referee_commit": lambda v: f"referee pinned at {str(v)[:10]}",
+    }
+    parts = []
+    for k, v in b.items():
+        try:
+            parts.append(named[k](v) if k in named else f"{k} {_round(v)}")
+        except (TypeError, ValueError):
+            parts.append(f"{k} {v}")
+    return ", ".join(parts) or "none"
+
+
+def status_text(q: Question, frame: pd.DataFrame) -> str:
+    text = f"{q.status} · budget: {budget_text(q.budget)} · {len(frame)} nodes ({_counts(frame)})"
+    if q.tokens or q.cost_usd:
+        text += f" · LLM {q.tokens} tokens, ${q.cost_usd:.2f}"
+    return text
+
+
+def verdict_lines(nodes: list) -> list[str]:
+    """The head-to-head verdicts of the tree, one line per judged node (an A/B's answer)."""
+    by_id = {n.id: n for n in nodes}
+    out = []
+    for n in nodes:
+        text = comparison_text(n.metrics)
+        if text is None:
+            continue
+        what = " ".join(n.overrides) or n.kind
+        parent = by_id.get(n.parent_id)
+        vs = f"#{parent.id} ({' '.join(parent.overrides) or parent.kind})" if parent else "its parent"
+        out.append(f"#{n.id} ({what}) vs {vs}: {n.verdict or 'open'}, {text}")
+    return out
+
+
 def write_report(workspace: Any, question_id: int | None = None,
                  ladder: Ladder | dict | str | Path | None = None) -> Path:
     """Write the report of one question (default: the latest) and return `report/index.html`.
@@ -117,13 +233,8 @@ def write_report(workspace: Any, question_id: int | None = None,
     curves = curves_frame(nodes, ws.root)
     ladder_ = load_ladder(ladder, ws.root)
 
-    figs = {
-        "curves": figures.learning_curves(curves, fig_dir / "learning_curves.png",
-                                          f"Learning curves, question {q.id} (one colour per run)"),
-        "strength": figures.node_strength(nodes, frame, fig_dir / "node_strength.png", ladder_),
-        "tree": figures.tree_diagram(nodes, fig_dir / "tree.png"),
-        "ladder": figures.ladder_figure(ladder_, frame, fig_dir / "ladder.png"),
-    }
+    xy = xy_result(q, nodes, ws.root)
+    figs, missing = draw_overview(q, nodes, frame, curves, ladder_, xy, fig_dir)
     run_ids = sorted(curves["node"].unique().tolist())[-MAX_RUN_FIGURES:] if len(curves) else []
     run_figs = {}
     by_id = {n.id: n for n in nodes}
@@ -138,9 +249,10 @@ def write_report(workspace: Any, question_id: int | None = None,
             stale.unlink(missing_ok=True)
 
     write_tree_html(ws)
-    atomic_write_text(out / "report.md", _markdown(q, frame, figs, run_figs, ladder_))
+    page = Page(q, nodes, frame, figs, missing, run_figs, ladder_, xy)
+    atomic_write_text(out / "report.md", _markdown(page))
     index = out / "index.html"
-    atomic_write_text(index, _html(q, nodes, frame, figs, run_figs, ladder_))
+    atomic_write_text(index, _html(page))
     return index
 
 
@@ -164,31 +276,52 @@ def _rel(path: Path) -> str:
     return f"figures/{path.name}"
 
 
-def _markdown(q: Question, frame: pd.DataFrame, figs: dict, run_figs: dict, ladder: Ladder) -> str:
+def _answer_figure_md(page: Page) -> list[str]:
+    """The x/y figure, its trend sentence and each arm's point, or for an A/B the verdict."""
+    xy = page.xy
+    if xy is not None:
+        lines = [f"![{xy_alt(xy)}]({_rel(page.figs['xy'])})", "", xy.statement, ""]
+        lines += [f"- {p.text(xy.y)}" for p in xy.points]
+        return lines + [""]
+    verdicts = verdict_lines(page.nodes)
+    if verdicts:
+        return ["**Head-to-head verdict(s):**", ""] + [f"- {v}" for v in verdicts] + [""]
+    return []
+
+
+def xy_alt(xy: XYResult) -> str:
+    return f"x/y figure: {xy.y} against {xy.x_key} with 95% intervals"
+
+
+def _fig_md(page: Page, name: str, alt: str) -> list[str]:
+    if name in page.figs:
+        return [f"![{alt}]({_rel(page.figs[name])})", ""]
+    return [f"_{page.missing[name]}_", ""]
+
+
+def _markdown(page: Page) -> str:
+    q, frame = page.q, page.frame
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f"#{e}" for e in q.evidence) or "none"
-    lines = [f"# Question {q.id}: {q.text}", "",
-             f"*Status:* {q.status} · *budget:* {budget} · *nodes:* {len(frame)} "
-             f"({_counts(frame)}) · *LLM:* {q.tokens} tokens, ${q.cost_usd:.2f} · "
-             f"*generated:* {now}", "", "## Answer", "",
-             q.answer or "_No answer yet: the search is still running or stopped without one._",
-             "", f"*Evidence (nodes):* {evidence}", "",
-             f"*Strongest node so far:* {_best(frame)}", "",
-             f"*Sandbox:* {sandbox_line(frame)}", ""]
+    lines = [f"# Question {q.id}: {q.text}", "", "## Answer", "",
+             q.answer or "_No answer yet: the search is still running or stopped without one._", ""]
+    lines += _answer_figure_md(page)
+    lines += [f"*Evidence (nodes):* {evidence}", "", f"*Strongest node so far:* {_best(frame)}", "",
+              f"*Status:* {status_text(q, frame)} · *generated:* {now}", "",
+              f"*Sandbox:* {sandbox_line(frame)}", ""]
     if q.evidence:
         ev = frame[frame["node"].isin(q.evidence)]
         lines += ["### Evidence nodes", "", to_markdown(table_frame(ev)), ""]
-    lines += ["## Experiment tree", "", f"![tree]({_rel(figs['tree'])})", "",
+    lines += ["## Experiment tree", "", f"![tree]({_rel(page.figs['tree'])})", "",
               "Browse it: [tree.html](tree.html) (click a node for its details).", "",
-              "## Strength of every node", "", f"![strength]({_rel(figs['strength'])})", "",
-              "## Learning curves", "", f"![learning curves]({_rel(figs['curves'])})", ""]
-    for nid, p in run_figs.items():
+              "## Strength of every node", ""] + _fig_md(page, "strength", "strength")
+    lines += ["## Learning curves", ""] + _fig_md(page, "curves", "learning curves")
+    for nid, p in page.run_figs.items():
         lines += [f"### Node #{nid}", "", f"![node {nid}]({_rel(p)})", ""]
-    lines += ["## Reference ladder", "", f"![ladder]({_rel(figs['ladder'])})", ""]
-    if ladder:
+    lines += ["## Reference ladder", ""] + _fig_md(page, "ladder", "ladder")
+    if page.ladder:
         lines += ["| rung | Elo | 95% CI |", "|---|---|---|"]
-        lines += [f"| {k} | {v['elo']:.0f} | {_ci_text(v['ci95'])} |" for k, v in ladder.items()]
+        lines += [f"| {k} | {v['elo']:.0f} | {_ci_text(v['ci95'])} |" for k, v in page.ladder.items()]
         lines.append("")
     lines += ["## Nodes", "", to_markdown(table_frame(frame)), ""]
     return "\n".join(lines)
@@ -202,6 +335,8 @@ table.nodes th, table.nodes td, table.ladder th, table.ladder td { border-bottom
 table.nodes tr.hl { background: #fff4c2; }
 table.nodes tr[data-status=crash] td.c-status, table.nodes tr[data-status=timeout] td.c-status { color: #a31515; font-weight: 600; }
 .treewrap { overflow: auto; }
+p.nofig { color: #667; font-style: italic; }
+p.trend { font-weight: 600; }
 """
 
 REPORT_JS = """
@@ -226,11 +361,9 @@ REPORT_JS = """
 """
 
 
-def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: dict,
-          ladder: Ladder) -> str:
-    e = html.escape
+def _html(page: Page) -> str:
+    q, frame, e = page.q, page.frame, html.escape
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f'<a href="#row-{i}" class="node-link" data-id="{i}">#{i}</a>'
                          for i in q.evidence) or "none"
     answer = e(q.answer) if q.answer else "<i>No answer yet: the search is still running or " \
@@ -239,13 +372,27 @@ def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: d
     def img(p: Path, alt: str) -> str:
         return f'<img class="fig" src="{_rel(p)}" alt="{e(alt)}">'
 
+    def fig(name: str, alt: str) -> str:
+        if name in page.figs:
+            return img(page.figs[name], alt)
+        return f'<p class="nofig" data-figure="{name}">{e(page.missing[name])}</p>'
+
+    if page.xy is not None:
+        xy = page.xy
+        points = "".join(f"<li>{e(p.text(xy.y))}</li>" for p in xy.points)
+        result = (f'<div id="xy">{img(page.figs["xy"], xy_alt(xy))}'
+                  f'<p class="trend">{e(xy.statement)}</p><ul class="points">{points}</ul></div>')
+    else:
+        verdicts = "".join(f"<li>{e(v)}</li>" for v in verdict_lines(page.nodes))
+        result = (f'<div id="verdicts"><b>Head-to-head verdict(s):</b><ul>{verdicts}</ul></div>'
+                  if verdicts else "")
     runs = "".join(f"<details><summary>Node #{nid}</summary>{img(p, f'node {nid} curves')}"
-                   f"</details>" for nid, p in run_figs.items())
+                   f"</details>" for nid, p in page.run_figs.items())
     ladder_rows = "".join(
         f"<tr><td>{e(k)}</td><td>{v['elo']:.0f}</td><td>{_ci_text(v['ci95'])}</td></tr>"
-        for k, v in ladder.items())
+        for k, v in page.ladder.items())
     ladder_table = (f'<table class="ladder"><tr><th>rung</th><th>Elo</th><th>95% CI</th></tr>'
-                    f"{ladder_rows}</table>") if ladder else ""
+                    f"{ladder_rows}</table>") if page.ladder else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -256,18 +403,17 @@ def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: d
 <header><h1>Question {q.id}: {e(q.text)}</h1></header>
 <main>
 <div id="js-errors"></div>
-<p>status {e(q.status)} · budget {e(budget)} · {len(frame)} nodes ({e(_counts(frame))}) ·
-LLM {q.tokens} tokens, ${q.cost_usd:.2f} · generated {now}</p>
 <section id="answer"><h2>Answer</h2><div class="answer">{answer}</div>
-<p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p>
-<p><b>Sandbox:</b> {e(sandbox_line(frame))}</p></section>
+{result}
+<p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p></section>
+<p class="status">{e(status_text(q, frame))} · generated {now}<br>
+<b>Sandbox:</b> {e(sandbox_line(frame))}</p>
 <section id="tree-section"><h2>Experiment tree</h2>{legend_html()}
-<div class="treewrap">{tree_svg(nodes, svg_id="report-tree")}</div>
-<p><a href="tree.html">Open the browsable tree</a> (click a node for everything about it).</p>
-{img(figs['tree'], 'tree diagram')}</section>
-<section id="strength"><h2>Strength of every node</h2>{img(figs['strength'], 'Elo and win rate of every node')}</section>
-<section id="curves"><h2>Learning curves</h2>{img(figs['curves'], 'learning curves')}{runs}</section>
-<section id="ladder"><h2>Reference ladder</h2>{img(figs['ladder'], 'reference ladder')}{ladder_table}</section>
+<div class="treewrap">{tree_svg(page.nodes, svg_id="report-tree")}</div>
+<p><a href="tree.html">Open the browsable tree</a> (click a node for everything about it).</p></section>
+<section id="strength"><h2>Strength of every node</h2>{fig('strength', 'Elo and win rate of every node')}</section>
+<section id="curves"><h2>Learning curves</h2>{fig('curves', 'learning curves')}{runs}</section>
+<section id="ladder"><h2>Reference ladder</h2>{fig('ladder', 'reference ladder')}{ladder_table}</section>
 <section id="table"><h2>Nodes</h2>{to_html_table(table_frame(frame))}</section>
 </main>
 <script>{REPORT_JS}</script>

@@ -16,6 +16,8 @@ import time
 import pytest
 
 from fabricate import LADDER, fabricate_tree
+from matplotlib.image import imread
+from test_report_xy import fabricate_xy_tree
 from experiment_tree.html import write_tree_html
 from reports.report import write_report
 
@@ -221,10 +223,46 @@ def test_the_browser_check_catches_a_broken_page(pages, browser, tmp_path):
     bad = tmp_path / "bad.html"
     page = pages[2].read_text().replace("document.body.setAttribute('data-ready', 'yes');",
                                         "undefinedFunction();")
-    bad.write_text(page.replace('src="figures/tree.png"', 'src="figures/missing.png"'))
+    assert 'src="figures/learning_curves.png"' in page
+    bad.write_text(page.replace('src="figures/learning_curves.png"', 'src="figures/missing.png"'))
     browser.open(bad.as_uri())
     assert browser.eval("document.body.getAttribute('data-ready')") is None
     assert "undefinedFunction" in browser.eval("document.getElementById('js-errors').textContent")
     errors = browser.errors()
     assert any("undefinedFunction" in e for e in errors), errors
     assert any("missing.png" in e or "ERR_FILE_NOT_FOUND" in e for e in errors), errors
+
+
+def test_xy_report_shows_the_figure_above_the_tree(tmp_path_factory, browser, tmp_path):
+    """Issue 13's acceptance: an x/y experiment's report opens with the figure (intervals drawn),
+    above the tree, and the page is really painted (the screenshot is not blank)."""
+    ids = fabricate_xy_tree(tmp_path_factory.mktemp("xy_browser") / "ws")
+    index = write_report(ids["workspace"], ladder=LADDER)
+    browser.open(index.as_uri())
+    assert browser.eval("document.body.getAttribute('data-ready')") == "yes"
+    fig = browser.eval("""(() => {
+        const i = document.querySelector('#answer img.fig[alt^="x/y figure"]');
+        if (!i) return null;
+        const r = i.getBoundingClientRect();
+        return [i.alt, i.complete, i.naturalWidth, r.left + scrollX, r.top + scrollY, r.width, r.height];
+    })()""")
+    assert fig is not None, "no x/y figure in the answer section"
+    alt, complete, natural, left, top, width, height = fig
+    assert alt == "x/y figure: elo against mcts.c_puct with 95% intervals"
+    assert complete and natural > 500 and width > 300 and height > 200
+    order = browser.eval("""Array.from(document.querySelectorAll('main section h2, #xy img'))
+        .map(el => [el.tagName === 'IMG' ? 'xy' : el.textContent,
+                    el.getBoundingClientRect().top + scrollY])""")
+    names = [n for n, _ in order]
+    assert names[:3] == ["Answer", "xy", "Experiment tree"], names
+    tops = [t for _, t in order]
+    assert tops == sorted(tops), order
+    assert "rises with mcts.c_puct" in browser.eval("document.querySelector('#xy .trend').innerText")
+    shot = browser.screenshot(tmp_path / "xy_report.png")
+    img = imread(shot)[..., :3]
+    assert img.shape[0] > top + height and img.std() > 0.05, "the screenshot is blank"
+    crop = img[int(top):int(top + height), int(left):int(left + width)]
+    coloured = (crop.std(axis=2) > 0.15).mean()       # error bars, points and lines in colour
+    assert 0.002 < coloured < 0.5, coloured
+    assert browser.eval("document.getElementById('js-errors').textContent") == ""
+    assert browser.errors() == []

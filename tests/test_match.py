@@ -93,6 +93,20 @@ def test_hanging_illegal_and_garbage_engines_lose(fake):
     assert all(g.reason.startswith("unparseable move") and g.winner == "steady" for g in bad.games)
 
 
+def test_a_reference_engine_failing_voids_the_game_it_never_hands_the_candidate_a_win(fake):
+    """Only the candidate's own failures lose: a crash, hang or bad answer of the referee's engine
+    makes the game void (recorded, replayed), so killing or starving the reference earns nothing."""
+    cfg = MatchConfig(games=2, board_size=9, move_time_s=1.5, random_opening_moves=0, replays=1)
+    for mode in (("crash", 1), ("hang",), ("illegal",)):
+        ref = fake("reference", *mode)
+        ref.reference = True
+        res = play_match(fake("candidate", "crash", 10**6), ref, cfg)
+        assert res.games == [], f"{mode}: no game counts for anyone"
+        assert len(res.voided) == 2 * (cfg.replays + 1)      # each game tried 1 + replays times
+        assert all(g.void and "void" in g.detail for g in res.voided)
+    # the candidate's own failures still lose (test_hanging_illegal_and_garbage_engines_lose)
+
+
 def test_random_vs_random_games_finish_scored_with_sgf_and_colours_alternate(tmp_path):
     cfg = MatchConfig(games=2, board_size=7, workers=1, seed=3)
     res = play_match(random_player("r1"), random_player("r2"), cfg, sgf_dir=tmp_path)

@@ -115,3 +115,29 @@ def test_ladder_rating_from_the_pin(referee, tmp_path):
     assert r["sandbox"] in ("bwrap", "none")
     with pytest.raises(RefereeError):
         referee.ladder(1, tmp_path / "missing.pt", visits=4)
+
+
+def test_a_failed_head_to_head_is_recorded_once_not_replayed(referee, tmp_path, monkeypatch):
+    from experiment_tree.store import TreeStore
+    store = TreeStore(tmp_path / "tree.db")
+    qid = store.add_question("q", {})
+    runs = {}
+    for nid, parent in ((1, None), (2, 1)):
+        runs[nid] = tmp_path / "runs" / str(nid)
+        checkpoint(runs[nid] / "checkpoints" / "best.pt", nid)
+        made = store.add_node(qid, parent, "baseline" if parent is None else "config", "h", seed=0)
+        store.update_node(made, status="ok", run_dir=str(runs[nid]))
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(a)
+        raise RefereeError("the rating process crashed")
+
+    monkeypatch.setattr(referee, "head_to_head", broken)
+    judge = Judge(referee, VerdictConfig(), visits=16, say=lambda m: None)
+    for _ in range(2):
+        nodes = store.nodes(qid)
+        cmp = judge.compare(store, nodes[1], nodes[0], nodes, seeds_affordable=True)
+        assert cmp.record is None and "failed: the rating process crashed" in cmp.why_stopped
+    assert len(calls) == 1, "the failure is stored on the child's run, not retried"
+    assert store.nodes(qid)[1].metrics["h2h"]["1"] == {"error": "the rating process crashed"}

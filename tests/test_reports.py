@@ -12,7 +12,7 @@ from fabricate import LADDER, fabricate_tree
 from experiments.rundir import append_metrics
 from reports.data import curves_frame, nodes_frame
 from reports.ladder import load_ladder, normalise_ladder
-from reports.report import write_report
+from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, budget_text, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -102,12 +102,53 @@ def test_report_of_a_tree_with_no_data_yet(tmp_path, monkeypatch):
     store.update_node(n, status="crash", error="ImportError: no module named foo")
     index = write_report(tmp_path / "ws")
     figs = tmp_path / "ws" / "report" / "figures"
-    for name in ("learning_curves", "node_strength", "tree", "ladder"):
-        assert_png(figs / f"{name}.png")
+    assert_png(figs / "tree.png")
+    # figures with nothing to show are not drawn: one line says why instead of an empty panel
+    for name in ("learning_curves", "node_strength", "ladder", "xy"):
+        assert not (figs / f"{name}.png").exists(), name
     assert not list(figs.glob("run_*.png"))
     md = (tmp_path / "ws" / "report" / "report.md").read_text()
+    page = index.read_text()
     assert "No answer yet" in md and "ImportError: no module named foo" in md
-    assert "No answer yet" in index.read_text()
+    assert "No answer yet" in page
+    for line in (NO_CURVES, NO_STRENGTH, NO_LADDER):
+        assert f"_{line}_" in md
+    assert page.count('class="nofig"') == 3
+    assert "figures/learning_curves.png" not in md + page and "figures/ladder.png" not in md + page
+
+
+def test_status_line_is_for_people(tmp_path):
+    """Issue 13 saw `spent_s=495.1624290943146`, `hours=None` and the raw plan in the status line."""
+    store = TreeStore(tmp_path / "ws" / "tree.db")
+    q = store.add_question("q", {"runs": 6, "hours": None, "spent_s": 495.1624290943146,
+                                 "board": "9x9", "budget": "tiny", "workers": 2,
+                                 "plan": {"design": "sweep", "arms": []},
+                                 "referee_commit": "9cb79c6a" * 5,
+                                 "start_checkpoint": "/tmp/x/start.pt",
+                                 "job_module": "experiments.train"})
+    store.add_node(q, None, "baseline", "defaults")
+    write_report(tmp_path / "ws", ladder=LADDER)
+    md = (tmp_path / "ws" / "report" / "report.md").read_text()
+    status = next(ln for ln in md.splitlines() if ln.startswith("*Status:*"))
+    assert "6 runs" in status and "8.3 min spent" in status and "2 worker(s)" in status
+    assert "referee pinned at 9cb79c6a9c" in status
+    for raw in ("495.16", "None", "hours", "plan", "start.pt", "design", "9cb79c6a9cb79c6a9cb",
+                "job_module", "spent_s"):
+        assert raw not in status, raw
+    assert budget_text({"hours": 2.0, "cost_usd": 1.5, "spent_s": 7200}) == \
+        "2 h, $1.50 for the LLM, 2.0 h spent"
+
+
+def test_report_is_answer_first_and_draws_the_tree_once(report):
+    ids, index = report
+    md = (ids["workspace"].report_dir / "report.md").read_text()
+    page = index.read_text()
+    assert md.index("## Answer") < md.index("## Experiment tree") < md.index("## Learning curves") \
+        < md.index("## Reference ladder")
+    assert md.count("](figures/tree.png)") == 1
+    # the HTML draws the tree once, as the clickable SVG (the PNG copy was the second drawing)
+    assert page.count('id="report-tree"') == 1 and "figures/tree.png" not in page
+    assert page.index('id="answer"') < page.index('id="tree-section"') < page.index('id="curves"')
 
 
 def test_report_without_questions_says_what_to_do(tmp_path):

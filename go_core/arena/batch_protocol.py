@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import queue
-import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+
+from go_core.arena.gtp_client import kill_process
 
 PROTOCOL_VERSION = 1
 RESIGN = -1
@@ -138,22 +138,7 @@ class BatchPlayerClient:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        kill_process(proc)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Ask the player to quit, then make sure its whole process group is gone."""

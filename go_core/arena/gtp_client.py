@@ -115,24 +115,7 @@ class GTPClient:
         return "\n".join(list(self._stderr)[-n:])
 
     def _kill(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            try:
-                if stream:
-                    stream.close()
-            except OSError:
-                pass
+        kill_process(self._proc)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Ask the engine to quit, then make sure it (and its children) are gone."""
@@ -249,3 +232,25 @@ class GTPClient:
     # -- conveniences ----------------------------------------------------------------------
     def known_commands(self) -> set[str]:
         return set(self.send("list_commands").split())
+
+
+def kill_process(proc: subprocess.Popen | None) -> None:
+    """SIGKILL an engine's whole process group (it runs in its own session), reap it and close
+    its pipes; a process that is already gone is fine."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            if stream:
+                stream.close()
+        except OSError:
+            pass

@@ -161,7 +161,8 @@ def rung_player(rung: RungConfig) -> PlayerSpec:
         argv, env = list(rung.argv), None
     else:
         raise ValueError(f"rung {rung.name!r}: unknown kind {rung.kind!r}; one of {RUNG_KINDS}")
-    return PlayerSpec(name=rung.name, argv=argv, env=env, random_move_prob=rung.random_move_prob)
+    return PlayerSpec(name=rung.name, argv=argv, env=env, random_move_prob=rung.random_move_prob,
+                      reference=True)
 
 
 def rung_signature(rung: RungConfig) -> dict[str, Any]:
@@ -194,10 +195,13 @@ def _read_cache(cfg: EvalConfig) -> dict[str, Any]:
         return {}
 
 
-def load_calibration(cfg: EvalConfig) -> dict[str, Any] | None:
-    """The cached calibration of this machine, or None. Rungs whose definition changed are dropped."""
+def load_calibration(cfg: EvalConfig, board_size: int | None = None,
+                     komi: float | None = None) -> dict[str, Any] | None:
+    """The cached calibration of this machine, or None. The cache is keyed by board size, komi and
+    each rung's full definition: a calibration made for another board or komi is not used, and
+    rungs whose definition changed are dropped."""
     data = _read_cache(cfg)
-    if not data:
+    if not data or not _same_game(data, board_size, komi):
         return None
     rungs = {}
     for r in cfg.rungs:
@@ -208,10 +212,17 @@ def load_calibration(cfg: EvalConfig) -> dict[str, Any] | None:
     return data
 
 
-def ladder_elos(cfg: EvalConfig) -> tuple[dict[str, float], dict[str, float], str]:
-    """Rung Elos and their standard errors: from this machine's calibration where there is one,
-    else the config's `elo_default` (sd 150, flagged by the returned source "defaults")."""
-    cal = load_calibration(cfg)
+def _same_game(data: dict[str, Any], board_size: int | None, komi: float | None) -> bool:
+    return ((board_size is None or data.get("board_size") in (None, board_size))
+            and (komi is None or data.get("komi") is None or float(data["komi"]) == float(komi)))
+
+
+def ladder_elos(cfg: EvalConfig, board_size: int | None = None,
+                komi: float | None = None) -> tuple[dict[str, float], dict[str, float], str]:
+    """Rung Elos and their standard errors: from this machine's calibration for this board and
+    komi where there is one, else the config's `elo_default` (sd 150, flagged by the returned
+    source "defaults")."""
+    cal = load_calibration(cfg, board_size, komi)
     elos, sds, sources = {}, {}, set()
     for r in cfg.rungs:
         if cal and r.name in cal["rungs"]:
@@ -246,7 +257,36 @@ def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: in
     pairs = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
     if cfg.calibration_skip_pairs:
         pairs += [(names[i], names[i + 2]) for i in range(len(names) - 2)]
+    with _calibration_lock(cfg):
+        return _calibrate(cfg, board_size, komi, games, rungs, names, anchor, pairs, sgf_dir, log,
+                          write_cache)
+
+
+def _calibration_lock(cfg: EvalConfig):
+    """One calibration at a time per cache file (the cache is written only by calibrate)."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held():
+        path = cache_path(cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    return held()
+
+
+def _calibrate(cfg, board_size, komi, games, rungs, names, anchor, pairs, sgf_dir, log,
+               write_cache) -> dict[str, Any]:
     old = _read_cache(cfg)
+    if old and not _same_game(old, board_size, komi):
+        log(f"[ladder] the cache holds a {old.get('board_size')}x{old.get('board_size')} komi "
+            f"{old.get('komi')} calibration: starting a new one for {board_size}x{board_size} komi {komi}")
+        old = {}
     sigs = {r.name: rung_signature(r) for r in cfg.rungs}
     valid = {n for n, sig in old.get("signatures", {}).items() if sigs.get(n) == sig}
     records: list[list] = [g for g in old.get("games", []) if g[0] in valid and g[1] in valid]
@@ -379,8 +419,13 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
                        sgf_dir: str | None = None, log: Callable[[str], None] = print,
                        max_rungs: int | None = None, games_per_rung: int | None = None,
                        games_vs_reference: int | None = None, start: str | None = None,
-                       start_elo: float | None = None) -> dict[str, Any]:
+                       start_elo: float | None = None,
+                       anchors: tuple[dict, dict, str] | None = None) -> dict[str, Any]:
     """Rate `candidate` against the ladder (see the module docstring); returns the metrics dict.
+
+    `anchors` (rung Elos, their sds, where they came from): the scale a question started with, so
+    a parent and its child are rated on the same scale even if the ladder is recalibrated between
+    them; None reads this machine's calibration for `board_size` and `komi`.
 
     The walk starts at the middle rung (or the reference, `start`), or at the rung closest to
     `start_elo` when a prior estimate is known; the reference always gets `games_vs_reference`.
@@ -389,7 +434,7 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     elo of the rung, games, score, win rate and interval), colour_advantage, ladder_source,
     failures (games lost by a crash/timeout/illegal move of either side), games (all records).
     """
-    elos, sds, source = ladder_elos(cfg)
+    elos, sds, source = anchors if anchors is not None else ladder_elos(cfg, board_size, komi)
     playable = [r for r in cfg.rungs if r.name in elos]
     if cfg.reference not in elos:
         raise ValueError(f"reference rung {cfg.reference!r} has no Elo: calibrate the ladder "

@@ -53,6 +53,9 @@ class PlayerSpec:
     env: dict[str, str] | None = None  # environment for the subprocess (None: inherit)
     random_move_prob: float = 0.0      # each move is a uniformly random one with this probability
                                        # (weakened "bridge" rungs between random and real engines)
+    reference: bool = False            # one of the referee's engines: when it fails (crash, hang,
+                                       # illegal answer) the game is void and replayed, never a win
+                                       # for the other side; only a candidate's own failures lose
 
 
 @dataclass
@@ -67,6 +70,7 @@ class MatchConfig:
     random_opening_moves: int = 2      # random plies at the start of each game pair (0: none)
     workers: int = 1                   # games played at once (each with its own engine processes)
     seed: int = 0                      # seeds the openings and random moves
+    replays: int = 2                   # times a game voided by a reference engine's failure is replayed
 
     @property
     def max_moves(self) -> int:
@@ -88,6 +92,7 @@ class GameRecord:
     sgf_path: str | None = None
     seconds: float = 0.0
     resyncs: int = 0                  # times an engine refused a legal move and was given the position
+    void: bool = False                # a reference engine failed: the game counts for nobody
 
     @property
     def black_score(self) -> float:
@@ -104,7 +109,14 @@ class GameRecord:
 
     @property
     def failure(self) -> bool:
-        return self.reason not in (TWO_PASSES, RESIGNATION, MOVE_CAP)
+        return not (self.reason in (TWO_PASSES, RESIGNATION) or self.reason.startswith(MOVE_CAP))
+
+    @property
+    def failed(self) -> str | None:
+        """The name of the player whose failure ended the game (None: it ended by the rules)."""
+        if not self.failure or self.winner is None:
+            return None
+        return self.white if self.winner == self.black else self.black
 
 
 @dataclass
@@ -112,8 +124,9 @@ class MatchResult:
     """All games of a match between players `a` and `b`."""
     a: str
     b: str
-    games: list[GameRecord]
+    games: list[GameRecord]           # the games that count (void ones are in `voided`)
     seconds: float = 0.0
+    voided: list[GameRecord] = field(default_factory=list)  # ended by a reference engine's failure
 
     def win_rate(self, name: str) -> WinRate:
         return win_rate(g.score_for(name) for g in self.games)
@@ -132,7 +145,8 @@ class MatchResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "games": len(self.games), "seconds": round(self.seconds, 2),
+        return {"a": self.a, "b": self.b, "games": len(self.games), "void": len(self.voided),
+                "seconds": round(self.seconds, 2),
                 "win_rate_a": self.win_rate(self.a).to_dict(),
                 "black_win_rate": self.colour_advantage().to_dict(), "reasons": self.reasons(),
                 "records": [asdict(g) for g in self.games]}
@@ -352,13 +366,23 @@ def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfi
                sgf_dir: str | None, on_game: Callable[[GameRecord], None] | None = None) -> list[GameRecord]:
     """A worker: plays the given game indices with one engine per player, kept between games."""
     seat_a, seat_b = _Seat(a, cfg), _Seat(b, cfg)
+    refs = {s.name for s in (a, b) if s.reference}
     out = []
     try:
         for i in indices:
             black, white = (seat_a, seat_b) if i % 2 == 0 else (seat_b, seat_a)
-            rec = play_game(i, black, white, cfg, Path(sgf_dir) if sgf_dir else None)
+            for attempt in range(cfg.replays + 1):
+                rec = play_game(i, black, white, cfg, Path(sgf_dir) if sgf_dir else None)
+                if rec.failed not in refs:
+                    break
+                # the referee's own engine failed: nobody wins; the game is recorded and replayed
+                rec.void = True
+                rec.detail = (f"void (the reference engine failed; attempt {attempt + 1} of "
+                              f"{cfg.replays + 1}): {rec.detail}")
+                if attempt < cfg.replays:
+                    out.append(rec)
             out.append(rec)
-            if on_game:
+            if on_game and not rec.void:
                 on_game(rec)
     finally:
         seat_a.drop()
@@ -401,4 +425,5 @@ def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os
             for fut in futures:
                 games.extend(fut.result())
     games.sort(key=lambda g: g.index)
-    return MatchResult(a=a.name, b=b.name, games=games, seconds=time.monotonic() - t0)
+    return MatchResult(a=a.name, b=b.name, games=[g for g in games if not g.void],
+                       seconds=time.monotonic() - t0, voided=[g for g in games if g.void])

@@ -7,7 +7,9 @@ given here as a complete command line (the node's own code, inside its sandbox, 
 harness); the references are started here; our engine applies every move and scores. Only this
 process writes the numbers that rank nodes, into a folder no job can write.
 
-    python -m go_core.arena.rate ladder --player-json P.json --out rating.json [--start-elo E]
+    python -m go_core.arena.rate anchors --out anchors.json          # the ladder's scale, once per question
+    python -m go_core.arena.rate ladder --player-json P.json --out rating.json [--start-elo E] \
+        [--anchors anchors.json]
     python -m go_core.arena.rate h2h --a-json A.json --b-json B.json --out h2h.json --seed S \
         --max-pairs N --delta 100 [--settle-se X]
 
@@ -51,13 +53,25 @@ def rate_ladder(a: argparse.Namespace) -> dict:
     spec = _spec(a.player_json)
     cfg = as_eval_config(None)
     cand = PlayerSpec(name="candidate", argv=[str(x) for x in spec["argv"]], env=spec.get("env"))
+    anchors = None
+    if a.anchors:
+        saved = json.loads(Path(a.anchors).read_text())
+        anchors = (saved["elos"], saved["sds"], saved["source"])
     t = time.monotonic()
     out = evaluate_candidate(cand, cfg, board_size=a.board_size, komi=a.komi,
                              sgf_dir=a.sgf_dir, log=lambda m: print(m, flush=True),
-                             start_elo=a.start_elo)
+                             start_elo=a.start_elo, anchors=anchors)
     out.pop("games", None)
     out["eval_seconds"] = round(time.monotonic() - t, 1)
     return out
+
+
+def ladder_anchors(a: argparse.Namespace) -> dict:
+    """The rung Elos (and sds, and their source) a question is rated against, fixed at its start."""
+    from experiments.evaluate import as_eval_config
+    from go_core.arena.ladder import ladder_elos
+    elos, sds, source = ladder_elos(as_eval_config(None), a.board_size, a.komi)
+    return {"elos": elos, "sds": sds, "source": source, "board_size": a.board_size, "komi": a.komi}
 
 
 def rate_h2h(a: argparse.Namespace) -> dict:
@@ -107,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     lad = sub.add_parser("ladder", help="Elo against the reference ladder")
     lad.add_argument("--player-json", required=True, help="the candidate as a GTP engine")
     lad.add_argument("--start-elo", type=float, default=None, help="start the walk here (the parent's Elo)")
+    lad.add_argument("--anchors", default=None, help="the question's ladder scale (from `anchors`)")
+    anc = sub.add_parser("anchors", help="the ladder's rung Elos, recorded when a question starts")
     h2h = sub.add_parser("h2h", help="head-to-head game pairs between two checkpoints")
     h2h.add_argument("--a-json", required=True, help="player A (the child): a batched player")
     h2h.add_argument("--b-json", required=True, help="player B (the parent)")
@@ -117,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     h2h.add_argument("--alpha", type=float, default=0.05)
     h2h.add_argument("--beta", type=float, default=0.2)
     h2h.add_argument("--settle-se", type=float, default=0.0)
-    for p in (lad, h2h):
+    for p in (lad, h2h, anc):
         p.add_argument("--out", required=True, help="where the JSON result goes")
         p.add_argument("--sgf-dir", default=None, help="every game as SGF here")
         p.add_argument("--board-size", type=int, default=9)
@@ -125,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     t = time.monotonic()
     try:
-        out = rate_ladder(a) if a.cmd == "ladder" else rate_h2h(a)
+        out = {"ladder": rate_ladder, "h2h": rate_h2h, "anchors": ladder_anchors}[a.cmd](a)
         out["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - the harness reads the reason from the JSON
         import traceback

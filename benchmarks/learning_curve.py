@@ -1,0 +1,136 @@
+"""How strength grows with compute: one training run, rated at fixed amounts of work (issue 18).
+
+    python benchmarks/learning_curve.py                       # 9x9, 60 minutes of training on this machine
+    python benchmarks/learning_curve.py --minutes 10 --games-per-checkpoint 64 --pairs 50
+    python benchmarks/learning_curve.py --device cuda --minutes 120
+
+The run trains in segments of `--games-per-checkpoint` self-play games (the same run directory
+resumed with a larger `budget.max_games`, so it is one run, not several), starting from a warm
+start trained once. After each segment the checkpoint is copied aside and rated:
+- on the reference ladder (Elo with its 95% interval; the candidate plays MCTS at the eval
+  config's visits, GTP against random, GNU Go and KataGo);
+- head-to-head against the previous checkpoint (raw policy, colour-swapped pairs from the opening
+  book; Elo difference with its 95% interval from the pentanomial pairs).
+Last, the final net plays the warm-start net head-to-head: `gain_vs_warm_start_elo`.
+
+Prints one JSON object: `checkpoints` (list of {games, seconds, elo, elo_ci95, h2h_vs_previous}),
+`gain_vs_warm_start_elo` with `gain_ci95`, `device`, the load average, and the figure's path.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from go_core.arena.head_to_head import PlayerSpec, play_head_to_head  # noqa: E402
+from go_core.arena.sprt import estimate  # noqa: E402
+
+
+def train(run_dir: Path, overrides: list[str], log: Path) -> float:
+    t = time.monotonic()
+    cmd = [sys.executable, "-m", "experiments.train", *overrides, f"hydra.run.dir={run_dir}"]
+    with open(log, "ab") as f:
+        cp = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if cp.returncode != 0 or summary.get("status") != "ok":
+        raise SystemExit(f"training failed ({summary.get('status')}): {summary.get('error')} (log {log})")
+    return time.monotonic() - t
+
+
+def player(ckpt: Path, name: str, device: str) -> PlayerSpec:
+    return PlayerSpec(argv=[sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ckpt),
+                            "--player", "policy", "--device", device], cwd=str(ROOT),
+                      env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, name=name)
+
+
+def head_to_head(a: Path, b: Path, pairs: int, seed: int, sgf_dir: Path, device: str) -> dict:
+    res = play_head_to_head(player(a, "new", device), player(b, "old", device), pairs, seed=seed,
+                            sgf_dir=sgf_dir)
+    e = estimate(list(res.pentanomial))
+    return {"diff_elo": round(e.elo, 1), "ci95": [round(x, 1) for x in e.ci95],
+            "pentanomial": list(res.pentanomial), "games": res.games,
+            "games_per_min": round(res.games_per_min, 1)}
+
+
+def ladder(ckpt: Path, sgf_dir: Path, device: str, start_elo: float | None) -> dict:
+    from experiments.evaluate import evaluate_checkpoint
+    out = evaluate_checkpoint(None, ckpt, sgf_dir, device=device, log=lambda m: None,
+                              start_elo=start_elo)
+    return {"elo": out["elo"], "elo_ci95": out["elo_ci95"], "ladder_source": out.get("ladder_source")}
+
+
+def figure(points: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    g = [p["games"] for p in points]
+    elo = [p["elo"] for p in points]
+    err = [[p["elo"] - p["elo_ci95"][0] for p in points], [p["elo_ci95"][1] - p["elo"] for p in points]]
+    ax.errorbar(g, elo, yerr=err, marker="o", capsize=3, label="ladder Elo (95% interval)")
+    ax.set_xlabel("self-play games")
+    ax.set_ylabel("Elo (random = 0)")
+    ax.set_title("Learning curve")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=60.0, help="training time (rating not counted)")
+    ap.add_argument("--games-per-checkpoint", type=int, default=256)
+    ap.add_argument("--pairs", type=int, default=100, help="head-to-head game pairs per comparison")
+    ap.add_argument("--board", default="9x9")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-ladder", action="store_true", help="head-to-head only (faster)")
+    ap.add_argument("--out", default=None, help="folder (default a new one under /tmp)")
+    a = ap.parse_args(argv)
+    out = Path(a.out or f"/tmp/learning_curve_{int(time.time())}")
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train.log"
+    base = [f"board={a.board}", "budget=tiny", "tracking=disabled", "eval.at_end=false",
+            f"device={a.device}", "budget.wall_clock_s=0"]
+    start = out / "start"
+    train(start, base + ["train.warm_start.only=true"], log)
+    ckpts = [(0, start / "checkpoints" / "latest.pt")]
+    run = out / "run"
+    trained, games, points = 0.0, 0, []
+    prev_elo = None
+    while trained < a.minutes * 60:
+        games += a.games_per_checkpoint
+        trained += train(run, base + [f"budget.max_games={games}",
+                                      f"train.warm_start.init_checkpoint={ckpts[0][1]}"], log)
+        ck = out / f"ckpt_{games:06d}.pt"
+        shutil.copyfile(run / "checkpoints" / "latest.pt", ck)
+        point = {"games": games, "seconds": round(trained, 1)}
+        if not a.no_ladder:
+            point.update(ladder(ck, out / f"ladder_{games}", a.device, prev_elo))
+            prev_elo = point["elo"]
+        point["h2h_vs_previous"] = head_to_head(ck, ckpts[-1][1], a.pairs, games, out / f"h2h_{games}", a.device)
+        points.append(point)
+        ckpts.append((games, ck))
+        print(json.dumps(point), file=sys.stderr, flush=True)
+    gain = head_to_head(ckpts[-1][1], ckpts[0][1], a.pairs, 1, out / "h2h_gain", a.device)
+    fig = None
+    if not a.no_ladder:
+        fig = out / "learning_curve.png"
+        figure(points, fig)
+    print(json.dumps({"checkpoints": points, "gain_vs_warm_start_elo": gain["diff_elo"],
+                      "gain_ci95": gain["ci95"], "gain_games": gain["games"], "device": a.device,
+                      "board": a.board, "load_average": os.getloadavg(),
+                      "figure": str(fig) if fig else None, "out": str(out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
