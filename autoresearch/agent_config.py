@@ -99,6 +99,7 @@ class AnthropicConfig:
     max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     check_timeout_s: float = 120.0        # run_check: time limit of one investigation command (and its maximum)
     check_sandbox: str = "auto"           # run_check: auto (bubblewrap where it runs) | bwrap (required) | none
+    health_checks: bool = True            # run autoresearch/health.py on every node that finished ok
     prices_per_mtok: Prices = field(default_factory=Prices)
 
 

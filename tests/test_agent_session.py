@@ -96,6 +96,10 @@ def test_forecasts_are_scored_and_a_track_is_reviewed_after_three_non_better_nod
     assert "- exploration [closed]" in last and "every higher c_puct was clearly worse" in last
     q = store.get_question(1)
     assert q.status == "answered" and q.tokens == 6 * (1200 + 150 + 900)
+    # every proposed node that finished ok was health-checked (autoresearch/health.py)
+    for n in nodes[1:]:
+        flags = {f["check"]: f["ok"] for f in n.metrics["health"]["flags"]}
+        assert flags["losses_finite"] is True and n.metrics["health"]["suspect"] is False
 
 
 @pytest.mark.parametrize("model,served,rc,why", [
