@@ -138,7 +138,10 @@ def check_node(repo_root: Path | str, workspace: Path | str, node: Any,
         flags.append(losses_finite(node.run_dir))
         ckpt = Path(node.run_dir) / "checkpoints" / "latest.pt"
         flags.append(weights_finite(ckpt if ckpt.is_file() else None))
-    flags.append(augmentation_applied(repo_root, workspace, node, sandbox_wanted))
+    try:
+        flags.append(augmentation_applied(repo_root, workspace, node, sandbox_wanted))
+    except Exception as e:  # noqa: BLE001 -- a probe that cannot start is "not checked", never a loop crash
+        flags.append(HealthFlag("augmentation_applied", None, f"probe not run: {type(e).__name__}: {e}"))
     return {"suspect": any(f.ok is False for f in flags), "flags": [f.to_json() for f in flags]}
 
 
