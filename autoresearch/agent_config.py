@@ -88,7 +88,7 @@ class Prices:
 
 @dataclass
 class AnthropicConfig:
-    model: str = "claude-opus-4-5"        # Claude model name; must be one the installed SDK lists (research doctor)
+    model: str = "claude-opus-5-5"        # Claude model name: the newest Opus the installed SDK lists, not deprecated (research doctor checks)
     max_tokens: int = 4096                # per response
     max_turns: int = 16                   # model calls per propose() round
     cost_budget_usd: float = 5.0          # stop proposing once the question spent this much

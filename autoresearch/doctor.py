@@ -205,6 +205,12 @@ def check_wandb() -> Check:
     return Check("w&b", True, f"mode {mode}; runs mirror to <run_dir>/wandb", required=False)
 
 
+def load_default_model() -> str:
+    """The configured Claude model (conf/agent/default.yaml)."""
+    from autoresearch.agent_config import load_agent_config
+    return load_agent_config(None).anthropic.model
+
+
 def known_models() -> list[str]:
     """The model names the installed anthropic SDK lists (its `Model` type)."""
     import typing
@@ -223,9 +229,13 @@ def check_anthropic(model: str, required: bool = False) -> Check:
     except Exception as e:  # noqa: BLE001
         return Check("anthropic", False, f"the anthropic SDK does not import: {e}", "bash setup.sh",
                      required=required)
-    known = model in models
+    from autoresearch.proposers.anthropic_client import end_of_life
+    eol = end_of_life(model)
+    retired = eol is not None and eol <= __import__("datetime").date.today()
+    known = model in models and not retired
     detail = (f"ANTHROPIC_API_KEY {'is set' if key else 'is not set (the offline planner is used)'}; "
-              f"model {model!r} {'is' if known else 'is NOT'} one the installed SDK knows")
+              f"model {model!r} {'is' if known else 'is NOT'} one the installed SDK knows"
+              + (f" (end of life {eol}{': retired' if retired else ''})" if eol else ""))
     if known and (key or not required):
         return Check("anthropic", True, detail, required=required)
     fix = ("export ANTHROPIC_API_KEY=... (or use --proposer offline)" if not key else

@@ -56,10 +56,13 @@ def test_doctor_names_a_missing_katago_and_the_line_that_fixes_it(tmp_path):
 
 def test_the_doctor_never_prints_the_api_key(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-very-secret-value")
-    c = doctor.check_anthropic("claude-opus-4-5", required=True)
+    c = doctor.check_anthropic(doctor.load_default_model(), required=True)
     assert c.ok and "sk-ant" not in c.detail + (c.fix or "")
     retired = doctor.check_anthropic("claude-2.0", required=True)
     assert not retired.ok and "NOT" in retired.detail and "set anthropic.model" in retired.fix
+    # listed by the SDK but past the end of life its table records
+    gone = doctor.check_anthropic("claude-mythos-preview", required=True)
+    assert not gone.ok and "retired" in gone.detail
 
 
 def test_research_run_stops_in_preflight_and_trains_nothing(tmp_path):
