@@ -212,7 +212,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
                       folder: Path | str | None = None,
                       job_module: str = sandbox.DEFAULT_JOB_MODULE,
                       worktrees_dir: Path | str | None = None, keep_worktree: bool = False,
-                      commit_message: str | None = None) -> sandbox.Job:
+                      commit_message: str | None = None,
+                      branch_prefix: str = "node/") -> sandbox.Job:
     """sandbox.start_job's twin for a cluster: prepare here, submit with submitit.
 
     Returns a SubmititJob at once (or sandbox's already-finished Job for a refused or
@@ -224,7 +225,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     python = slurm.python or sys.executable
     prep = sandbox.prepare_node(repo_root, node_id, overrides, patch, run_dir, wall_clock_s,
                                 job_module=job_module, worktrees_dir=worktrees_dir,
-                                python=python, commit_message=commit_message)
+                                python=python, commit_message=commit_message,
+                                branch_prefix=branch_prefix)
     if isinstance(prep, sandbox.Job):
         return prep
     local = launcher == "submitit-local"
