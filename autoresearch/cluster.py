@@ -57,7 +57,10 @@ RC_NAME = "job.rc"                 # its exit code, written by job.sh when the c
 STARTED_NAME = "job.started"       # "<epoch> <host>", written by job.sh when the command starts
 RECORD_NAME = "job.submitit.json"  # cluster, job id, submitit folder: what --resume re-attaches to
 SUBMITIT_LOG_CHARS = 1500          # of submitit's own log, added to the log tail of a failed job
-SUBMITIT_TIMED_OUT = "timed-out and not checkpointable"   # submitit's words at SLURM's USR2
+# submitit's words when SLURM's USR2 (sent `signal_delay_s`, 90 s, before --time) finds the job
+# timed out; then it ends the job ("not checkpointable" or, with max_num_timeout=0 as here, "too
+# many times": seen on a real SLURM), so SLURM says FAILED, not TIMEOUT
+SUBMITIT_TIMED_OUT = "this job is timed-out"
 
 # SLURM job states (sacct): still going vs over. Anything else is treated as over.
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
@@ -382,11 +385,12 @@ class SubmititJob(sandbox.Job):
 
     def _finish(self, rc: int | None, state: str | None = None) -> sandbox.JobResult:
         why = None
-        submitit_log = self._submitit_log() if rc is None else ""
-        if rc is None and self._kill_reason is None and SUBMITIT_TIMED_OUT in submitit_log:
+        submitit_log = self._submitit_log() if rc != 0 else ""
+        if rc != 0 and self._kill_reason is None and SUBMITIT_TIMED_OUT in submitit_log:
             # SLURM's warning signal before the time limit: submitit ends a command it cannot
             # checkpoint, so the job ends FAILED rather than TIMEOUT (seen when no loop was
-            # watching the wall clock, e.g. between a kill -9 and --resume)
+            # watching the wall clock, e.g. between a kill -9 and --resume); job.sh may still
+            # record the exit code of its command, killed with the step
             self._kill_reason = (f"timeout: {self.describe()} reached its time limit of "
                                  f"{self.record.get('time_limit_min')} min (submitit: timed-out)")
         if rc is None:

@@ -184,53 +184,60 @@ def test_a_job_past_its_slurm_time_limit_is_a_timeout(slurm_env, tmp_path):
 
 
 def test_resume_after_kill_9_reattaches_to_queued_and_running_jobs(slurm_env, tmp_path):
-    """Three nodes at once on a two-core node: two run (held at a gate), one is queued. After
-    kill -9 of `research run`, --resume follows the same three jobs to their end."""
+    """After the baseline, three nodes at once on a two-core node: two run (held at a gate), one
+    is queued. After kill -9 of `research run`, --resume follows those three jobs to their end
+    instead of submitting them again."""
     c = slurm_env
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
     gate = tmp_path / "gate"
-    gate.touch()
     agent = agent_yaml(tmp_path / "a.yaml", c.partition)
-    args = run_args(repo, ws, agent, "--set", f"fake.gate={gate}")
+    args = run_args(repo, ws, agent, "--set", "fake.sleep=2", "--set", f"fake.gate={gate}")
     loop = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "run", "Which lr?", *args,
-                             "--launcher", "slurm", "--budget-runs", "3", "--workers", "3"],
+                             "--launcher", "slurm", "--budget-runs", "4", "--workers", "3"],
                             cwd=ROOT, env=clean_env(c), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    seen: list = []
     try:
+        wait_for(lambda: (ws / "runs/1/summary.json").exists(), 120, "the baseline to finish")
+        gate.touch()                                   # the nodes after it wait at the gate
+
         def two_running_one_queued():
-            recs = records(ws)
-            if len(recs) < 3:
-                return False
+            recs = {i: r for i, r in records(ws).items() if i != 1}
             states = sorted(c.job_state(r["job_id"]) for r in recs.values())
             held = sum((ws / "runs" / str(i) / "at_gate").exists() for i in recs)
+            seen[:] = [states, held]
             return states == ["PENDING", "RUNNING", "RUNNING"] and held == 2
-        wait_for(two_running_one_queued, 240, "two nodes running at the gate and one queued")
+        wait_for(two_running_one_queued, 120,
+                 f"two nodes running at the gate and one queued (last seen: {seen})")
         loop.send_signal(signal.SIGKILL)
         loop.wait(timeout=30)
+        before = {i: r["job_id"] for i, r in records(ws).items()}
+        assert len(before) == 4
+        assert sorted(c.job_state(before[i]) for i in before if i != 1) == \
+            ["PENDING", "RUNNING", "RUNNING"], "the jobs outlive the killed loop"
+
+        resume = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "run", "--resume",
+                                   *args], cwd=ROOT, env=clean_env(c), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(5)                              # --resume has picked the jobs up
+            gate.unlink()
+            out, _ = resume.communicate(timeout=300)
+        finally:
+            if resume.poll() is None:
+                resume.kill()
+                resume.wait()
     finally:
+        gate.unlink(missing_ok=True)                   # nothing stays held at the gate
         if loop.poll() is None:
             loop.kill()
             loop.wait()
-    before = {i: r["job_id"] for i, r in records(ws).items()}
-    assert sorted(c.job_state(j) for j in before.values()) == ["PENDING", "RUNNING", "RUNNING"]
-
-    resume = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "run", "--resume", *args],
-                              cwd=ROOT, env=clean_env(c), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        time.sleep(5)                                  # --resume has picked the jobs up
-        gate.unlink()
-        out, _ = resume.communicate(timeout=300)
-    finally:
-        if resume.poll() is None:
-            resume.kill()
-            resume.wait()
     assert resume.returncode == 0, out[-3000:]
     store = TreeStore(ws / "tree.db")
     nodes = store.nodes(store.questions()[-1].id)
     assert sorted(n.id for n in nodes) == sorted(before), [(n.id, n.status) for n in nodes]
     assert all(n.status == "ok" for n in nodes), [(n.id, n.status, n.error) for n in nodes]
-    # the same jobs, not new ones: every job id unchanged, and no other job of this run in sacct
+    # the same jobs, not new ones: every job id unchanged, and no other job of this workspace
     assert {i: r["job_id"] for i, r in records(ws).items()} == before
     for job_id in before.values():
         assert c.job_state(job_id) == "COMPLETED"
