@@ -276,12 +276,22 @@ class SlurmCluster:
         return self.leftovers()
 
     def leftovers(self) -> list[str]:
-        """`ps` lines of live processes that name this cluster's folder or config (a daemon, a
-        slurmstepd, a job's command)."""
-        cp = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
-        me = str(os.getpid())
-        return [ln.strip() for ln in cp.stdout.splitlines()
-                if str(self.root) in ln and ln.split()[0] != me and "ps -eo" not in ln]
+        """Live processes of this cluster: a daemon, a slurmstepd, a job's command. Each has the
+        folder in its command line or SLURM_CONF=<this slurm.conf> in its environment (slurmd
+        passes its own to slurmstepd, sbatch the submitter's to the job)."""
+        marker = f"SLURM_CONF={self.conf}".encode()
+        out = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                env = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and (str(self.root) in cmd or marker in env):
+                out.append(f"{proc.name} {cmd.strip()}")
+        return out
 
 
 def start_cluster(root: Path | None = None) -> SlurmCluster:
@@ -308,9 +318,13 @@ def slurm_cluster():
         yield cluster
     finally:
         left = cluster.stop()
-        if not left:
-            shutil.rmtree(cluster.root, ignore_errors=True)
-        assert not left, f"processes of the test cluster left behind:\n" + "\n".join(left)
+        for line in left:                  # ours: end them, then fail the session
+            try:
+                os.kill(int(line.split()[0]), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+        shutil.rmtree(cluster.root, ignore_errors=True)
+        assert not left, "processes of the test cluster left behind:\n" + "\n".join(left)
 
 
 @pytest.fixture()
@@ -319,4 +333,9 @@ def slurm_env(slurm_cluster, monkeypatch) -> SlurmCluster:
     for k, v in slurm_cluster.env.items():
         monkeypatch.setenv(k, v)
     yield slurm_cluster
-    slurm_cluster.wait_idle()
+    try:
+        slurm_cluster.wait_idle(timeout=30)
+    except TimeoutError as e:   # the test left jobs behind: end them so the next test starts clean
+        slurm_cluster.run("scancel", "--full", "--user=root")
+        slurm_cluster.wait_idle(timeout=60)
+        pytest.fail(f"the test left SLURM jobs queued or running (now cancelled): {e}")
