@@ -173,18 +173,22 @@ def test_scancel_of_a_running_node_is_a_crash_with_the_reason(slurm_env, tmp_pat
 
 
 def test_a_job_past_its_slurm_time_limit_is_a_timeout(slurm_env, tmp_path):
-    """Our own wall clock off (0): SLURM's --time (1 min) ends the job, the node says timeout."""
+    """Our own wall clock off (0): SLURM's --time ends the job, the node says timeout.
+
+    submitit asks SLURM for USR2 90 s before --time and ends the job when it comes; SLURM may
+    send it up to 60 s early. With --time=1 min it could come before submitit had installed its
+    handler (seen: the job died FAILED with no word from submitit), so 3 min: USR2 at 30-90 s."""
     c = slurm_env
     repo = make_fake_repo(tmp_path / "repo")
     job = cluster.start_cluster_job(repo, 1, [], behaviour_patch("hang"), tmp_path / "ws/runs/1",
                                     0, 0, {}, launcher="slurm", job_module=JOB_MODULE,
-                                    slurm=slurm_cfg(c, poll_s=1, rc_grace_s=3, time_margin_min=1))
-    assert job.record["time_limit_min"] == 1
+                                    slurm=slurm_cfg(c, poll_s=1, rc_grace_s=3, time_margin_min=3))
+    assert job.record["time_limit_min"] == 3
     t0 = time.time()
     res = job.wait(poll_s=1)
     took = time.time() - t0
     assert res.status == "timeout", (res.error, res.log_tail)
-    assert "time limit of 1 min" in res.error
+    assert "time limit of 3 min" in res.error
     state = c.job_state(job.job_id)
     print(json.dumps({"time_limit_job": {"sacct_state": state, "ended_after_s": round(took, 1),
                                          "error": res.error}}))
