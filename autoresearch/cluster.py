@@ -30,8 +30,10 @@ classifies the result with the same code (sandbox.classify_exit):
 Memory: on SLURM the limit is the job's `--mem` (cgroup), not RLIMIT_AS (which CUDA cannot run
 under); with `--launcher submitit-local` the job gets `ulimit -v` from `job.mem_limit_mb`.
 
+`research sweep --launcher slurm` sends its trials the same way (sweep.launch_trial).
+
 `--launcher submitit-local` runs the same path through submitit's LocalExecutor on this machine
-(real subprocesses): it is how the cluster path is tested without a cluster.
+(real subprocesses); tests/test_slurm_real.py runs it on a real one-node SLURM cluster.
 """
 from __future__ import annotations
 

@@ -2,13 +2,15 @@
 
     research sweep conf/sweep/lr_cpuct.yaml --trials 12 --workers 2
     research sweep conf/sweep/lr_cpuct.yaml --storage postgresql://user:pw@db/tengen   # many machines
+    research sweep conf/sweep/lr_cpuct.yaml --workers 4 --launcher slurm --partition gpu  # trials as SLURM jobs
 
 One study per sweep file (its `name`). Storage: by default an Optuna journal file in the workspace
 (`W/optuna-journal.log`, guarded by a file lock, so several processes on one machine -- or on a
 shared disk -- share it); any SQLAlchemy URL (`sqlite:///...`, `postgresql://...`) works too.
 
 Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through the
-sandbox (its own worktree, process group and wall-clock limit) -> while it runs, read new lines of
+sandbox (its own worktree, process group and wall-clock limit), or with `--launcher slurm` as a
+SLURM job through cluster.start_cluster_job, the path `research run` sends its nodes on -> while it runs, read new lines of
 its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
 job and mark the node `pruned` -> tell the study. A trial that crashes, times out or is refused
 is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
