@@ -18,6 +18,9 @@ class JobConfig:
     mem_limit_mb: int = 16384             # RLIMIT_AS of the job in MiB (0: no limit; CUDA needs 0)
     extra_overrides: list[str] = field(default_factory=list)  # appended to every node
     keep_worktrees: bool = False          # keep W/worktrees/<id> after the run
+    sandbox: str = "auto"                 # auto (bubblewrap where it runs) | bwrap (required) | none
+    disk_limit_mb: float = 20480          # a node whose run directory grows past this is killed (0: none)
+    readonly: list[str] = field(default_factory=list)  # more paths a sandboxed job may read (warm-start checkpoint, SGF folder)
 
 
 @dataclass
@@ -45,8 +48,18 @@ class SlurmConfig:
 
 @dataclass
 class VerdictConfig:
-    z: float = 1.96                       # critical |z| of the Elo-difference test
-    max_reruns: int = 1                   # seed re-runs of a node whose difference is in the noise
+    """Child vs parent. The head-to-head fields drive autoresearch/verdict.py (paired seeds, game
+    pairs, sequential test); `z` and `max_reruns` drive the legacy ladder z-test (ladder_verdict.py)."""
+    z: float = 1.96                       # legacy ladder test: critical |z| of the Elo difference
+    max_reruns: int = 1                   # legacy ladder test: seed re-runs of a node within the noise
+    delta_elo: float = 100.0              # Elo difference each one-sided SPRT is powered for (+delta better, -delta worse)
+    alpha: float = 0.05                   # max share of better|worse verdicts for a child equal to its parent (alpha/2 a side)
+    beta: float = 0.2                     # share of misses at +-delta_elo allowed by the SPRT bounds (the caps add more)
+    pairs_per_seed_pair: int = 200        # cap of colour-swapped game pairs (2 games each) per seed pair
+    max_seed_pairs: int = 3               # cap of seed pairs (child seed k vs parent seed k) per verdict
+    settle_ratio: float = 0.25            # a seed pair's games are settled once their Elo variance is this share of sigma_paired^2
+    sigma_paired_prior_elo: float = 170.0  # prior sd of a paired difference from training alone: sqrt(2) x sigma_train 120 (issue 12), i.e. no pairing gain assumed
+    sigma_prior_df: float = 2.0           # weight of that prior, in degrees of freedom, against the tree's pooled seed pairs
 
 
 @dataclass
@@ -55,16 +68,27 @@ class OfflineConfig:
 
 
 @dataclass
+class PlannerConfig:
+    """The offline planner (autoresearch/planner/): how it sizes the experiment a question asks for."""
+    seeds: int = 1                        # training seeds per arm (--seeds); the baseline gets as many
+    sweep_points: int = 4                 # values of a 1-D sweep over a range ("between 8 and 64")
+    grid_points: int = 3                  # values per factor of a two-factor grid
+    minutes_per_node: float | None = None  # expected minutes of one node (null: the budget's expected_s + eval_minutes)
+    eval_minutes: float = 1.5             # minutes the referee's rating adds to a node (2 cores, tiny budget)
+    sigma_train_elo: float = 120.0        # Elo spread between seeds of one config (issue 12: 4 seeds, tiny budget)
+
+
+@dataclass
 class Prices:
-    input: float = 3.0                    # USD per million input tokens
-    output: float = 15.0                  # USD per million output tokens
-    cache_write: float = 3.75             # USD per million tokens written to the prompt cache
-    cache_read: float = 0.30              # USD per million tokens read from the prompt cache
+    input: float = 5.0                    # USD per million input tokens
+    output: float = 25.0                  # USD per million output tokens
+    cache_write: float = 6.25             # USD per million tokens written to the prompt cache
+    cache_read: float = 0.50              # USD per million tokens read from the prompt cache
 
 
 @dataclass
 class AnthropicConfig:
-    model: str = "claude-sonnet-4-5"      # Claude model name
+    model: str = "claude-opus-4-5"        # Claude model name; must be one the installed SDK lists (research doctor)
     max_tokens: int = 4096                # per response
     max_turns: int = 16                   # model calls per propose() round
     cost_budget_usd: float = 5.0          # stop proposing once the question spent this much
@@ -72,6 +96,13 @@ class AnthropicConfig:
     backoff_s: float = 2.0                # first backoff (doubles per retry)
     max_file_chars: int = 20000           # read_file returns at most this many characters
     prices_per_mtok: Prices = field(default_factory=Prices)
+
+
+@dataclass
+class RefereeConfig:
+    """Who rates nodes that run the real training job (autoresearch/referee.py)."""
+    enabled: bool = True                  # false: the job's own summary.json Elo is believed (never for real questions)
+    sandbox: str = "auto"                 # auto (bubblewrap when it works, else none, recorded) | bwrap | none
 
 
 @dataclass
@@ -87,7 +118,10 @@ class AgentConfig:
     job: JobConfig = field(default_factory=JobConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    referee: RefereeConfig = field(default_factory=RefereeConfig)
+    shared_start: bool = True             # with the referee on: train the warm start once per question, every node starts from it
     offline: OfflineConfig = field(default_factory=OfflineConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
 
 

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("reports.cli", "main", "write report.md and index.html for a question"),
     "gtp": ("go_core.arena.gtp_server", "main", "play over GTP on stdin/stdout"),
     "ladder": ("experiments.ladder", "main", "calibrate or show the reference ladder"),
+    "doctor": ("autoresearch.doctor", "main", "check everything the project uses; say how to fix"),
 }
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -48,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from autoresearch import sandbox
+from autoresearch import bwrap, sandbox
 from autoresearch.agent_config import REPO_ROOT, SlurmConfig
 from experiments.rundir import atomic_write_text
 
@@ -138,23 +139,39 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
         "#!/bin/bash",
         f"# Tengen node {prep.node_id}: written by autoresearch/cluster.py, run on the cluster by",
         "# submitit (CommandFunction([\"bash\", this file])). Run it by hand to reproduce the node.",
-        "# a run must never reach the LLM: no API keys in its environment",
-        'for v in $(compgen -e); do case "$v" in *_API_KEY|ANTHROPIC_*) unset "$v";; esac; done',
-        f'export PYTHONPATH={q(str(wt))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
-        "export HYDRA_FULL_ERROR=1",
+        "# a run must never reach the LLM: the command gets an ALLOW-listed environment only",
+        "# (autoresearch/bwrap.py ENV_ALLOW), never a key, token, password or secret",
     ]
+    keep = [n for n in bwrap.ENV_ALLOW if n not in ("PYTHONPATH",) and not bwrap.is_secret_env(n)]
+    env_words = [f'${{{n}+"{n}=${n}"}}' for n in keep]
+    env_words += [f"PYTHONPATH={q(str(wt))}", "HYDRA_FULL_ERROR=1", 'HOME="$HOME"']
     for k, v in sorted((extra_env or {}).items()):
-        if not sandbox.is_secret_env(k):
-            lines.append(f"export {k}={q(str(v))}")
+        if bwrap.is_allowed_env(k):
+            env_words.append(f"{k}={q(str(v))}")
+    lines.append("JOB_ENV=(" + " ".join(env_words) + ")")
+    # the same sandbox as a local node (autoresearch/bwrap.py), as an ordinary user on the
+    # compute node; where bubblewrap cannot run there the node runs unsandboxed, and says so
+    box = bwrap.sandboxed_argv([], writable=[wt, run_dir], cwd=wt, privileged=False,
+                               clear_env=False, limits=bwrap.Limits(mem_mb=0),
+                               protect=[run_dir / SCRIPT_NAME, run_dir / sandbox.LOG_NAME])
+    lines += [
+        "if command -v bwrap >/dev/null 2>&1 && bwrap --unshare-user --unshare-pid --ro-bind / / "
+        "--proc /proc --dev /dev true 2>/dev/null; then",
+        f"  SANDBOX=bwrap; JOB_ENV+=(HOME={bwrap.SANDBOX_HOME}); BOX=({shlex.join(box)})",
+        'else',
+        '  SANDBOX="none: bubblewrap cannot run on $(hostname)"; BOX=()',
+        "fi",
+    ]
     lines.append(f"cd {q(str(wt))} || exit 97")
     if mem_limit_mb and mem_limit_mb > 0:
         lines.append(f"ulimit -v {int(mem_limit_mb) * 1024}")
     log, cmd = q(str(run_dir / sandbox.LOG_NAME)), shlex.join(prep.command)
+    run = 'env -i "${JOB_ENV[@]}" "${BOX[@]}" ' + cmd
     lines += [
         f'echo "$(date +%s) $(hostname)" > {q(str(run_dir / STARTED_NAME))}',
         f'{{ echo "# worktree {wt} on branch {prep.branch}, job ${{SLURM_JOB_ID:-local}} on $(hostname)"; '
-        f"echo {q('$ ' + cmd)}; }} > {log}",
-        f"{'setsid ' if new_session else ''}{cmd} >> {log} 2>&1 < /dev/null &",
+        f'echo "# sandbox: $SANDBOX"; echo {q("$ " + cmd)}; }} > {log}',
+        f"{'setsid ' if new_session else ''}{run} >> {log} 2>&1 < /dev/null &",
         "pid=$!",
         f'echo "$pid $(date +%s) $(hostname)" > {q(str(run_dir / sandbox.PID_NAME))}',
         'wait "$pid"',
@@ -198,7 +215,9 @@ def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: in
         if res.mem_gb:
             gb = float(res.mem_gb)
             params["mem"] = f"{int(gb)}GB" if gb == int(gb) else f"{int(gb * 1024)}MB"
-        extra = {**({"chdir": str(chdir)} if chdir else {}), **res.additional}
+        # sbatch passes only these names (never a key): not the submitting shell's environment
+        extra = {**({"chdir": str(chdir)} if chdir else {}), **res.additional,
+                 "export": slurm_export()}
         if extra:
             params["additional_parameters"] = extra
         ex.update_parameters(**params)
@@ -208,6 +227,14 @@ def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: in
         ex.update_parameters(timeout_min=time_min, gpus_per_node=0, tasks_per_node=1)
         return ex
     raise ValueError(f"unknown cluster launcher {launcher!r} (choose one of {LAUNCHERS})")
+
+
+def slurm_export() -> str:
+    """sbatch --export: an explicit allow-list of variable names (their values are this
+    machine's), so a key in the submitting shell never reaches the job or its batch script."""
+    names = [n for n in bwrap.ENV_ALLOW if n in os.environ and bwrap.is_allowed_env(n)]
+    names += sorted(n for n in os.environ if bwrap.is_allowed_env(n) and n not in names)
+    return ",".join(["HOME", "USER", "LOGNAME", *names])
 
 
 def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],

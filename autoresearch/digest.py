@@ -117,8 +117,9 @@ class Digest:
         return next((e for e in self.entries if e.node_id == node_id), None)
 
     def baseline(self) -> DigestEntry | None:
-        """The question's baseline (an interrupted one is replaced by its re-run)."""
-        return next((e for e in self.entries if e.kind == "baseline"
+        """The question's baseline: the latest one (an interrupted or failed one is replaced by
+        its re-run)."""
+        return next((e for e in reversed(self.entries) if e.kind == "baseline"
                      and e.status not in NOT_A_RESULT), None)
 
     def best(self) -> DigestEntry | None:

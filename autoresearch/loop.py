@@ -31,8 +31,10 @@ from typing import Any, Callable
 
 from autoresearch import cluster, sandbox
 from autoresearch.agent_config import AgentConfig
+from autoresearch.override_policy import validate_overrides
 from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
                                  proposal_key, runs_used)
+from autoresearch.progress import Console, failure_line
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
 from autoresearch.verdict import compare
 from experiment_tree.store import TreeStore
@@ -44,6 +46,7 @@ POLL_S = 0.2                 # how often running jobs are polled
 MAX_EMPTY_ROUNDS = 3         # proposer rounds in a row that yield nothing new -> stop
 LOG_TAIL_CHARS = 4000
 MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
+FAILED = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
 
 
 @dataclass
@@ -67,26 +70,52 @@ class ResearchLoop:
     def __init__(self, store: TreeStore, workspace: Path | str, question_id: int,
                  proposer: Proposer, cfg: AgentConfig, repo_root: Path | str,
                  say: Callable[[str], None] | None = None, extra_env: dict[str, str] | None = None,
-                 report: bool = True):
+                 report: bool = True, console: Console | None = None):
         self.store = store
         self.workspace = Path(workspace)
         self.qid = question_id
         self.proposer = proposer
         self.cfg = cfg
         self.repo_root = Path(repo_root)
-        self.say = say or (lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True))
+        self.console = console or Console(live=False if say else None)
+        self.say = say or self.console.event
+        self.judge = None        # the referee's judge, made when the loop runs (_make_judge)
         self.extra_env = dict(extra_env or {})
         self.report = report
         self.running: dict[int, sandbox.Job] = {}
         self.conclusion: Conclusion | None = None
         self.stop_reason: str | None = None
         self.empty_rounds = 0
+        self.baseline_failed = False
+        self.running_start = None
         self.wait_for_result = False
         self.session_start = time.time()
         self.report_error_shown = False
         self._report_lock = threading.Lock()
         self._report_thread: threading.Thread | None = None
         self._report_dirty = False
+
+    def _make_judge(self):
+        """The referee rates nodes that run the real training job (their checkpoints can play);
+        a job of another module (the tests' fake job) reports its own numbers."""
+        from autoresearch.doctor import REAL_JOB_MODULE
+        if self.cfg.job.module != REAL_JOB_MODULE or not self.cfg.referee.enabled:
+            return None
+        from autoresearch.judge import Judge
+        from autoresearch.referee import Referee
+        from experiments.evaluate import as_eval_config
+        commit = self.budget.get("referee_commit")
+        if not commit:
+            commit = sandbox._git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
+            b = self.budget
+            b["referee_commit"] = commit
+            self.store.update_question(self.qid, budget=b)
+        referee = Referee(self.workspace, self.qid, self.repo_root, commit,
+                          sandbox=self.cfg.referee.sandbox)
+        referee.ensure_pin()
+        size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        return Judge(referee, self.cfg.verdict, as_eval_config(None).candidate_visits,
+                     self.say, board_size=size)
 
     # -- the budget --------------------------------------------------------------------------
     @property
@@ -114,16 +143,20 @@ class ResearchLoop:
         previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
+            self.judge = self._make_judge()
             self.recover()
+            self.ensure_start()
             self.ensure_baseline()
             while True:
                 self.poll_jobs()
+                self.check_baseline()
                 self.launch_pending()
                 if self.stop_reason is None:
                     self.maybe_propose()
                     self.launch_pending()
                 if self.stop_reason is not None and not self.running and not self.pending():
                     break
+                self.show_progress()
                 time.sleep(POLL_S)
             return self.finish()
         except ProposerUnavailable as e:
@@ -132,6 +165,9 @@ class ResearchLoop:
             return self.pause(str(e), "fix the launcher settings, then `research run --resume`")
         except KeyboardInterrupt:
             self.say("interrupted: stopping running nodes (resume with `research run --resume`)")
+            if self.running_start is not None:
+                self.running_start.kill("the loop was interrupted")
+                self.running_start.wait()
             for node_id, job in list(self.running.items()):
                 job.kill("the loop was interrupted")
                 job.wait()
@@ -201,8 +237,15 @@ class ResearchLoop:
         return new_id
 
     def ensure_baseline(self) -> None:
-        if any(n.kind == "baseline" for n in self.store.nodes(self.qid)):
+        """The question's baseline node; after a failed one (then the question stopped as
+        `failed`), a resume runs a fresh baseline: the fix may be in the machine, not the code."""
+        if self.baseline_failed:          # the starting point failed: nothing can run
             return
+        base = self.baseline()
+        if base is not None and not (base.finished and base.status in FAILED):
+            return
+        if base is not None:
+            self.say(f"node {base.id}, the baseline, was {base.status}: running the baseline again")
         b = self.budget
         hyp = (f"Baseline: the default config of board {b.get('board')} and budget "
                f"{b.get('budget')}; every other node is compared with it.")
@@ -210,9 +253,65 @@ class ResearchLoop:
                                   seed=int(b.get("seed", 0)))
         self.say(f"node {nid}: baseline")
 
+    def ensure_start(self) -> None:
+        """The question's starting point, trained once (the warm start alone): every node whose
+        change does not concern the warm start begins from it, so two nodes differ by their change
+        and their seed, not by two independent warm starts (issue 12: sigma_train at its source;
+        and ~25-50 s saved per node). A failed start stops the question like a failed baseline."""
+        if self.judge is None or not self.cfg.shared_start:
+            return
+        b = self.budget
+        if b.get("start_checkpoint") and Path(b["start_checkpoint"]).is_file():
+            return
+        run_dir = self.workspace / "start" / str(self.qid)
+        overrides = merge_overrides(base_overrides(b, self.cfg.job.extra_overrides), [],
+                                    [f"seed={int(b.get('seed', 0))}", "eval.at_end=false",
+                                     "train.warm_start.only=true"])
+        self.say("the question's starting point: training the warm start once, for every node")
+        job = sandbox.start_job(self.repo_root, f"start-q{self.qid}", overrides, None, run_dir,
+                                wall_clock_s=float(self.cfg.job.wall_clock_s),
+                                mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0),
+                                extra_env=self.extra_env, job_module=self.cfg.job.module,
+                                worktrees_dir=self.workspace / "worktrees",
+                                sandbox=self.cfg.job.sandbox, disk_limit_mb=self.cfg.job.disk_limit_mb)
+        self.running_start = job
+        res = job.wait()
+        self.running_start = None
+        ckpt = run_dir / "checkpoints" / "latest.pt"
+        if res.status != "ok" or not ckpt.is_file():
+            self.stop_reason = (f"the question's starting point is {res.status}: "
+                                f"{failure_line(res.error)} (log: {run_dir / sandbox.LOG_NAME})")
+            self.baseline_failed = True
+            return
+        b = self.budget
+        b["start_checkpoint"] = str(ckpt)
+        self.store.update_question(self.qid, budget=b)
+        self.say(f"starting point ready: {ckpt}")
+
+    def start_overrides(self, node: Any) -> list[str]:
+        """`train.warm_start.init_checkpoint=<the question's start>` unless the node changes the
+        warm start itself (its overrides or the files of its patch)."""
+        from experiments.config import concerns_warm_start
+        start = self.budget.get("start_checkpoint")
+        if not start or concerns_warm_start(node.overrides or [], sandbox.patch_paths(node.patch or "")):
+            return []
+        return [f"train.warm_start.init_checkpoint={start}"]
+
     def baseline(self) -> Any | None:
-        return next((n for n in self.store.nodes(self.qid) if n.kind == "baseline"
+        """The latest baseline node that was not interrupted."""
+        return next((n for n in reversed(self.store.nodes(self.qid)) if n.kind == "baseline"
                      and n.status != "interrupted"), None)
+
+    def check_baseline(self) -> None:
+        """A crashed or timed-out baseline stops the question: nothing else can be compared."""
+        base = self.baseline()
+        if base is None or not base.finished or base.status not in FAILED or self.stop_reason:
+            return
+        log_path = Path(base.run_dir) / sandbox.LOG_NAME if base.run_dir else None
+        self.stop_reason = (f"the baseline (node {base.id}) is {base.status}: "
+                            f"{failure_line(base.error)}"
+                            + (f" (log: {log_path})" if log_path else ""))
+        self.baseline_failed = True
 
     # -- proposing -----------------------------------------------------------------------------
     def maybe_propose(self) -> None:
@@ -275,6 +374,11 @@ class ResearchLoop:
             self.say(f"proposal refused: parent node {p.parent_id} is not in this question")
             self.proposer.rejected(p, f"parent node {p.parent_id} does not exist")
             return None
+        bad = validate_overrides(p.overrides)   # the learner's config groups only
+        if bad:
+            self.say(f"proposal refused: {'; '.join(bad)}")
+            self.proposer.rejected(p, "overrides refused: " + "; ".join(bad))
+            return None
         # a node holds its effective change vs the baseline, so it reads (and reruns) alone
         overrides, patch = effective_change(parent, p.overrides, p.patch)
         key = proposal_key(overrides, patch)
@@ -301,8 +405,10 @@ class ResearchLoop:
             self.launch(node)
 
     def command_overrides(self, node: Any) -> list[str]:
+        # with the referee on, the job does not rate itself: the referee does, after it
+        rated = ["eval.at_end=false", *self.start_overrides(node)] if self.judge is not None else []
         return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
-                               node.overrides, [f"seed={node.seed}"])
+                               node.overrides, [f"seed={node.seed}", *rated])
 
     def launch(self, node: Any) -> None:
         run_dir = self.workspace / "runs" / str(node.id)
@@ -320,7 +426,12 @@ class ResearchLoop:
         try:
             if self.cfg.launcher == "local":
                 job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
-                                        wall_clock_s=wall, **common)
+                                        wall_clock_s=wall, sandbox=self.cfg.job.sandbox,
+                                        disk_limit_mb=self.cfg.job.disk_limit_mb,
+                                        readonly=tuple(self.cfg.job.readonly) + tuple(
+                                            Path(o.split("=", 1)[1]).parent for o in overrides
+                                            if o.startswith("train.warm_start.init_checkpoint=")),
+                                        **common)
             else:
                 job = cluster.start_cluster_job(
                     self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
@@ -354,15 +465,24 @@ class ResearchLoop:
     def record(self, node_id: int, status: str, summary: dict | None, error: str | None,
                log_tail: str) -> None:
         metrics = (summary or {}).get("metrics") or {}
+        if not isinstance(metrics, dict):
+            metrics = {}
+        if self.judge is not None and status == "ok":
+            node = self.store.get_node(node_id)
+            parent = self.store.get_node(node.parent_id) if node.parent_id else None
+            node.run_dir = node.run_dir or (summary or {}).get("run_dir")
+            metrics, why = self.judge.rate(node, summary, parent)
+            if why:
+                status, error = "invalid", why
         fields: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                                   "log_tail": (log_tail or "")[-LOG_TAIL_CHARS:],
                                   "finished_at": time.time()}
         if summary and summary.get("wandb_path"):
             fields["wandb_path"] = summary["wandb_path"]
+        if summary and isinstance(summary.get("sandbox"), str):
+            fields["sandbox"] = summary["sandbox"][:300]   # "bwrap" | "none: <why>" (sandbox.Job)
         node = self.store.update_node(node_id, **fields)
-        elo = metrics.get("elo")
-        self.say(f"node {node_id} {status}" + (f": Elo {elo:.0f}" if elo is not None else "")
-                 + (f" -- {error.splitlines()[0][:200]}" if error and status != "ok" else ""))
+        self.say(finished_line(node))
         self.proposer.observe(node)
         self.wait_for_result = False
         self.update_verdicts()
@@ -371,6 +491,8 @@ class ResearchLoop:
 
     # -- verdicts ------------------------------------------------------------------------------
     def update_verdicts(self) -> None:
+        if self.judge is not None:
+            return self.update_h2h_verdicts()
         nodes = self.store.nodes(self.qid)
         by_id = {n.id: n for n in nodes}
 
@@ -413,8 +535,76 @@ class ResearchLoop:
                 self.store.update_node(n.id, verdict=v.verdict, verdict_test=v.test)
                 self.say(f"node {n.id} vs node {parent.id}: {v.verdict} ({v.test})")
 
+    def show_progress(self) -> None:
+        nodes = {n.id: n for n in self.store.nodes(self.qid)} if self.running else {}
+        self.console.update([(nid, Path(nodes[nid].run_dir) if nodes[nid].run_dir else None,
+                              nodes[nid].started_at) for nid in self.running if nid in nodes])
+
+    def update_h2h_verdicts(self) -> None:
+        """Child seed k against parent seed k in head-to-head pairs (autoresearch/judge.py);
+        another seed pair for both when the games settle but training noise leaves it open."""
+        nodes = self.store.nodes(self.qid)
+        by_id = {n.id: n for n in nodes}
+        for n in nodes:
+            if n.kind in ("baseline", "rerun") or n.status != "ok" or n.verdict is not None:
+                continue
+            parent = by_id.get(n.parent_id)
+            if parent is None or not parent.finished:
+                continue
+            if parent.status != "ok":
+                if not (n.verdict_test or "").startswith("not compared"):
+                    self.store.update_node(n.id, verdict_test=f"not compared: parent node "
+                                                              f"{parent.id} is {parent.status}")
+                continue
+            busy = [c for c in nodes if c.kind == "rerun" and c.parent_id in (n.id, parent.id)
+                    and not c.finished]
+            if busy:
+                continue
+            affordable = self.runs_left() >= 2 and self.stop_reason != "concluded"
+            cmp = self.judge.compare(self.store, n, parent, nodes, affordable)
+            if cmp.record is None:
+                continue
+            if cmp.add_seed is not None:
+                self.add_seed_pair(n, parent, cmp.add_seed, cmp.record.test)
+                continue
+            rec = cmp.record
+            metrics = dict(self.store.get_node(n.id).metrics or {})
+            metrics["verdict_detail"] = rec.to_json()
+            self.store.update_node(n.id, verdict=rec.verdict, verdict_test=rec.test, metrics=metrics)
+            ci = rec.ci95
+            self.say(f"node {n.id} vs node {parent.id}: {rec.verdict}, "
+                     f"{rec.diff:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}] over {rec.games} games and "
+                     f"{rec.seed_pairs} seed pair(s); minimum detectable difference {rec.mde_elo:.0f} Elo")
+
+    def add_seed_pair(self, child: Any, parent: Any, seed: int, why: str) -> None:
+        """Train child and parent with `seed` (whichever lacks it): the next seed pair."""
+        nodes = self.store.nodes(self.qid)
+        made = []
+        for n in (parent, child):
+            has = n.seed == seed or any(c.parent_id == n.id and c.kind == "rerun" and c.seed == seed
+                                        and c.status != "interrupted" for c in nodes)
+            if not has:
+                rid = self.store.add_node(
+                    self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: the next seed pair of "
+                    f"node {child.id} vs node {parent.id} (training noise left the verdict open).",
+                    overrides=n.overrides, patch=n.patch, seed=seed)
+                made.append(rid)
+        self.store.update_node(child.id, verdict_test=f"open after {why[:300]}; seed {seed} pair: "
+                                                      f"node(s) {made or 'already there'}")
+        self.say(f"node {child.id} vs node {parent.id}: open; training seed {seed} of both "
+                 f"(node(s) {made})")
+
     # -- the end -------------------------------------------------------------------------------
     def finish(self) -> LoopResult:
+        if self.baseline_failed:
+            answer = (f"No answer: {self.stop_reason}. Nothing could be compared. Fix the cause, "
+                      f"then `research run --resume --question {self.qid}` runs the baseline again.")
+            base = self.baseline()
+            self.save_time()
+            self.store.set_answer(self.qid, answer, [base.id] if base else [], status="failed")
+            self.write_report(wait=True)
+            self.say(f"question {self.qid} failed: {self.stop_reason}")
+            return LoopResult(self.qid, "failed", self.stop_reason or "", answer)
         self.update_verdicts()
         digest = make_digest(self.store, self.qid)
         known = {e.node_id for e in digest.entries}
@@ -493,6 +683,28 @@ class ResearchLoop:
             if not self.report_error_shown:
                 self.say(f"report failed ({type(e).__name__}: {e}); the tree is intact")
                 self.report_error_shown = True
+
+
+def finished_line(node: Any) -> str:
+    """One line for a finished node: status, Elo with its interval; for a failure the exception's
+    own message and the path of its log."""
+    m = node.metrics or {}
+    elo, ci = m.get("elo"), m.get("elo_ci95")
+    text = f"node {node.id} {node.status}"
+    if isinstance(elo, (int, float)):
+        text += f": Elo {elo:.0f}"
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+            text += f" [{ci[0]:.0f}, {ci[1]:.0f}]"
+    if node.status != "ok":
+        text += f" -- {failure_line(node.error)}"
+        if node.run_dir:
+            text += f" (log: {Path(node.run_dir) / sandbox.LOG_NAME})"
+    return text
+
+
+def compared(store: TreeStore, question_id: int) -> bool:
+    """Did the question compare at least one pair of finished nodes (a verdict of any kind)?"""
+    return any(n.verdict is not None for n in store.nodes(question_id))
 
 
 def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:

@@ -6,6 +6,17 @@
     research run "..." --launcher slurm --partition gpu   # each node is a SLURM job (submitit)
 
 Defaults come from conf/agent/default.yaml (`--agent-config` for another file); flags win.
+
+Before anything trains, the checks the question needs run (the engines that rate the nodes, the
+model of the Anthropic proposer; `research doctor` runs them all): a failure stops here, in
+seconds, with the line that fixes it. A baseline that crashes or times out stops the question
+(status `failed`); `--resume` after the fix runs the baseline again and continues.
+
+Exit codes:
+  0    the question ended with at least one comparison of finished nodes (a verdict)
+  1    it ended without one (the baseline or every node failed), or a preflight check failed
+  2    usage error (bad flag or value, nothing to resume)
+  130  interrupted or paused (Ctrl-C, SIGTERM, the proposer or cluster unavailable): resumable
 """
 from __future__ import annotations
 
@@ -17,6 +28,7 @@ from pathlib import Path
 from autoresearch.agent_config import REPO_ROOT, AgentConfig, load_agent_config
 
 RESUMABLE = ("open", "running", "interrupted", "failed")
+EXIT_COMPARED, EXIT_NO_COMPARISON, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,7 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="LLM spending cap for the question (anthropic proposer)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the baseline and every node")
     ap.add_argument("--sweep", default=None,
-                    help="offline proposer's search space: conf/sweep/NAME.yaml or a path")
+                    help="use the Optuna search over conf/sweep/NAME.yaml (or a path) instead of "
+                         "the planner (for questions of the form 'find the best settings')")
     ap.add_argument("--agent-config", default=None, help="agent YAML (default conf/agent/default.yaml)")
     ap.add_argument("--repo", default=None,
                     help="git repository to research (default: this project's checkout)")
@@ -58,7 +71,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="do not regenerate the report after each node (write it with research report)")
     ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
                     help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
+    ap.add_argument("--skip-preflight", action="store_true",
+                    help="do not check engines and model before the first node (not recommended)")
+    # -- the planner's flags (--dry-run, --x, --x2, --y, --seeds): autoresearch/planner/run_plan.py --
+    from autoresearch.planner.run_plan import add_flags as add_planner_flags
+    add_planner_flags(ap)
+    # -- end of the planner's flags ----------------------------------------------------------------
     return ap.parse_args(argv)
+
+
+def preflight(cfg: AgentConfig, kind: str) -> bool:
+    """Run the checks this question needs; print what failed and how to fix it."""
+    import time as _time
+
+    from autoresearch import doctor
+    t = _time.perf_counter()
+    print("preflight: checking what this question needs (`research doctor` checks everything)",
+          flush=True)
+    checks = doctor.run_checks(doctor.preflight_checks(cfg.job.module, kind, cfg.anthropic.model),
+                               stop_on_required_failure=True)
+    bad = [c for c in checks if c.required and not c.ok]
+    if bad:
+        print(f"research run: preflight failed, nothing was trained:\n"
+              f"{doctor.failures_message(checks)}", file=sys.stderr)
+        return False
+    print(f"preflight: {len(checks)} checks passed in {_time.perf_counter() - t:.1f} s", flush=True)
+    return True
 
 
 def apply_flags(cfg: AgentConfig, a: argparse.Namespace) -> AgentConfig:
@@ -106,6 +144,11 @@ def choose_proposer_kind(cfg: AgentConfig) -> str:
 def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int, store,
                   repo_root: Path, client=None):
     """The proposer for `kind`; `client` replaces the Anthropic SDK client (tests)."""
+    plan = (store.get_question(question_id).budget or {}).get("plan")
+    if kind == "offline" and plan:
+        from autoresearch.planner.design import Plan
+        from autoresearch.proposers.planner import PlannerProposer
+        return PlannerProposer(Plan.from_dict(plan))
     if kind == "offline":
         from autoresearch.proposers.offline import OfflineProposer
         return OfflineProposer(workspace, question_id, cfg.offline.sweep, seed=cfg.seed)
@@ -123,19 +166,49 @@ def job_env() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None, *, client=None) -> int:
+    """One `research run` per workspace: a second one (or a --resume while the question's loop
+    lives) exits with code 2 naming the holder (experiment_tree/workspace.py, Workspace.lock)."""
+    from experiment_tree.workspace import Workspace, WorkspaceBusy
+    try:
+        a = parse_args(list(sys.argv[1:] if argv is None else argv))
+        if getattr(a, "dry_run", False):         # prints a plan, writes nothing: no lock needed
+            return _main(argv, client=client)
+        with Workspace(a.workspace).lock():
+            return _main(argv, client=client)
+    except WorkspaceBusy as e:
+        print(f"research run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:   # outside the loop (preflight, set-up): nothing ran yet
+        print("research run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None, *, client=None) -> int:
     a = parse_args(list(sys.argv[1:] if argv is None else argv))
     from autoresearch import sandbox
-    from autoresearch.loop import ResearchLoop
+    from autoresearch.loop import ResearchLoop, compared
     from experiment_tree.workspace import Workspace
 
-    cfg = apply_flags(load_agent_config(a.agent_config), a)
+    try:
+        cfg = apply_flags(load_agent_config(a.agent_config), a)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    # -- the planner: the plan is printed (and stored on the question) before anything runs --------
+    from autoresearch.planner.run_plan import plan_for_run
+    plan = plan_for_run(a, cfg)
+    if isinstance(plan, int):
+        return plan
+    # -- end of the planner's step -----------------------------------------------------------------
     ws = Workspace(a.workspace)
     store = ws.store()
     try:
         repo_root = sandbox.repo_toplevel(Path(a.repo) if a.repo else REPO_ROOT)
     except sandbox.SandboxError as e:
         print(f"research run: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     if a.resume:
         if a.question_id is not None:
@@ -146,7 +219,7 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
                 print(f"research run --resume: no unfinished question in {ws.root} "
                       f"(statuses {RESUMABLE}); start one with research run \"QUESTION\"",
                       file=sys.stderr)
-                return 2
+                return EXIT_USAGE
             q = open_qs[-1]
         budget = dict(q.budget or {})
         for key, value in (("runs", a.budget_runs), ("hours", a.budget_hours),
@@ -160,21 +233,35 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
             cfg.workers = int(budget["workers"])
         if a.launcher is None and budget.get("launcher"):
             cfg.launcher = budget["launcher"]
-        kind = a.proposer or budget.get("proposer") or choose_proposer_kind(cfg)
-        if kind == "anthropic":
-            choose_proposer_kind(AgentConfig(proposer="anthropic"))
+        try:
+            kind = a.proposer or budget.get("proposer") or choose_proposer_kind(cfg)
+            if kind == "anthropic":
+                choose_proposer_kind(AgentConfig(proposer="anthropic"))
+        except SystemExit as e:
+            print(e.code, file=sys.stderr)
+            return EXIT_USAGE
+        if not a.skip_preflight and not preflight(cfg, kind):
+            return EXIT_NO_COMPARISON
         qid = q.id
         print(f"resuming question {qid}: {q.text}")
     else:
         if not a.question:
             print("research run: give a question, e.g. research run \"Does c_puct 2.5 beat 1.5 "
                   "on 9x9?\" (or --resume to continue one)", file=sys.stderr)
-            return 2
-        kind = choose_proposer_kind(cfg)
+            return EXIT_USAGE
+        try:
+            kind = choose_proposer_kind(cfg)
+        except SystemExit as e:
+            print(e.code, file=sys.stderr)
+            return EXIT_USAGE
+        if not a.skip_preflight and not preflight(cfg, kind):
+            return EXIT_NO_COMPARISON
         budget = {"runs": cfg.budget_runs, "hours": cfg.budget_hours, "board": cfg.board,
                   "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
                   "workers": cfg.workers, "job_module": cfg.job.module,
                   "launcher": cfg.launcher}
+        if plan is not None:
+            budget["plan"] = plan.to_dict()
         if kind == "anthropic":
             budget["cost_usd"] = cfg.anthropic.cost_budget_usd
         qid = store.add_question(a.question, budget)
@@ -185,7 +272,7 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
         proposer = make_proposer(kind, cfg, ws.root, qid, store, repo_root, client=client)
     except Exception as e:
         print(f"research run: could not start the {kind} proposer: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     loop = ResearchLoop(store, ws.root, qid, proposer, cfg, repo_root, extra_env=job_env(),
                         report=not a.no_report)
     result = loop.run()
@@ -193,8 +280,15 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
           f"report: {ws.report_dir}")
     if result.status == "interrupted":
         print(f"resume with: research run --resume --question {qid} --workspace {ws.root}")
-        return 3
-    return 0
+        return EXIT_INTERRUPTED
+    if result.status == "failed":
+        print(f"after fixing it: research run --resume --question {qid} --workspace {ws.root}")
+        return EXIT_NO_COMPARISON
+    if not compared(store, qid):
+        print(f"question {qid} ended without comparing two finished nodes (see research tree "
+              f"--workspace {ws.root})")
+        return EXIT_NO_COMPARISON
+    return EXIT_COMPARED
 
 
 if __name__ == "__main__":

@@ -17,7 +17,13 @@ Statuses (the node statuses of the experiment tree):
 - `invalid`  Hydra refused the config (bad override: non-zero exit, no summary, Hydra's error in
              the log), or the patch does not apply (`git apply --check` fails; git's message is
              the error) -- the proposal is malformed, not the idea refuted;
-- `refused`  the patch touches a protected file (reason recorded); nothing was run.
+- `refused`  the patch touches a file outside the learner (autoresearch/patch_policy.py; the
+             reason is recorded); nothing was run.
+
+Every job runs under bubblewrap (autoresearch/bwrap.py) where it can: its own PID namespace, no
+network, writable only its worktree (not `.git`) and run directory, an allow-listed environment.
+Where it cannot, it runs unsandboxed and `JobResult.sandbox` / summary.json `sandbox` say why.
+Every git call of the harness runs with hooks and fsmonitor disabled (autoresearch/safe_git.py).
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoresearch import bwrap, patch_policy
+from autoresearch.safe_git import GIT_SAFE
 from experiments.rundir import atomic_write_text, read_summary, write_summary
 
 # Rules, scoring, evaluation and the ladder: what scores a run must not be editable by the run.
@@ -60,6 +68,11 @@ PID_NAME = "job.pid"          # pid (= process group id), start time and host, f
 STALE_JOB_FILES = ("job.sh", "job.rc", "job.started", "job.submitit.json", PID_NAME)
 LOG_TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0            # SIGTERM, then SIGKILL after this many seconds
+DISK_CHECK_S = 5.0            # how often a running job's run directory is measured
+# What a job's summary may tell the loop: its training metrics. Ranking numbers (Elo, win rates,
+# games against the references) are written only by the referee.
+RATING_METRIC_PREFIXES = ("elo", "winrate", "games_vs", "win_rate", "wins", "losses", "draws",
+                          "verdict", "h2h", "ladder")
 
 # Hydra's messages for a config it could not compose (a bad override, an unknown group option).
 _HYDRA_CONFIG_ERRORS = re.compile(
@@ -76,6 +89,7 @@ class SandboxError(RuntimeError):
 @dataclass
 class JobResult:
     status: str                                     # ok | crash | timeout | invalid | refused
+    sandbox: str | None = None                      # "bwrap" | "none: <why>" (None: never ran)
     summary: dict[str, Any] | None = None           # summary.json as written (or synthesised)
     error: str | None = None                        # what went wrong, in one message
     log_tail: str = ""                              # last lines of job.log (or git's output)
@@ -145,7 +159,7 @@ def protected_hashes(root: Path, patterns: tuple[str, ...] = PROTECTED_PATTERNS)
 def _git(cwd: Path, *args: str, check: bool = True, input: str | None = None,
          timeout: float = 120) -> subprocess.CompletedProcess:
     try:
-        cp = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+        cp = subprocess.run(["git", *GIT_SAFE, *args], cwd=cwd, capture_output=True, text=True,
                             input=input, timeout=timeout)
     except FileNotFoundError as e:
         raise SandboxError("git is not installed: install it (apt-get install git)") from e
@@ -227,30 +241,68 @@ def worktree_lock(repo_root: Path):
 # ---------------------------------------------------------------------------- the job
 
 def is_secret_env(name: str) -> bool:
-    """An environment variable a job must never see (API keys: a run must never reach the LLM)."""
-    return name.endswith("_API_KEY") or name.startswith("ANTHROPIC_")
+    """An environment variable a job must never see (keys, tokens, passwords, secrets)."""
+    return bwrap.is_secret_env(name)
 
 
 def job_env(extra_env: dict[str, str] | None = None, worktree: Path | None = None) -> dict[str, str]:
-    """The job's environment: ours without API keys (a run must never reach the LLM)."""
-    env = {k: v for k, v in os.environ.items() if not is_secret_env(k)}
-    if worktree is not None:
-        # the worktree's packages, not the editable install's, are what the patch changed
-        env["PYTHONPATH"] = os.pathsep.join([str(worktree)] + (
-            [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    """The job's environment, built from an ALLOW-list (bwrap.ENV_ALLOW, TENGEN_*): nothing of
+    ours reaches a job unless it is named there, and nothing named like a secret ever does."""
+    env = bwrap.allowed_env(extra_env)
+    # the worktree's packages, not the editable install's, are what the patch changed; the
+    # harness's own PYTHONPATH (which may name the main checkout) is not passed on
+    env["PYTHONPATH"] = str(worktree) if worktree is not None else ""
+    if not env["PYTHONPATH"]:
+        del env["PYTHONPATH"]
     env["HYDRA_FULL_ERROR"] = "1"
-    for k, v in (extra_env or {}).items():
-        if not is_secret_env(k):
-            env[k] = str(v)
     return env
 
 
-def _limits(mem_limit_mb: int):
+def _limits(mem_limit_mb: int, limits: bwrap.Limits | None = None):
+    """Limits of an unsandboxed job (under bwrap, prlimit sets the same ones)."""
+    limits = limits or bwrap.Limits()
+
     def preexec() -> None:  # runs in the child, after fork, before exec
-        if mem_limit_mb and mem_limit_mb > 0:
-            limit = int(mem_limit_mb) * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        for res, mb in ((resource.RLIMIT_AS, mem_limit_mb), (resource.RLIMIT_FSIZE, limits.fsize_mb)):
+            if mb and mb > 0:
+                resource.setrlimit(res, (int(mb) * 1024 * 1024, int(mb) * 1024 * 1024))
+        if limits.nproc and os.geteuid() != 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.nproc, limits.nproc))
     return preexec
+
+
+def dir_size_mb(path: Path) -> float:
+    """Bytes under `path` (files as allocated, links not followed), in MiB."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total / 2 ** 20
+
+
+def job_metrics(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The metrics of a job's summary the loop may keep: training metrics only. Whatever a job
+    says about its own strength (elo, elo_ci95, winrate*, games_vs_ref...) is dropped -- the
+    referee writes those -- and so is anything that is not a finite number or a short list of
+    them."""
+    raw = (summary or {}).get("metrics") if isinstance(summary, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or k.lower().startswith(RATING_METRIC_PREFIXES):
+            continue
+        if _finite(v) or (isinstance(v, list) and len(v) <= 16 and all(_finite(x) for x in v)):
+            out[k] = v
+    return out
+
+
+def _finite(v: Any) -> bool:
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
@@ -270,7 +322,8 @@ class Job:
                  proc: subprocess.Popen | None = None, result: JobResult | None = None,
                  repo_root: Path | None = None, worktree: Path | None = None,
                  branch: str | None = None, command: list[str] | None = None,
-                 keep_worktree: bool = False, log_file=None):
+                 keep_worktree: bool = False, log_file=None, sandbox: str | None = None,
+                 disk_limit_mb: float = 0):
         self.node_id = node_id
         self.run_dir = Path(run_dir)
         self.wall_clock_s = wall_clock_s
@@ -284,6 +337,9 @@ class Job:
         self._log_file = log_file
         self._kill_reason: str | None = None
         self._result = result
+        self.sandbox = sandbox              # "bwrap" | "none: <why>": recorded on the node
+        self.disk_limit_mb = disk_limit_mb  # run directory cap (0: none)
+        self._disk_checked_at = time.time()
 
     @property
     def pid(self) -> int | None:
@@ -299,13 +355,28 @@ class Job:
             if self.wall_clock_s and time.time() - self.started > self.wall_clock_s:
                 self.kill(f"timeout: ran past its wall-clock limit of {self.wall_clock_s:g} s")
                 rc = self.proc.returncode
+            elif self._over_disk():
+                rc = self.proc.returncode
             else:
                 return None
         self._result = self._finish(rc)
         return self._result.status
 
+    def _over_disk(self) -> bool:
+        """Every DISK_CHECK_S: kill the job if its run directory is over its cap."""
+        if not self.disk_limit_mb or time.time() - self._disk_checked_at < DISK_CHECK_S:
+            return False
+        self._disk_checked_at = time.time()
+        used = dir_size_mb(self.run_dir)
+        if used <= self.disk_limit_mb:
+            return False
+        self.kill(f"disk: its run directory holds {used:.0f} MiB, over the cap of "
+                  f"{self.disk_limit_mb:g} MiB (job.disk_limit_mb)")
+        return True
+
     def kill(self, reason: str) -> None:
-        """Kill the job's whole process group (SIGTERM, then SIGKILL)."""
+        """Kill the job's whole process group (SIGTERM, then SIGKILL); under bwrap that ends
+        its PID namespace, so nothing it started survives."""
         if self._result is not None or self.proc is None:
             return
         self._kill_reason = reason
@@ -323,6 +394,9 @@ class Job:
             self._log_file.close()
         res = classify_exit(self.run_dir, rc, self._kill_reason, branch=self.branch,
                             wall_s=time.time() - self.started, worktree=self.worktree)
+        res.sandbox = self.sandbox
+        if res.summary is not None and self.sandbox is not None:
+            res.summary["sandbox"] = self.sandbox
         self._cleanup()
         return res
 
@@ -354,6 +428,13 @@ def classify_exit(run_dir: Path, rc: int | None, kill_reason: str | None, *,
         res.status, res.error = "timeout", kill_reason
     elif kill_reason:
         res.status, res.error = "crash", f"killed: {kill_reason}"
+    elif summary is not None and summary.get("malformed"):
+        # kept for a look, replaced by a summary that says why the node is invalid
+        try:
+            os.replace(run_dir / "summary.json", run_dir / "summary.malformed.json")
+        except OSError:
+            pass
+        res.status, res.error, summary = "invalid", summary["error"], None
     elif summary is not None and summary.get("status") in ("ok", "crash", "timeout", "invalid"):
         res.status = summary["status"]
         res.error = summary.get("error")
@@ -444,11 +525,14 @@ def kill_orphan(run_dir: Path) -> bool:
     if len(fields_) > 2 and fields_[2] != socket.gethostname():
         return False      # the job ran on another machine (a cluster node): not ours to kill
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        cmdline = ""
+        argv = []
     killed = False
-    if str(Path(run_dir).resolve()) in cmdline or str(run_dir) in cmdline:
+    # the process must name exactly this run directory (runs/1 is a prefix of runs/10)
+    names = {str(Path(run_dir).resolve()), str(run_dir)}
+    if any(a in names or a.startswith("hydra.run.dir=") and a.split("=", 1)[1] in names
+           for a in argv):
         kill_group(pid, grace_s=2.0)
         killed = True
     _clear_pid(run_dir)
@@ -471,11 +555,18 @@ def prepare_node(repo_root: Path | str, node_id: int, overrides: list[str], patc
                  job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
                  branch_prefix: str = "node/", python: str | None = None,
                  commit_message: str | None = None,
-                 protected: tuple[str, ...] = PROTECTED_PATTERNS) -> "Job | PreparedNode":
+                 protected: tuple[str, ...] = PROTECTED_PATTERNS,
+                 allowed: tuple[str, ...] = patch_policy.LEARNER_PATHS,
+                 referee_pin: Path | str | None = None) -> "Job | PreparedNode":
     """Everything before the launch, shared by every launcher: the run directory (stale outputs
     removed), the worktree on branch `node/<id>` from HEAD, the patch checked and committed,
     and the command. A patch that is refused or does not apply gives a Job that is already
     finished (`refused` / `invalid`) instead.
+
+    A patch may touch only `allowed` (patch_policy: the learner's side), checked on the diff
+    and again on what the node's commit really changed (`git diff --name-status` from the start
+    commit); with `referee_pin`, the worktree's referee files are compared with the pinned copy's
+    hashes (not with HEAD, which a job could move).
     """
     repo_root = repo_toplevel(Path(repo_root))
     run_dir = Path(run_dir).resolve()
@@ -500,6 +591,9 @@ def prepare_node(repo_root: Path | str, node_id: int, overrides: list[str], patc
         if hit:
             return finished("refused", "patch touches protected files (rules, scoring, evaluation "
                             f"or the ladder may not be changed by a run): {', '.join(hit)}")
+        why = patch_policy.patch_errors(patch, repo_root, allowed)
+        if why:
+            return finished("refused", "patch refused: " + "; ".join(why))
 
     worktree, branch = make_worktree(repo_root, worktrees_dir / str(node_id), branch)
     try:
@@ -521,6 +615,23 @@ def prepare_node(repo_root: Path | str, node_id: int, overrides: list[str], patc
             _git(worktree, "add", "-A")
             _git(worktree, "-c", "user.name=tengen", "-c", "user.email=tengen@localhost",
                  "commit", "-q", "--no-verify", "--allow-empty", "-m", commit_message or f"node {node_id}")
+            names = _git(worktree, "diff", "--name-status", "--no-renames", "HEAD~1", "HEAD",
+                         check=False).stdout
+            why = patch_policy.changed_path_errors(names, repo_root, allowed)
+            types = _git(worktree, "diff", "--raw", "HEAD~1", "HEAD", check=False).stdout
+            if re.search(r"^:\d+ 120000 ", types, re.M):
+                why.append("the commit creates a symbolic link")
+            if why:
+                remove_worktree(repo_root, worktree)
+                return finished("refused", "patch refused after applying (what the commit "
+                                "changed): " + "; ".join(why))
+        if referee_pin is not None:
+            from autoresearch.referee_pin import changed_vs_pin
+            moved = changed_vs_pin(referee_pin, worktree)
+            if moved:
+                remove_worktree(repo_root, worktree)
+                return finished("refused", "the worktree's referee files differ from the pinned "
+                                f"referee: {', '.join(moved[:10])}")
     except Exception:
         remove_worktree(repo_root, worktree)
         raise
@@ -535,31 +646,55 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
               job_module: str = DEFAULT_JOB_MODULE, worktrees_dir: Path | str | None = None,
               branch_prefix: str = "node/", python: str | None = None,
               keep_worktree: bool = False, commit_message: str | None = None,
-              protected: tuple[str, ...] = PROTECTED_PATTERNS) -> Job:
+              protected: tuple[str, ...] = PROTECTED_PATTERNS,
+              allowed: tuple[str, ...] = patch_policy.LEARNER_PATHS,
+              referee_pin: Path | str | None = None, sandbox: str = "auto",
+              readonly: tuple[Path | str, ...] = (), limits: bwrap.Limits | None = None,
+              disk_limit_mb: float = 0) -> Job:
     """Launch one node on this machine: `prepare_node`, then
-    `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group.
+    `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group,
+    inside bubblewrap (`sandbox`: auto | bwrap | none; see bwrap.sandbox_mode).
 
     Returns a Job at once. A patch that is refused or does not apply gives a Job that is already
     finished (`refused` / `invalid`), so callers treat every outcome the same way.
     `worktrees_dir` defaults to `<run_dir>/../../worktrees` (i.e. `W/worktrees/` for `W/runs/<id>`).
+    `readonly`: more paths the job may read (a warm-start checkpoint); `limits`: processes and
+    file size; `disk_limit_mb`: the run directory's cap (0: none; the loop passes
+    job.disk_limit_mb).
     """
     prep = prepare_node(repo_root, node_id, overrides, patch, run_dir, wall_clock_s,
                         job_module=job_module, worktrees_dir=worktrees_dir,
                         branch_prefix=branch_prefix, python=python,
-                        commit_message=commit_message, protected=protected)
+                        commit_message=commit_message, protected=protected, allowed=allowed,
+                        referee_pin=referee_pin)
     if isinstance(prep, Job):
         return prep
     cmd, worktree, run_dir = prep.command, prep.worktree, prep.run_dir
+    mode = bwrap.sandbox_mode(sandbox)
+    env = job_env(extra_env, worktree)
+    limits = limits or bwrap.Limits()
+    if mode == "bwrap":
+        bwrap.prepare_writable([worktree, run_dir])
+        (run_dir / LOG_NAME).touch()
+        argv = bwrap.sandboxed_argv(cmd, writable=[worktree, run_dir], readonly=readonly, env=env,
+                                    cwd=worktree, limits=bwrap.Limits(limits.nproc, limits.fsize_mb,
+                                                                      int(mem_limit_mb or 0)),
+                                    protect=[run_dir / LOG_NAME])
+        preexec = None
+    else:
+        argv, preexec = cmd, _limits(mem_limit_mb, limits)
     log_file = open(run_dir / LOG_NAME, "wb")
-    log_file.write((f"# worktree {worktree} on branch {prep.branch}\n$ " + shlex.join(cmd) + "\n").encode())
+    log_file.write((f"# worktree {worktree} on branch {prep.branch}\n# sandbox: {mode}\n$ "
+                    + shlex.join(cmd) + "\n").encode())
     log_file.flush()
-    proc = subprocess.Popen(cmd, cwd=worktree, env=job_env(extra_env, worktree),
+    proc = subprocess.Popen(argv, cwd=worktree, env=env,
                             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_limits(mem_limit_mb))
+                            start_new_session=True, preexec_fn=preexec)
     _write_pid(run_dir, proc.pid)
     return Job(node_id=node_id, run_dir=run_dir, wall_clock_s=wall_clock_s, proc=proc,
                repo_root=prep.repo_root, worktree=worktree, branch=prep.branch, command=cmd,
-               keep_worktree=keep_worktree, log_file=log_file)
+               keep_worktree=keep_worktree, log_file=log_file, sandbox=mode,
+               disk_limit_mb=disk_limit_mb)
 
 
 def job_command(overrides: list[str], run_dir: Path | str,

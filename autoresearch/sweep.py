@@ -10,8 +10,8 @@ shared disk -- share it); any SQLAlchemy URL (`sqlite:///...`, `postgresql://...
 
 Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through the
 sandbox (its own worktree, process group and wall-clock limit), or with `--launcher slurm` as a
-SLURM job through cluster.start_cluster_job, the path `research run` sends its nodes on -> while it runs, read new lines of
-its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
+SLURM job through cluster.start_cluster_job, the path `research run` sends its nodes on -> while
+it runs, read new lines of its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
 job and mark the node `pruned` -> tell the study. A trial that crashes, times out or is refused
 is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
 in the tree exactly once. `--trials N` runs N more trials (split among the workers); running the

@@ -163,6 +163,7 @@ TREE_JS = """
     row('seed', n.seed);
     row('run dir', d.run_dir);
     row('W&B run', n.wandb_path);
+    row('sandbox', n.sandbox);
     row('LLM', n.tokens ? n.tokens + ' tokens, $' + Number(n.cost_usd).toFixed(4) : null);
     panel.appendChild(dl);
     section('Overrides vs parent', (d.overrides_diff || []).join('\\n'));

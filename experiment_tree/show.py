@@ -131,6 +131,7 @@ def render_node(store: TreeStore, node_id: int, workspace_root: Path | None = No
             f"  command:    {n['command'] or '-'}",
             f"  run dir:    {d['run_dir'] or '-'}",
             f"  W&B run:    {n['wandb_path'] or '-'}",
+            f"  sandbox:    {n.get('sandbox') or '-'}",
             f"  created:    {_fmt_time(n['created_at'])}",
             f"  started:    {_fmt_time(n['started_at'])}",
             f"  finished:   {_fmt_time(n['finished_at'])}",

@@ -55,6 +55,7 @@ class Node:
     error: str | None = None
     log_tail: str | None = None
     wandb_path: str | None = None
+    sandbox: str | None = None             # "bwrap" | "none: <why>" (None: the job never started)
     started_at: float | None = None
     finished_at: float | None = None
     tokens: int = 0
@@ -139,13 +140,17 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE questions ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",
         "ALTER TABLE questions ADD COLUMN updated_at REAL",
     ],
+    # 4: how a node's job was fenced in: "bwrap", or "none: <why>" (shown in the report)
+    [
+        "ALTER TABLE nodes ADD COLUMN sandbox TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Fields `update_node` accepts, with how each is stored.
 _JSON_NODE_FIELDS = {"metrics", "overrides"}
 UPDATABLE_NODE_FIELDS = ("status", "run_dir", "metrics", "verdict", "verdict_test", "notes",
-                         "error", "log_tail", "wandb_path", "started_at", "finished_at", "tokens",
+                         "error", "log_tail", "wandb_path", "sandbox", "started_at", "finished_at", "tokens",
                          "cost_usd", "command", "hypothesis")
 UPDATABLE_QUESTION_FIELDS = ("status", "budget", "answer", "evidence", "finished_at")
 
@@ -432,7 +437,7 @@ def _node(row: sqlite3.Row) -> Node:
         command=d["command"], seed=d["seed"], run_dir=d["run_dir"], status=d["status"],
         metrics=_loads(d["metrics"], {}), verdict=d["verdict"], verdict_test=d.get("verdict_test"),
         notes=d["notes"], error=d.get("error"), log_tail=d.get("log_tail"),
-        wandb_path=d.get("wandb_path"), started_at=d.get("started_at"),
+        wandb_path=d.get("wandb_path"), sandbox=d.get("sandbox"), started_at=d.get("started_at"),
         finished_at=d.get("finished_at"), tokens=d.get("tokens") or 0,
         cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"))
 

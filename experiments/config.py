@@ -74,7 +74,9 @@ class SelfPlayConfig:
 
 @dataclass
 class WarmStartConfig:
-    init_checkpoint: Optional[str] = None   # start from this checkpoint (any board size: the net is size-agnostic)
+    init_checkpoint: Optional[str] = None   # start from this checkpoint's net (any board size); the steps below are then skipped...
+    pretrain_after_init: bool = False   # ...unless this is true (then they train on top of the checkpoint's net)
+    only: bool = False                  # apply the warm start, save checkpoints and summary.json, and stop (no self-play)
     random_value_games: int = 0         # value pre-training on this many random-play games (0: off)
     random_value_steps: int = 300       # training steps of that value pre-training
     sgf_dir: Optional[str] = None       # supervised pre-training on the SGF games in this folder
@@ -110,9 +112,11 @@ class TrainConfig:
 @dataclass
 class BudgetConfig:
     name: str = "tiny"                  # label for logs
-    wall_clock_s: float = 90.0          # whole job; no iteration starts that would end past it (the last is shortened; 0: no limit)
+    max_games: int = 0                  # self-play games in all; the last iteration is cut to hit it exactly (0: no limit)
+    max_steps: int = 0                  # optimizer steps in all (0: derived per iteration from train.*; see steps_for_iteration)
     max_iterations: int = 0             # stop after this many collect -> train iterations (0: no limit)
-    max_games: int = 0                  # stop after this many self-play games in all (0: no limit)
+    wall_clock_s: float = 0.0           # safety limit on warm start + self-play/training: past it the job ends as `timeout` (0: none)
+    expected_s: float = 0.0             # about how long the job takes on 2 idle cores: for plans and progress estimates only, never a limit
 
 
 @dataclass
@@ -137,6 +141,26 @@ cs = ConfigStore.instance()
 for _group, _schema in GROUPS.items():
     cs.store(group=_group, name="schema", node=_schema)
 cs.store(name="job_schema", node=JobConfig)
+
+
+# Config keys whose change alters a run's starting point (the warm start): a node that overrides
+# one of them cannot begin from its question's shared start checkpoint and must train its own.
+# A key matches a prefix ending in "." when it starts with it, and one without when it is equal
+# (a group choice such as `model=b2c32`).
+WARM_START_KEYS = ("train.warm_start.", "model", "model.", "board", "board.")
+# Files whose change alters the start as well (the net, its input features, the warm start itself).
+WARM_START_FILES = ("go_core/learn/warmstart.py", "go_core/learn/net.py", "go_core/learn/features.py")
+
+
+def concerns_warm_start(overrides: list[str] | tuple[str, ...] = (), changed_files=()) -> bool:
+    """Whether a node needs its own warm start instead of its question's shared start checkpoint:
+    `overrides` are the Hydra overrides the node adds to its question's (not the question's own
+    board/budget ones), `changed_files` the paths its patch touches."""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~").strip()
+        if any(key.startswith(k) if k.endswith(".") else key == k for k in WARM_START_KEYS):
+            return True
+    return any(str(f).lstrip("./").removeprefix("a/").removeprefix("b/") in WARM_START_FILES for f in changed_files)
 
 
 class ConfigError(ValueError):
@@ -165,6 +189,12 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError("selfplay.no_resign_fraction must be in [0, 1]")
     if not 0.0 < merged.selfplay.full_search_prob <= 1.0:
         raise ConfigError("selfplay.full_search_prob must be in (0, 1]")
+    b = merged.budget
+    if min(b.max_games, b.max_steps, b.max_iterations) < 0 or b.wall_clock_s < 0:
+        raise ConfigError("budget.max_games, max_steps, max_iterations and wall_clock_s must be >= 0 (0: no limit)")
+    if not (b.max_games or b.max_steps or b.max_iterations or merged.train.warm_start.only):
+        raise ConfigError(f"budget '{b.name}' sets no amount of work: set budget.max_games, budget.max_steps or "
+                          f"budget.max_iterations (the wall clock is only a safety limit), e.g. budget=tiny")
     if merged.get("eval") is not None:
         validate_eval(merged.eval)
     return merged

@@ -9,22 +9,31 @@ A synchronous AlphaZero loop, one iteration at a time:
              that a sweep's pruner sees Elo per iteration
     record:  one line in metrics.jsonl, checkpoints/latest.pt, a few games/*.sgf
 
-until the budget (`budget.wall_clock_s`, `max_iterations`, `max_games`) is spent. Then the final
-net is evaluated against the reference ladder when `eval.at_end` (default true; the eval group is
-experiments/evaluate.py's) and `summary.json` is written last.
+until the budget of WORK is spent: `budget.max_games` self-play games (the last iteration is cut
+to hit it exactly), `budget.max_steps` optimizer steps and/or `budget.max_iterations`. The same
+config and seed do the same games and steps whatever the machine's load; the wall clock plays no
+part in what is computed. `budget.wall_clock_s` is only a safety limit on the warm start and the
+loop: past it the job stops as `timeout`. Then the final net is evaluated against the reference
+ladder when `eval.at_end` (the eval group is experiments/evaluate.py's; the research loop passes
+`eval.at_end=false` and lets the referee rate the checkpoint) and `summary.json` is written last.
 
-Run directory (DESIGN.md): `.hydra/` (Hydra), `log.txt`, `metrics.jsonl`, `checkpoints/latest.pt`
+Starting points (go_core/learn/warmstart.py): a fresh run applies `train.warm_start` first.
+`train.warm_start.only=true` stops right after it (checkpoints + summary, no self-play): a
+question trains its shared start once so, and its nodes begin from it with
+`train.warm_start.init_checkpoint=<that run>/checkpoints/best.pt`, which skips the other warm-start
+steps, so that a node and its parent with the same seed play the same first games.
+
+Run directory (DESIGN.md): `.hydra/` (Hydra), `log.txt`, `metrics.jsonl`, `progress.json` (live
+progress; contract in experiments/rundir.py), `checkpoints/latest.pt`
 (net, optimizer, schedule, replay window, counters, RNG states: a killed run started again with
 the same `hydra.run.dir` resumes at the next iteration and plays exactly what it would have),
 `checkpoints/best.pt` (the net to play and evaluate; no gating: it is the newest net, without the
-training state), `games/*.sgf`, `summary.json`.
+training state), `games/*.sgf`, `summary.json` (its metrics hold the games and steps done).
 
-Statuses: `ok` when the loop ends by its budget (the wall-clock budget is checked before each
-iteration against the last iteration's duration, and the last iteration is shortened to the games
-that fit, so a run stops cleanly under it -- except a first iteration longer than the whole budget;
-`budget_note` says what stopped it); `invalid` when the config does not fit the schema (nothing ran; exit 2);
-`crash` with the traceback on an exception (exit 1); `timeout` when the job is stopped from
-outside by SIGTERM/SIGINT (e.g. the harness's own wall-clock limit; exit 124).
+Statuses: `ok` when the loop ends by its budget of work (`budget_note` says which part);
+`invalid` when the config does not fit the schema (nothing ran; exit 2); `crash` with the
+traceback on an exception (exit 1); `timeout` when the wall-clock safety limit is reached or the
+job is stopped from outside by SIGTERM/SIGINT (exit 124).
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -44,17 +54,34 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import ConfigError, validate
 from experiments.iteration_eval import is_due, maybe_evaluate
+from experiments.progress import ProgressReporter
 from experiments.rundir import append_metrics, read_metrics, write_summary
 
 log = logging.getLogger("tengen.train")
 
 
-class Stopped(Exception):
-    """The job was asked to stop (SIGTERM/SIGINT)."""
+class Stopped(BaseException):
+    """The job was asked to stop (SIGTERM/SIGINT) or ran past its wall-clock safety limit. A
+    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
 
 
 def _raise_stopped(signum, frame):
     raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def arm_wall_clock_limit(seconds: float, describe: Callable[[], str]) -> None:
+    """Raise Stopped in the main thread after `seconds` (SIGALRM): the safety limit. The clock
+    never shortens the work; it only ends a job that is far slower than its budget assumes."""
+    def expired(signum, frame):
+        raise Stopped(f"wall-clock safety limit of budget.wall_clock_s={seconds:g} s reached after "
+                      f"{describe()}: the machine is slower or busier than this budget allows; raise "
+                      f"budget.wall_clock_s or choose a smaller budget")
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+
+
+def disarm_wall_clock_limit() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _setup_logging(run_dir: Path) -> None:
@@ -170,8 +197,9 @@ class TrainingRun:
         atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
 
     # -- one iteration
-    def iterate(self, games: int | None = None) -> dict:
-        """One collect -> train iteration of `games` self-play games (default games_per_iteration)."""
+    def iterate(self, games: int, progress: ProgressReporter | None = None) -> dict:
+        """One collect -> train iteration of `games` self-play games; its optimizer steps are
+        `steps_for_iteration` (a function of the budget, the config and the samples: never of time)."""
         from go_core.learn.selfplay import SelfPlaySettings, play_games, save_sgf
         from go_core.learn.training import train_steps
         cfg = self.cfg
@@ -181,8 +209,10 @@ class TrainingRun:
                                     resign_min_moves=sp.resign_min_moves,
                                     no_resign_fraction=sp.no_resign_fraction, max_moves_factor=sp.max_moves_factor)
         self.net.eval()
-        samples, finished, stats = play_games(games or sp.games_per_iteration, self.searcher, settings, self.rng,
-                                              first_index=self.games)
+        if progress is not None:
+            progress.selfplay(self.iteration + 1, games, lambda: self.searcher.simulations)
+        samples, finished, stats = play_games(games, self.searcher, settings, self.rng, first_index=self.games,
+                                              on_game=progress.game_finished if progress else None)
         self.games += stats.games
         if samples is not None:
             self.buffer.add(samples)
@@ -190,11 +220,19 @@ class TrainingRun:
             save_sgf(g, self.games_dir / f"selfplay_it{self.iteration + 1:04d}_g{g.index:06d}.sgf")
         t_train = time.perf_counter()
         tc = cfg.train
-        n_steps = tc.steps_per_iteration or min(tc.max_steps_per_iteration,
-                                                max(1, math.ceil(tc.sample_reuse * stats.samples / tc.batch_size)))
-        train = train_steps(self.net, self.opt, self.sched, self.buffer, n_steps, tc.batch_size, tc,
-                            self.device, self.rng, self.torch_gen)
-        self.step += n_steps
+        n_steps = steps_for_iteration(cfg, self.step, self.games, stats.samples)
+        if progress is not None:
+            progress.training(self.games, n_steps, stats.wall_s)
+        # one step at a time, so progress sees each; the same batches and means as train_steps(n)
+        totals: dict[str, float] = {}
+        for _ in range(n_steps):
+            for k, v in train_steps(self.net, self.opt, self.sched, self.buffer, 1, tc.batch_size, tc,
+                                    self.device, self.rng, self.torch_gen).items():
+                totals[k] = totals.get(k, 0.0) + v
+            self.step += 1
+            if progress is not None:
+                progress.step_done(self.step)
+        train = {k: v / max(1, n_steps) for k, v in totals.items()}
         self.net.eval()
         train_s = time.perf_counter() - t_train
         if self.device.type == "cuda":
@@ -235,35 +273,48 @@ def _start_tracking(cfg: DictConfig, run_dir: Path):
         return None
 
 
-MIN_LAST_ITERATION = 0.25   # a shortened last iteration plays at least this share of games_per_iteration
-LAST_ITERATION_MARGIN = 0.15  # and is planned to end this share of the remaining seconds early
-
-
-def plan_iteration(cfg: DictConfig, run: TrainingRun, elapsed: float, last_iter_s: float,
-                   last_games: int) -> tuple[int, str | None]:
-    """How many self-play games the next iteration plays, or (0, why the loop stops now).
-
-    The wall-clock budget is checked before each iteration against the last one's duration (the
-    first iteration is not known in advance, so it may cross the budget). When a full iteration
-    would not fit, a last one with fewer games does, in proportion to the seconds left (self-play
-    and training time both scale with the games), unless that is under MIN_LAST_ITERATION of a
-    full one."""
+def plan_iteration(cfg: DictConfig, run: TrainingRun) -> tuple[int, str | None]:
+    """How many self-play games the next iteration plays, or (0, why the loop stops now): a full
+    `games_per_iteration`, except the last one, cut to end exactly at `budget.max_games`."""
     b = cfg.budget
     games = int(cfg.selfplay.games_per_iteration)
     if b.max_iterations and run.iteration >= b.max_iterations:
         return 0, f"iteration budget reached ({run.iteration} iterations)"
+    if b.max_steps and run.step >= b.max_steps:
+        return 0, f"step budget reached ({run.step} optimizer steps, {run.games} games)"
     if b.max_games:
         if run.games >= b.max_games:
-            return 0, f"game budget reached ({run.games} games)"
+            return 0, f"game budget reached ({run.games} games, {run.step} optimizer steps)"
         games = min(games, b.max_games - run.games)
-    if b.wall_clock_s and run.iteration > 0 and last_iter_s > 0 and elapsed + last_iter_s > b.wall_clock_s:
-        # fewer games run in smaller batches, so a bit slower each: keep LAST_ITERATION_MARGIN spare
-        fit = int((1.0 - LAST_ITERATION_MARGIN) * (b.wall_clock_s - elapsed) / (last_iter_s / max(1, last_games)))
-        if fit < max(1, math.ceil(MIN_LAST_ITERATION * cfg.selfplay.games_per_iteration)):
-            return 0, (f"wall-clock budget of {b.wall_clock_s:g} s: {elapsed:.0f} s used, another iteration "
-                       f"(~{last_iter_s:.0f} s for {last_games} games) would exceed it")
-        games = min(games, fit)
     return games, None
+
+
+def steps_for_iteration(cfg: DictConfig, steps_so_far: int, games_after: int, samples: int) -> int:
+    """Optimizer steps of an iteration that ends with `games_after` games played in all and added
+    `samples` positions. With both `budget.max_steps` and `budget.max_games`, the step budget is
+    spread in proportion to the games (exactly max_steps at max_games, whatever the iteration sizes;
+    train.steps_per_iteration/sample_reuse/max_steps_per_iteration are then unused). Otherwise as
+    the train group says (fixed, or sample_reuse * samples / batch_size capped), and never past
+    `budget.max_steps`."""
+    b, tc = cfg.budget, cfg.train
+    if b.max_steps and b.max_games:
+        return max(0, b.max_steps * min(games_after, b.max_games) // b.max_games - steps_so_far)
+    n = tc.steps_per_iteration or min(tc.max_steps_per_iteration,
+                                      max(1, math.ceil(tc.sample_reuse * samples / tc.batch_size)))
+    if b.max_steps:
+        n = min(n, b.max_steps - steps_so_far)
+    return max(0, n)
+
+
+def budget_totals(cfg: DictConfig) -> tuple[int | None, int | None]:
+    """(games, optimizer steps) the whole job does, where the budget fixes them (None: not known
+    in advance, e.g. steps derived from the samples)."""
+    b = cfg.budget
+    games = b.max_games or (b.max_iterations * cfg.selfplay.games_per_iteration if b.max_iterations else 0)
+    if b.max_iterations and b.max_games:
+        games = min(b.max_games, b.max_iterations * cfg.selfplay.games_per_iteration)
+    steps = b.max_steps or (b.max_iterations * cfg.train.steps_per_iteration if b.max_iterations else 0)
+    return games or None, steps or None
 
 
 def run(cfg: DictConfig, run_dir: Path) -> int:
@@ -279,59 +330,80 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
                                                                    "gpu_s": 0.0, "device": "none"})
         return 2
     old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT)}
+    old_alarm = signal.getsignal(signal.SIGALRM)
     tracker = None
     training = None
+    progress = None
     status, error, note, metrics, exit_code = "ok", None, None, {}, 0
     try:
         training = TrainingRun(cfg, run_dir)
+        wall = lambda: training.prior_wall_s + (time.time() - t0)  # noqa: E731
+        cpu = lambda: training.prior_cpu_s + cpu_seconds()  # noqa: E731
+        games_budget, steps_budget = budget_totals(cfg)
+        progress = ProgressReporter(run_dir, games_budget=games_budget, steps_budget=steps_budget, elapsed=wall)
         latest = run_dir / "checkpoints" / "latest.pt"
-        if latest.exists():
+        resuming = latest.exists()
+        if resuming:
             training.resume(latest)
             log.info("resumed from %s at iteration %d (step %d, %d games)", latest, training.iteration,
                      training.step, training.games)
-        else:
+        progress.state.update(games=training.games, steps_done=training.step, iteration=training.iteration)
+        progress.start()
+        if cfg.budget.wall_clock_s:
+            arm_wall_clock_limit(cfg.budget.wall_clock_s - training.prior_wall_s,
+                                 lambda: f"{training.games} games and {training.step} optimizer steps "
+                                         f"(phase {progress.state['phase']})")
+        ws = cfg.train.warm_start
+        if not resuming:
             from go_core.learn.warmstart import apply_warm_start
-            training.warm_start = apply_warm_start(training, cfg.train.warm_start, log=log.info)
+            training.warm_start = apply_warm_start(training, ws, log=log.info)
         tracker = _start_tracking(cfg, run_dir)
-        wall = lambda: training.prior_wall_s + (time.time() - t0)  # noqa: E731
-        cpu = lambda: training.prior_cpu_s + cpu_seconds()  # noqa: E731
-        last_iter_s, last_games = 0.0, 0
-        log.info("device %s, %d parameters, board %dx%d, budget %s", training.device,
-                 sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size, cfg.budget.name)
+        log.info("device %s, %d parameters, board %dx%d, budget %s: %s games, %s optimizer steps "
+                 "(wall-clock safety limit: %s)", training.device,
+                 sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size,
+                 cfg.budget.name, games_budget or "?", steps_budget or "derived",
+                 f"{cfg.budget.wall_clock_s:g} s" if cfg.budget.wall_clock_s else "none")
         last_elo = None   # the last quick Elo of experiments/iteration_eval.py (eval.every_iters)
-        while True:
-            games, note = plan_iteration(cfg, training, wall(), last_iter_s, last_games)
+        note = "warm start only (train.warm_start.only=true): no self-play" if ws.only else None
+        while not ws.only:
+            games, note = plan_iteration(cfg, training)
             if not games:
                 break
             t_it = time.time()
-            m = training.iterate(games)
+            m = training.iterate(games, progress)
+            progress.iteration_done()
             due = is_due(cfg.eval, training.iteration)
             if due:  # the quick evaluation plays this iteration's best.pt
                 training.save(wall(), cpu())
+                progress.phase("evaluation")
             quick = maybe_evaluate(cfg, run_dir, training.iteration, run_dir / "checkpoints" / "best.pt",
                                    last_elo, log.info)
             if quick:
                 m.update(quick)
                 last_elo = quick if "elo" in quick else last_elo
-            last_iter_s, last_games = time.time() - t_it, games   # evaluation included: the budget sees it
-            m.update({"wall_s": wall(), "cpu_s": cpu(), "iteration_s": last_iter_s})
+            m.update({"wall_s": wall(), "cpu_s": cpu(), "iteration_s": time.time() - t_it})
             append_metrics(run_dir, m)
             if tracker is not None:
                 tracker.log(m, step=training.iteration)
             if not due and training.iteration % cfg.train.checkpoint_every == 0:
                 training.save(wall(), cpu())
-            log.info("iteration %d: %d games, %d samples, policy %.3f value %.3f, %.0f sims/s, %.1f s",
-                     training.iteration, m["games"], m["samples"], m["policy_loss"] or float("nan"),
-                     m["value_loss"] or float("nan"), m["sims_per_s"], last_iter_s)
+            log.info("iteration %d: %d games, %d steps, %d samples, policy %.3f value %.3f, %.0f sims/s, %.1f s",
+                     training.iteration, m["games"], m["train_steps"], m["samples"],
+                     m["policy_loss"] or float("nan"), m["value_loss"] or float("nan"), m["sims_per_s"],
+                     m["iteration_s"])
         log.info("stopping: %s", note)
         training.save(wall(), cpu())
+        disarm_wall_clock_limit()   # the limit covers the work of the budget, not the rating after it
         last = read_metrics(run_dir)
         final = last[-1] if last else {}
         metrics = {"iterations": training.iteration, "steps": training.step, "games": training.games,
+                   "games_budget": games_budget, "steps_budget": steps_budget,
                    "samples": training.buffer.total_added, "policy_loss": final.get("policy_loss"),
                    "value_loss": final.get("value_loss"), "policy_acc": final.get("policy_acc"),
                    "sims_per_s": final.get("sims_per_s")}
-        metrics.update(_evaluate_at_end(cfg, run_dir / "checkpoints" / "best.pt", run_dir))
+        if not ws.only and cfg.get("eval") and OmegaConf.select(cfg, "eval.at_end", default=True):
+            progress.phase("evaluation")
+            metrics.update(_evaluate_at_end(cfg, run_dir / "checkpoints" / "best.pt", run_dir))
     except Stopped as e:
         status, error, exit_code = "timeout", str(e), 124
         log.error("%s", e)
@@ -339,8 +411,15 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
         status, error, exit_code = "crash", traceback.format_exc(), 1
         log.error("crash:\n%s", error)
     finally:
+        disarm_wall_clock_limit()
+        signal.signal(signal.SIGALRM, old_alarm)
         for s, h in old_handlers.items():
             signal.signal(s, h)
+    if status != "ok" and training is not None:
+        # what was done before the stop (the summary of a timeout says how far the budget got)
+        metrics = {"iterations": training.iteration, "steps": training.step, "games": training.games}
+    if progress is not None:
+        progress.close(status)
     wandb_path = None
     if tracker is not None:
         try:

@@ -22,7 +22,7 @@ CURVE_KEYS = ("policy_loss", "value_loss", "loss", "elo", "winrate_vs_ref", "gam
 
 NODE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "elo", "elo_lo", "elo_hi",
                 "winrate", "winrate_lo", "winrate_hi", "games_vs_ref", "wall_s", "iterations",
-                "strength", "hypothesis", "overrides", "error", "colour"]
+                "strength", "hypothesis", "overrides", "error", "colour", "sandbox"]
 
 
 def nodes_frame(nodes: list[Node], workspace_root: Path | None = None) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def nodes_frame(nodes: list[Node], workspace_root: Path | None = None) -> pd.Dat
             wall = next((records[-1][k] for k in COMPUTE_KEYS if k in records[-1]), None)
         rows.append({
             "node": n.id, "parent": n.parent_id, "kind": n.kind, "status": n.status,
-            "verdict": n.verdict,
+            "verdict": n.verdict, "sandbox": getattr(n, "sandbox", None),
             "elo": e[0] if e else None,
             "elo_lo": e[1][0] if e and e[1] else None, "elo_hi": e[1][1] if e and e[1] else None,
             "winrate": w[0] if w else None,

@@ -74,6 +74,20 @@ def _best(frame: pd.DataFrame) -> str:
     return "none measured yet"
 
 
+def sandbox_line(frame: pd.DataFrame) -> str:
+    """How the nodes' jobs were fenced in: the count under bubblewrap and every node that ran
+    unsandboxed, with the reason (the issue asks that this be visible, not buried)."""
+    if "sandbox" not in frame or frame["sandbox"].isna().all():
+        return "no node has run yet"
+    ran = frame[frame["sandbox"].notna()]
+    boxed = int((ran["sandbox"] == "bwrap").sum())
+    bare = ran[ran["sandbox"] != "bwrap"]
+    text = f"{boxed} of {len(ran)} node(s) ran under bubblewrap"
+    if len(bare):
+        text += "; UNSANDBOXED: " + ", ".join(f"#{r.node} ({r.sandbox})" for r in bare.itertuples())
+    return text
+
+
 def _counts(frame: pd.DataFrame) -> str:
     return ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items()) or "no nodes"
 
@@ -152,7 +166,7 @@ def _rel(path: Path) -> str:
 
 def _markdown(q: Question, frame: pd.DataFrame, figs: dict, run_figs: dict, ladder: Ladder) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f"#{e}" for e in q.evidence) or "none"
     lines = [f"# Question {q.id}: {q.text}", "",
              f"*Status:* {q.status} · *budget:* {budget} · *nodes:* {len(frame)} "
@@ -160,7 +174,8 @@ def _markdown(q: Question, frame: pd.DataFrame, figs: dict, run_figs: dict, ladd
              f"*generated:* {now}", "", "## Answer", "",
              q.answer or "_No answer yet: the search is still running or stopped without one._",
              "", f"*Evidence (nodes):* {evidence}", "",
-             f"*Strongest node so far:* {_best(frame)}", ""]
+             f"*Strongest node so far:* {_best(frame)}", "",
+             f"*Sandbox:* {sandbox_line(frame)}", ""]
     if q.evidence:
         ev = frame[frame["node"].isin(q.evidence)]
         lines += ["### Evidence nodes", "", to_markdown(table_frame(ev)), ""]
@@ -215,7 +230,7 @@ def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: d
           ladder: Ladder) -> str:
     e = html.escape
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items() if k != "plan") or "none"
     evidence = ", ".join(f'<a href="#row-{i}" class="node-link" data-id="{i}">#{i}</a>'
                          for i in q.evidence) or "none"
     answer = e(q.answer) if q.answer else "<i>No answer yet: the search is still running or " \
@@ -244,7 +259,8 @@ def _html(q: Question, nodes: list, frame: pd.DataFrame, figs: dict, run_figs: d
 <p>status {e(q.status)} · budget {e(budget)} · {len(frame)} nodes ({e(_counts(frame))}) ·
 LLM {q.tokens} tokens, ${q.cost_usd:.2f} · generated {now}</p>
 <section id="answer"><h2>Answer</h2><div class="answer">{answer}</div>
-<p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p></section>
+<p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p>
+<p><b>Sandbox:</b> {e(sandbox_line(frame))}</p></section>
 <section id="tree-section"><h2>Experiment tree</h2>{legend_html()}
 <div class="treewrap">{tree_svg(nodes, svg_id="report-tree")}</div>
 <p><a href="tree.html">Open the browsable tree</a> (click a node for everything about it).</p>

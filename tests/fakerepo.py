@@ -20,8 +20,8 @@ def make_fake_repo(dest: Path) -> Path:
 
 def behaviour_patch(behaviour: str = "ok", bonus: float = 0.0) -> str:
     """A unified diff that changes the fake job's behaviour (what a code proposal would be)."""
-    return ("diff --git a/fake_behaviour.py b/fake_behaviour.py\n"
-            "--- a/fake_behaviour.py\n+++ b/fake_behaviour.py\n"
+    return ("diff --git a/go_core/learn/fake_behaviour.py b/go_core/learn/fake_behaviour.py\n"
+            "--- a/go_core/learn/fake_behaviour.py\n+++ b/go_core/learn/fake_behaviour.py\n"
             "@@ -1,3 +1,3 @@\n"
             " # What a code patch edits in the fake project: the job's behaviour and a flat Elo bonus.\n"
             f"-BEHAVIOUR = \"ok\"\n-ELO_BONUS = 0.0\n+BEHAVIOUR = \"{behaviour}\"\n+ELO_BONUS = {bonus}\n")
@@ -31,3 +31,14 @@ PROTECTED_PATCH = ("diff --git a/go_core/game/board.py b/go_core/game/board.py\n
                    "--- a/go_core/game/board.py\n+++ b/go_core/game/board.py\n"
                    "@@ -1,2 +1,2 @@\n \"\"\"Protected: the rules.\"\"\"\n"
                    "-RULES = \"tromp-taylor\"\n+RULES = \"anything-goes\"\n")
+
+
+def code_patch(repo: Path, code: str) -> str:
+    """A patch that appends `code` to the fake learner module (run when the job imports it),
+    made with `git diff` so it applies to `repo`'s HEAD."""
+    path = Path(repo) / "go_core/learn/fake_behaviour.py"
+    old = path.read_text()
+    path.write_text(old + "\n" + code.rstrip() + "\n")
+    diff = subprocess.run(["git", "diff"], cwd=repo, capture_output=True, text=True).stdout
+    path.write_text(old)
+    return diff

@@ -15,6 +15,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parents[1]
+
 FAKE_TRAIN = textwrap.dedent('''
     import json, os, sys, time
 
@@ -62,10 +64,15 @@ def make_fake_repo(root: Path) -> Path:
     repo = Path(root) / "repo"
     repo.mkdir(parents=True)
     (repo / "fake_train.py").write_text(FAKE_TRAIN)
+    # the project's tracking module travels with the fake project: a sandboxed job sees its own
+    # worktree, not this checkout
+    (repo / "experiments").mkdir()
+    for name in ("__init__.py", "tracking.py"):
+        (repo / "experiments" / name).write_text((PROJECT / "experiments" / name).read_text())
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c",
            "init.defaultBranch=main"]
     subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
-    subprocess.run(git + ["add", "fake_train.py"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "fake_train.py", "experiments"], cwd=repo, check=True)
     subprocess.run(git + ["commit", "-q", "-m", "fake job"], cwd=repo, check=True)
     return repo
 

@@ -51,11 +51,11 @@ def test_code_patch_is_applied_and_committed_on_the_node_branch(repo, tmp_path):
     patched = launch(repo, ws, 2, ["seed=0"], patch=behaviour_patch("ok", 250.0)).wait()
     assert patched.status == "ok", patched.log_tail
     assert patched.summary["metrics"]["elo"] == pytest.approx(base.summary["metrics"]["elo"] + 250)
-    shown = subprocess.run(["git", "show", "node/2:fake_behaviour.py"], cwd=repo,
+    shown = subprocess.run(["git", "show", "node/2:go_core/learn/fake_behaviour.py"], cwd=repo,
                            capture_output=True, text=True).stdout
     assert "ELO_BONUS = 250.0" in shown
     # the repo's own checkout is untouched
-    assert "ELO_BONUS = 0.0" in (repo / "fake_behaviour.py").read_text()
+    assert "ELO_BONUS = 0.0" in (repo / "go_core/learn/fake_behaviour.py").read_text()
 
 
 def test_crash_is_recorded_with_the_traceback(repo, tmp_path):

@@ -79,3 +79,12 @@ def test_config_groups_map_onto_the_search():
     from experiments.config import MCTSConfig as M, SelfPlayConfig as S
     c = make_mcts_config(M(c_puct=2.0), S(visits=40, cheap_visits=5, full_search_prob=0.5, tree_reuse=False))
     assert (c.num_simulations, c.fast_simulations, c.full_search_prob, c.c_puct, c.reuse_tree) == (40, 5, 0.5, 2.0, False)
+
+
+def test_on_game_reports_each_finished_game():
+    seen = []
+    cfg = MCTSConfig(num_simulations=6, fast_simulations=2, leaves_per_game=2, temperature_moves=4)
+    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=3, max_moves_factor=2.0)
+    rng = np.random.default_rng(0)
+    _, games, _ = play_games(5, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng, on_game=seen.append)
+    assert seen == [1, 2, 3, 4, 5] and len(games) == 5

@@ -15,9 +15,11 @@ from typing import Any
 
 from autoresearch.agent_config import AnthropicConfig
 from autoresearch.digest import effective_change, proposal_key
+from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
+from autoresearch.patch_policy import LEARNER_PATHS
 from autoresearch.proposers.anthropic_client import AnthropicClient
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
-from autoresearch.sandbox import PROTECTED_PATTERNS
+from autoresearch.safe_git import git_argv
 
 SEARCH_MAX_LINES = 100
 
@@ -38,8 +40,10 @@ parent). Overrides are applied on top of the parent's. Every proposal states a f
 hypothesis and names its parent node (default: the baseline).
 - Never propose an experiment already in the tree (same overrides and patch); learn from the \
 failures listed in the digest instead of repeating them.
-- These files score the runs and are protected; a patch touching them is refused: \
-{", ".join(PROTECTED_PATTERNS)}.
+- A patch may change only the learner: {", ".join(LEARNER_PATHS)}; anything else (the rules, \
+the referee, the harness, tests, sitecustomize/conftest/.pth files, a module shadowing another, \
+symlinks) is refused. Overrides may set only the groups {", ".join(LEARNER_GROUPS)} (and \
+tracking=disabled); eval, budget, board, seed, device, hydra and launcher are fixed.
 - A verdict `better`/`worse` means the Elo difference is outside the noise (z-test from the \
 intervals, re-run with another seed when close); `inconclusive` means it is not. Do not claim \
 more than the verdicts show.
@@ -222,7 +226,10 @@ class AnthropicProposer(Proposer):
                 evidence = [int(e) for e in args.get("evidence") or []]
                 return "concluded", False, Conclusion(str(args.get("answer", "")).strip(), evidence)
             return f"unknown tool {name!r}", True, None
-        except (KeyError, ValueError, TypeError, PermissionError, FileNotFoundError) as e:
+        except (KeyError, ValueError, TypeError, LookupError, OSError, re.error,
+                subprocess.SubprocessError) as e:
+            # anything the model hands us that is not what the tool expects is its error: said
+            # back to it, never a crash of the loop (a bad regex, a path through a file...)
             return f"{type(e).__name__}: {e}", True, None
 
     def make_proposal(self, name: str, args: dict[str, Any], digest: Any, keys: set
@@ -231,6 +238,9 @@ class AnthropicProposer(Proposer):
         bad = [o for o in overrides if "=" not in o]
         if bad:
             return f"overrides must be key=value, got {bad}", True, None
+        refused = validate_overrides(overrides)
+        if refused:
+            return "overrides refused: " + "; ".join(refused), True, None
         hypothesis = str(args.get("hypothesis", "")).strip()
         if not hypothesis:
             return "state a hypothesis: what should happen and why", True, None
@@ -274,10 +284,13 @@ class AnthropicProposer(Proposer):
 
     def search(self, pattern: str, path: str | None = None) -> str:
         re.compile(pattern)  # a bad pattern is the model's error, said as such
-        cmd = ["git", "grep", "-n", "-I", "-E", pattern]
+        if "\0" in pattern or "\n" in pattern:
+            raise ValueError("the pattern may not contain a NUL or a newline")
+        cmd = git_argv("grep", "-n", "-I", "-E", "-e", pattern)
         if path:
             cmd += ["--", str(self._inside(path).relative_to(self.repo_root))]
-        cp = subprocess.run(cmd, cwd=self.repo_root, capture_output=True, text=True, timeout=30)
+        cp = subprocess.run(cmd, cwd=self.repo_root, capture_output=True, text=True,
+                            errors="replace", timeout=30)
         lines = cp.stdout.splitlines()
         if not lines:
             return "no matches"

@@ -170,7 +170,10 @@ def write_katago_config(config_dir: str | os.PathLike | None = None, visits: int
         f"{key} = {value}\n" for key, value in values.items())
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     path = config_dir / f"gtp_v{int(visits)}_{digest}.cfg"
-    if not path.exists():
+    # reused only if it still says what its name promises: a file changed since (by anything
+    # that could write the cache) is written again, never trusted
+    # (os.replace swaps a planted symlink itself, never its target)
+    if path.is_symlink() or not path.is_file() or path.read_bytes() != text.encode():
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
         os.replace(tmp, path)

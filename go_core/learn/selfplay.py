@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -103,9 +104,13 @@ def game_result(board: Board) -> tuple[int, str]:
 
 
 def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, rng: np.random.Generator,
-               first_index: int = 0) -> tuple[Samples | None, list[FinishedGame], SelfPlayStats]:
+               first_index: int = 0, on_game: Callable[[int], None] | None = None
+               ) -> tuple[Samples | None, list[FinishedGame], SelfPlayStats]:
     """Play `n_games` self-play games, `settings.parallel_games` at a time; returns their samples
-    (whole games, in the order they finished), the finished games, and statistics."""
+    (whole games, in the order they finished), the finished games, and statistics.
+
+    `on_game(k)`, when given, is called each time a game ends, with the number ended so far in
+    this call (live progress: keep it cheap, it runs inside the move loop)."""
     t0 = time.perf_counter()
     sims0, evals0 = searcher.simulations, searcher.evaluations
     cfg = searcher.cfg
@@ -155,6 +160,8 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
                 done = final.is_over or final.move_number >= max_moves
             if done:
                 finished.append(_finish(g, final, A, stats, parts))
+                if on_game is not None:
+                    on_game(len(finished))
             else:
                 still.append(g)
         live = still

@@ -14,6 +14,10 @@
     valid 19x19 net (`init_from_checkpoint`; the architecture must match the run's model group).
 
 `apply_warm_start(run, cfg)` is what the training job calls on a fresh run: (c), then (b), then (a).
+A checkpoint given as `init_checkpoint` IS the warm start: (b) and (a) are skipped unless
+`pretrain_after_init` is set. That is how a question's nodes share one starting point (trained
+once with `train.warm_start.only=true`): nothing of the warm start is redone, and no random number
+is drawn for it, so a node and its parent with the same seed play the same first games.
 """
 from __future__ import annotations
 
@@ -149,6 +153,11 @@ def apply_warm_start(run, ws, log: Callable[[str], None] = print) -> dict:
         done.update(init_from_checkpoint(run.net, ws.init_checkpoint, run.device))
         log(f"warm start: weights from {ws.init_checkpoint} (trained on "
             f"{done['init_board_size']}x{done['init_board_size']}, now {size}x{size})")
+        if not getattr(ws, "pretrain_after_init", False):
+            if ws.random_value_games > 0 or ws.sgf_dir:
+                log("warm start: the checkpoint is the starting point; random-game and SGF pre-training "
+                    "skipped (set train.warm_start.pretrain_after_init=true to train on top of it)")
+            return done
     if ws.random_value_games > 0:
         t = time.perf_counter()
         s = random_game_samples(ws.random_value_games, size, komi, run.rng)

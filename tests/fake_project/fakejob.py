@@ -13,8 +13,19 @@ import random
 import sys
 import time
 
-import fake_behaviour
+from go_core.learn import fake_behaviour
 
+# fake.summary=<kind>: the job writes a summary.json that breaks the contract in this way
+MALFORMED = {
+    "list": lambda s: json.dumps([s]).encode(),
+    "non_utf8": lambda s: json.dumps(s).encode().replace(b'"fake"', b'"\xff\xfe"'),
+    "string_elo": lambda s: json.dumps({**s, "metrics": {**s["metrics"], "elo": "5000"}}).encode(),
+    "nan": lambda s: json.dumps({**s, "metrics": {**s["metrics"], "elo": float("nan")}}).encode(),
+    "huge": lambda s: json.dumps({**s, "padding": "x" * 3_000_000}).encode(),
+    "no_keys": lambda s: b"{}",
+    "not_json": lambda s: b"{status: ok",
+    "deep": lambda s: b"[" * 100000 + b"]" * 100000,
+}
 KNOWN = ("seed", "board", "budget", "hydra.run.dir", "tracking", "device")
 GROUPS = ("train.", "mcts.", "selfplay.", "model.", "fake.")
 
@@ -65,6 +76,11 @@ def main(argv):
                                            "games_vs_ref": 40},
                "reference": "fake", "compute": {"wall_s": 0.1}, "checkpoint": None,
                "git": {"commit": None, "dirty": False, "patch_sha256": None}}
+    bad = MALFORMED.get(cfg.get("fake.summary", ""))   # red team: a summary.json off contract
+    if bad is not None:
+        with open(os.path.join(run_dir, "summary.json"), "wb") as f:
+            f.write(bad(summary))
+        return 0
     tmp = os.path.join(run_dir, ".summary.tmp")
     with open(tmp, "w") as f:
         json.dump(summary, f)

@@ -1,0 +1,6 @@
+"""The offline question planner (no LLM): reads the question, finds the factors and values it
+names (vocabulary.yaml, parse.py), and designs the experiment that answers it (design.py)."""
+from autoresearch.planner.design import Arm, Plan, make_plan, parse_x_flag
+from autoresearch.planner.parse import PlanRefused, read_question
+
+__all__ = ["Arm", "Plan", "PlanRefused", "make_plan", "parse_x_flag", "read_question"]

@@ -1,0 +1,1 @@
+"""The fake learner: what a code patch may change."""
