@@ -141,6 +141,10 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
         "# submitit (CommandFunction([\"bash\", this file])). Run it by hand to reproduce the node.",
         "# a run must never reach the LLM: the command gets an ALLOW-listed environment only",
         "# (autoresearch/bwrap.py ENV_ALLOW), never a key, token, password or secret",
+        "# SLURM's time warning (sbatch --signal=USR2@90) reaches every process of the step; only",
+        "# submitit's handler may act on it (it ends the job as timed out). Unignored, it killed this",
+        "# script first and the node was a crash with no reason (seen on a real SLURM).",
+        "trap '' USR2",
     ]
     keep = [n for n in bwrap.ENV_ALLOW if n not in ("PYTHONPATH",) and not bwrap.is_secret_env(n)]
     env_words = [f'${{{n}+"{n}=${n}"}}' for n in keep]
@@ -205,7 +209,13 @@ def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: in
         params: dict[str, Any] = {
             "job_name": job_name, "time": time_min, "nodes": 1, "ntasks_per_node": 1,
             "cpus_per_task": res.cpus_per_task,
-            "setup": [*(f"# {ln}" for ln in comment.splitlines()), *res.setup],
+            # sbatch --export=<list> reaches srun as SLURM_EXPORT_ENV, and the step would get
+            # only those names: not submitit's SUBMITIT_EXECUTOR (the job dies at once, "Could
+            # not figure out which environment", seen on a real SLURM) nor what `setup` lines
+            # (module load, venv) export. The batch script's environment is already the
+            # allow-listed one, so the step takes all of it.
+            "setup": [*(f"# {ln}" for ln in comment.splitlines()), "export SLURM_EXPORT_ENV=ALL",
+                      *res.setup],
         }
         if res.gpus_per_node:
             params["gpus_per_node"] = res.gpus_per_node

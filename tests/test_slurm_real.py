@@ -69,6 +69,13 @@ def wait_for(cond, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def bwrap_works() -> bool:
+    """job.sh's own check (autoresearch/cluster.py): can an ordinary bubblewrap sandbox start?"""
+    return subprocess.run(["bash", "-c", "command -v bwrap >/dev/null && bwrap --unshare-user "
+                           "--unshare-pid --ro-bind / / --proc /proc --dev /dev true"],
+                          capture_output=True).returncode == 0
+
+
 def records(ws: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text())
             for p in (ws / "runs").glob(f"*/{cluster.RECORD_NAME}")}
@@ -111,7 +118,12 @@ def test_research_run_runs_its_nodes_as_slurm_jobs(slurm_env, tmp_path):
         rec = recs[n.id]
         assert rec["cluster"] == "slurm"
         assert c.job_state(rec["job_id"]) == "COMPLETED"
-        assert f"job {rec['job_id']} on {c.node}" in (Path(n.run_dir) / "job.log").read_text()
+        log = (Path(n.run_dir) / "job.log").read_text()
+        assert f"job {rec['job_id']} on {c.node}" in log
+        # the node's sandbox runs inside the SLURM job (bubblewrap, where it can run here)
+        sandboxed = "# sandbox: bwrap" in log
+        assert sandboxed or "# sandbox: none" in log, log[:500]
+        assert sandboxed == bwrap_works(), log[:500]
         assert n.metrics["elo"] is not None
     # sacct's other fields lag: slurmdbd may get a job's step before the job itself and show it
     # as "allocation" for a few seconds (seen here); State is right at once
@@ -195,31 +207,26 @@ def test_a_job_past_its_slurm_time_limit_is_a_timeout(slurm_env, tmp_path):
 
 
 def test_resume_after_kill_9_reattaches_to_queued_and_running_jobs(slurm_env, tmp_path):
-    """After the baseline, three nodes at once on a two-core node: two run (held at a gate), one
-    is queued. After kill -9 of `research run`, --resume follows those three jobs to their end
+    """After the baseline, three nodes at once on a two-core node: two run (15 s each), one is
+    queued. After kill -9 of `research run`, --resume follows those three jobs to their end
     instead of submitting them again."""
     c = slurm_env
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
-    gate = tmp_path / "gate"
     agent = agent_yaml(tmp_path / "a.yaml", c.partition)
-    args = run_args(repo, ws, agent, "--set", "fake.sleep=2", "--set", f"fake.gate={gate}")
+    # the nodes sleep (a gate file would be hidden from them: the SLURM job's sandbox binds only
+    # the node's worktree and run directory, not job.readonly)
+    args = run_args(repo, ws, agent, "--set", "fake.sleep=15")
     loop = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "run", "Which lr?", *args,
                              "--launcher", "slurm", "--budget-runs", "4", "--workers", "3"],
                             cwd=ROOT, env=clean_env(c), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    seen: list = []
     try:
-        wait_for(lambda: (ws / "runs/1/summary.json").exists(), 120, "the baseline to finish")
-        gate.touch()                                   # the nodes after it wait at the gate
-
         def two_running_one_queued():
             recs = {i: r for i, r in records(ws).items() if i != 1}
             states = sorted(c.job_state(r["job_id"]) for r in recs.values())
-            held = sum((ws / "runs" / str(i) / "at_gate").exists() for i in recs)
-            seen[:] = [states, held]
-            return states == ["PENDING", "RUNNING", "RUNNING"] and held == 2
-        wait_for(two_running_one_queued, 120,
-                 f"two nodes running at the gate and one queued (last seen: {seen})")
+            running = sum((ws / "runs" / str(i) / "env.json").exists() for i in recs)
+            return states == ["PENDING", "RUNNING", "RUNNING"] and running == 2
+        wait_for(two_running_one_queued, 120, "two nodes running and one queued")
         loop.send_signal(signal.SIGKILL)
         loop.wait(timeout=30)
         before = {i: r["job_id"] for i, r in records(ws).items()}
@@ -231,15 +238,12 @@ def test_resume_after_kill_9_reattaches_to_queued_and_running_jobs(slurm_env, tm
                                    *args], cwd=ROOT, env=clean_env(c), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         try:
-            time.sleep(5)                              # --resume has picked the jobs up
-            gate.unlink()
             out, _ = resume.communicate(timeout=300)
         finally:
             if resume.poll() is None:
                 resume.kill()
                 resume.wait()
     finally:
-        gate.unlink(missing_ok=True)                   # nothing stays held at the gate
         if loop.poll() is None:
             loop.kill()
             loop.wait()
