@@ -9,7 +9,10 @@ PY=${PYTHON:-python3}
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   need=""
-  for p in gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql bubblewrap; do
+  # slurm-wlm slurmdbd munge mariadb-server: the one-node SLURM cluster of the tests
+  # (tests/slurm_cluster.py starts its own daemons; the system services are not used)
+  for p in gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql bubblewrap \
+           slurm-wlm slurmdbd munge mariadb-server; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
   done
   if [ -n "$need" ]; then
@@ -20,6 +23,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
 else
   echo "[setup] not root: install these Debian packages yourself for the full set of tests:" \
        "sudo apt-get install gnugo ocl-icd-libopencl1 pocl-opencl-icd chromium postgresql bubblewrap" \
+       "slurm-wlm slurmdbd munge mariadb-server" \
        "(tests that need them skip with the reason)" >&2
 fi
 

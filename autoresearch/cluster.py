@@ -30,8 +30,10 @@ classifies the result with the same code (sandbox.classify_exit):
 Memory: on SLURM the limit is the job's `--mem` (cgroup), not RLIMIT_AS (which CUDA cannot run
 under); with `--launcher submitit-local` the job gets `ulimit -v` from `job.mem_limit_mb`.
 
+`research sweep --launcher slurm` sends its trials the same way (sweep.launch_trial).
+
 `--launcher submitit-local` runs the same path through submitit's LocalExecutor on this machine
-(real subprocesses): it is how the cluster path is tested without a cluster.
+(real subprocesses); tests/test_slurm_real.py runs it on a real one-node SLURM cluster.
 """
 from __future__ import annotations
 
@@ -58,7 +60,10 @@ RC_NAME = "job.rc"                 # its exit code, written by job.sh when the c
 STARTED_NAME = "job.started"       # "<epoch> <host>", written by job.sh when the command starts
 RECORD_NAME = "job.submitit.json"  # cluster, job id, submitit folder: what --resume re-attaches to
 SUBMITIT_LOG_CHARS = 1500          # of submitit's own log, added to the log tail of a failed job
-SUBMITIT_TIMED_OUT = "timed-out and not checkpointable"   # submitit's words at SLURM's USR2
+# submitit's words when SLURM's USR2 (sent `signal_delay_s`, 90 s, before --time) finds the job
+# timed out; then it ends the job ("not checkpointable" or, with max_num_timeout=0 as here, "too
+# many times": seen on a real SLURM), so SLURM says FAILED, not TIMEOUT
+SUBMITIT_TIMED_OUT = "this job is timed-out"
 
 # SLURM job states (sacct): still going vs over. Anything else is treated as over.
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
@@ -136,6 +141,10 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
         "# submitit (CommandFunction([\"bash\", this file])). Run it by hand to reproduce the node.",
         "# a run must never reach the LLM: the command gets an ALLOW-listed environment only",
         "# (autoresearch/bwrap.py ENV_ALLOW), never a key, token, password or secret",
+        "# SLURM's time warning (sbatch --signal=USR2@90) reaches every process of the step; only",
+        "# submitit's handler may act on it (it ends the job as timed out). Unignored, it killed this",
+        "# script first and the node was a crash with no reason (seen on a real SLURM).",
+        "trap '' USR2",
     ]
     keep = [n for n in bwrap.ENV_ALLOW if n not in ("PYTHONPATH",) and not bwrap.is_secret_env(n)]
     env_words = [f'${{{n}+"{n}=${n}"}}' for n in keep]
@@ -200,7 +209,13 @@ def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: in
         params: dict[str, Any] = {
             "job_name": job_name, "time": time_min, "nodes": 1, "ntasks_per_node": 1,
             "cpus_per_task": res.cpus_per_task,
-            "setup": [*(f"# {ln}" for ln in comment.splitlines()), *res.setup],
+            # sbatch --export=<list> reaches srun as SLURM_EXPORT_ENV, and the step would get
+            # only those names: not submitit's SUBMITIT_EXECUTOR (the job dies at once, "Could
+            # not figure out which environment", seen on a real SLURM) nor what `setup` lines
+            # (module load, venv) export. The batch script's environment is already the
+            # allow-listed one, so the step takes all of it.
+            "setup": [*(f"# {ln}" for ln in comment.splitlines()), "export SLURM_EXPORT_ENV=ALL",
+                      *res.setup],
         }
         if res.gpus_per_node:
             params["gpus_per_node"] = res.gpus_per_node
@@ -239,7 +254,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
                       folder: Path | str | None = None,
                       job_module: str = sandbox.DEFAULT_JOB_MODULE,
                       worktrees_dir: Path | str | None = None, keep_worktree: bool = False,
-                      commit_message: str | None = None) -> sandbox.Job:
+                      commit_message: str | None = None,
+                      branch_prefix: str = "node/") -> sandbox.Job:
     """sandbox.start_job's twin for a cluster: prepare here, submit with submitit.
 
     Returns a SubmititJob at once (or sandbox's already-finished Job for a refused or
@@ -251,7 +267,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     python = slurm.python or sys.executable
     prep = sandbox.prepare_node(repo_root, node_id, overrides, patch, run_dir, wall_clock_s,
                                 job_module=job_module, worktrees_dir=worktrees_dir,
-                                python=python, commit_message=commit_message)
+                                python=python, commit_message=commit_message,
+                                branch_prefix=branch_prefix)
     if isinstance(prep, sandbox.Job):
         return prep
     local = launcher == "submitit-local"
@@ -407,11 +424,12 @@ class SubmititJob(sandbox.Job):
 
     def _finish(self, rc: int | None, state: str | None = None) -> sandbox.JobResult:
         why = None
-        submitit_log = self._submitit_log() if rc is None else ""
-        if rc is None and self._kill_reason is None and SUBMITIT_TIMED_OUT in submitit_log:
+        submitit_log = self._submitit_log() if rc != 0 else ""
+        if rc != 0 and self._kill_reason is None and SUBMITIT_TIMED_OUT in submitit_log:
             # SLURM's warning signal before the time limit: submitit ends a command it cannot
             # checkpoint, so the job ends FAILED rather than TIMEOUT (seen when no loop was
-            # watching the wall clock, e.g. between a kill -9 and --resume)
+            # watching the wall clock, e.g. between a kill -9 and --resume); job.sh may still
+            # record the exit code of its command, killed with the step
             self._kill_reason = (f"timeout: {self.describe()} reached its time limit of "
                                  f"{self.record.get('time_limit_min')} min (submitit: timed-out)")
         if rc is None:

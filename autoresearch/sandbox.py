@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,21 +200,42 @@ def make_worktree(repo_root: Path, path: Path, branch: str) -> tuple[Path, str]:
     if path.exists():
         remove_worktree(repo_root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _git(repo_root, "worktree", "prune", check=False)
-    busy = checked_out_branches(repo_root)
-    if branch in busy and busy[branch].resolve() != path.resolve():
-        branch = f"{branch}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-    _git(repo_root, "worktree", "add", "--force", "-B", branch, str(path), "HEAD")
+    with worktree_lock(repo_root):
+        _git(repo_root, "worktree", "prune", check=False)
+        busy = checked_out_branches(repo_root)
+        if branch in busy and busy[branch].resolve() != path.resolve():
+            branch = f"{branch}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+        _git(repo_root, "worktree", "add", "--force", "-B", branch, str(path), "HEAD")
     return path, branch
 
 
 def remove_worktree(repo_root: Path, path: Path) -> None:
     """Remove the worktree; its branch (with the node's commit) stays."""
-    _git(repo_root, "worktree", "remove", "--force", str(path), check=False)
-    if Path(path).exists():
-        import shutil
-        shutil.rmtree(path, ignore_errors=True)
-    _git(repo_root, "worktree", "prune", check=False)
+    with worktree_lock(repo_root):
+        _git(repo_root, "worktree", "remove", "--force", str(path), check=False)
+        if Path(path).exists():
+            import shutil
+            shutil.rmtree(path, ignore_errors=True)
+        _git(repo_root, "worktree", "prune", check=False)
+
+
+@contextmanager
+def worktree_lock(repo_root: Path):
+    """One `git worktree` change at a time per repository, across processes: sweep workers are
+    processes, and a `worktree prune` or `add` racing another `add` fails it ("failed to read
+    .git/worktrees/N/commondir", seen with two SLURM sweep workers)."""
+    import fcntl
+
+    git_dir = Path(repo_root) / ".git"
+    if not git_dir.is_dir():          # the repository is itself a worktree: no shared lock file
+        yield
+        return
+    with open(git_dir / "tengen-worktrees.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------- the job

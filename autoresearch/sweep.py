@@ -2,14 +2,16 @@
 
     research sweep conf/sweep/lr_cpuct.yaml --trials 12 --workers 2
     research sweep conf/sweep/lr_cpuct.yaml --storage postgresql://user:pw@db/tengen   # many machines
+    research sweep conf/sweep/lr_cpuct.yaml --workers 4 --launcher slurm --partition gpu  # trials as SLURM jobs
 
 One study per sweep file (its `name`). Storage: by default an Optuna journal file in the workspace
 (`W/optuna-journal.log`, guarded by a file lock, so several processes on one machine -- or on a
 shared disk -- share it); any SQLAlchemy URL (`sqlite:///...`, `postgresql://...`) works too.
 
 Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through the
-sandbox (its own worktree, process group and wall-clock limit) -> while it runs, read new lines of
-its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
+sandbox (its own worktree, process group and wall-clock limit), or with `--launcher slurm` as a
+SLURM job through cluster.start_cluster_job, the path `research run` sends its nodes on -> while
+it runs, read new lines of its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
 job and mark the node `pruned` -> tell the study. A trial that crashes, times out or is refused
 is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
 in the tree exactly once. `--trials N` runs N more trials (split among the workers); running the
@@ -61,6 +63,8 @@ class WorkerOptions:
     wall_clock_s: float | None = None  # overrides the sweep file's job.wall_clock_s
     poll_s: float = POLL_S
     extra_env: dict[str, str] = field(default_factory=dict)
+    launcher: str = "local"          # local | slurm | submitit-local (autoresearch/cluster.py)
+    slurm: Any = None                # agent_config.SlurmConfig for the cluster launchers
 
 
 # --------------------------------------------------------------------------- storage
@@ -351,6 +355,24 @@ def branch_prefix(spec: SweepSpec, workspace: Path) -> str:
     return f"sweep/{spec.name}-{tag}/"
 
 
+def launch_trial(opts: WorkerOptions, workspace: Path, node_id: int, overrides: list[str],
+                 run_dir: Path, wall_clock_s: float, mem_limit_mb: int, env: dict[str, str],
+                 module: str, prefix: str):
+    """Start a trial's job where `opts.launcher` says: a sandboxed subprocess here, or a SLURM
+    (or submitit-local) job through the loop's own path, cluster.start_cluster_job."""
+    from autoresearch import cluster, sandbox
+
+    if opts.launcher == "local":
+        return sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall_clock_s,
+                                 mem_limit_mb, env, job_module=module, branch_prefix=prefix)
+    from autoresearch.agent_config import SlurmConfig
+    slurm = opts.slurm or SlurmConfig()
+    return cluster.start_cluster_job(opts.repo_root, node_id, overrides, None, run_dir,
+                                     wall_clock_s, mem_limit_mb, env, launcher=opts.launcher,
+                                     slurm=slurm, folder=Path(workspace) / slurm.folder / "%j",
+                                     job_module=module, branch_prefix=prefix)
+
+
 class TrialTakenOver(Exception):
     """This worker's trial was failed as stale by another worker (see fail_stale_trials)."""
 
@@ -410,9 +432,9 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
         wall = opts.wall_clock_s or spec.job.wall_clock_s
         store.update_node(node_id, status="running", run_dir=str(run_dir), started_at=time.time(),
                           command=sandbox.job_command(overrides, run_dir, module))
-        job = sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall,
-                                int(spec.job.mem_limit_mb or 0), env, job_module=module,
-                                branch_prefix=branch_prefix(spec, ws.root))
+        job = launch_trial(opts, ws.root, node_id, overrides, run_dir, wall,
+                           int(spec.job.mem_limit_mb or 0), env, module,
+                           branch_prefix(spec, ws.root))
 
         tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
         reported: set[int] = set()
@@ -598,7 +620,8 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
               workspace: str | Path | None = None, storage: str | None = None,
               repo_root: str | Path | None = None, job_module: str | None = None,
               wall_clock_s: float | None = None, poll_s: float = POLL_S,
-              extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+              extra_env: dict[str, str] | None = None, launcher: str = "local",
+              slurm=None) -> dict[str, Any]:
     """Run a sweep (the CLI's body); returns a summary dict (also printed by `main`)."""
     from experiment_tree.workspace import Workspace
     from autoresearch.sandbox import repo_toplevel
@@ -627,7 +650,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
     base = WorkerOptions(sweep_path=str(Path(spec.path).resolve()), storage=storage,
                          workspace=str(ws.root), question_id=qid, trials=0, repo_root=str(repo),
                          job_module=job_module, wall_clock_s=wall_clock_s, poll_s=poll_s,
-                         extra_env=dict(extra_env or {}))
+                         extra_env=dict(extra_env or {}), launcher=launcher, slurm=slurm)
     opts = [WorkerOptions(**{**base.__dict__, "trials": n, "worker": i}) for i, n in enumerate(quotas)]
     print(f"research sweep: study {spec.name!r} in {storage}; {total} trial(s) on "
           f"{len(opts)} worker(s); nodes under question {qid} of {ws.tree_db}", flush=True)
@@ -704,6 +727,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="python -m MODULE runs a trial (default: the file's job.module, experiments.train)")
     p.add_argument("--wall-clock-s", type=float, default=None,
                    help="kill a trial after this many seconds (default: the file's job.wall_clock_s)")
+    p.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
+                   help="where trials run: local (subprocesses here) or slurm (each trial one "
+                        "SLURM job, submitted as `research run --launcher slurm` submits nodes)")
+    p.add_argument("--partition", default=None,
+                   help="with --launcher slurm: the SLURM partition (agent YAML slurm.partition)")
+    p.add_argument("--agent-config", default=None,
+                   help="agent YAML whose `slurm:` block sets the trials' SLURM resources "
+                        "(default: conf/agent/default.yaml)")
     return p
 
 
@@ -712,10 +743,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("research sweep: --workers must be at least 1", file=sys.stderr)
         return 2
+    slurm = None
+    if args.launcher != "local":
+        from autoresearch.agent_config import load_agent_config
+        slurm = load_agent_config(args.agent_config).slurm
+        if args.partition:
+            slurm.partition = args.partition
     try:
         out = run_sweep(args.sweep, trials=args.trials, workers=args.workers,
                         workspace=args.workspace, storage=args.storage, repo_root=args.repo,
-                        job_module=args.job_module, wall_clock_s=args.wall_clock_s)
+                        job_module=args.job_module, wall_clock_s=args.wall_clock_s,
+                        launcher=args.launcher, slurm=slurm)
     except SweepSpecError as e:
         print(f"research sweep: {e}", file=sys.stderr)
         return 2

@@ -118,6 +118,10 @@ def test_sbatch_script_for_a_partition_and_the_node_command(repo, tmp_path, fake
     assert f"hydra.run.dir={run_dir}" in script and "-m fakejob train.lr=0.01" in script
     srun = [ln for ln in script.splitlines() if ln.startswith("srun")]
     assert srun and "-m submitit.core._submit" in srun[0]
+    # the step must not inherit sbatch's --export list (it would lose SUBMITIT_EXECUTOR and
+    # the setup lines' variables): on a real SLURM the job died at once without this line
+    lines = script.splitlines()
+    assert lines.index("export SLURM_EXPORT_ENV=ALL") < lines.index(srun[0])
     assert subprocess.run(["bash", "-n", "-c", script]).returncode == 0
     fn = job.sjob.submission().function
     assert fn.command == ["bash", str(run_dir / "job.sh")]
