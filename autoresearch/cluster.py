@@ -131,8 +131,10 @@ def time_limit_min(wall_clock_s: float, margin_min: float) -> int:
 # ---------------------------------------------------------------------------- the job script
 
 def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
-               mem_limit_mb: int = 0, new_session: bool = False) -> str:
-    """`job.sh`: the node's command with the environment changes sandbox.job_env makes locally."""
+               mem_limit_mb: int = 0, new_session: bool = False,
+               readonly: tuple[Path | str, ...] = ()) -> str:
+    """`job.sh`: the node's command with the environment changes sandbox.job_env makes locally;
+    `readonly`: more paths the sandboxed job may read (the question's starting checkpoint)."""
     run_dir, wt = prep.run_dir, prep.worktree
     q = shlex.quote
     lines = [
@@ -155,7 +157,7 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
     lines.append("JOB_ENV=(" + " ".join(env_words) + ")")
     # the same sandbox as a local node (autoresearch/bwrap.py), as an ordinary user on the
     # compute node; where bubblewrap cannot run there the node runs unsandboxed, and says so
-    box = bwrap.sandboxed_argv([], writable=[wt, run_dir], cwd=wt, privileged=False,
+    box = bwrap.sandboxed_argv([], writable=[wt, run_dir], readonly=readonly, cwd=wt, privileged=False,
                                clear_env=False, limits=bwrap.Limits(mem_mb=0),
                                protect=[run_dir / SCRIPT_NAME, run_dir / sandbox.LOG_NAME])
     lines += [
@@ -255,7 +257,8 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
                       job_module: str = sandbox.DEFAULT_JOB_MODULE,
                       worktrees_dir: Path | str | None = None, keep_worktree: bool = False,
                       commit_message: str | None = None,
-                      branch_prefix: str = "node/") -> sandbox.Job:
+                      branch_prefix: str = "node/",
+                      readonly: tuple[Path | str, ...] = ()) -> sandbox.Job:
     """sandbox.start_job's twin for a cluster: prepare here, submit with submitit.
 
     Returns a SubmititJob at once (or sandbox's already-finished Job for a refused or
@@ -276,7 +279,7 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     prep.worktree = prep.worktree.resolve()
     script = prep.run_dir / SCRIPT_NAME
     atomic_write_text(script, job_script(prep, extra_env, mem_limit_mb=mem_limit_mb if local else 0,
-                                         new_session=local))
+                                         new_session=local, readonly=readonly))
     folder = Path(folder) if folder else prep.run_dir.parent.parent / "submitit" / "%j"
     folder = folder.parent.resolve() / folder.name
     time_min = time_limit_min(wall_clock_s, slurm.time_margin_min)

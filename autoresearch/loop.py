@@ -429,20 +429,22 @@ class ResearchLoop:
                       job_module=self.cfg.job.module, worktrees_dir=self.workspace / "worktrees",
                       keep_worktree=self.cfg.job.keep_worktrees,
                       commit_message=f"node {node.id}: {node.hypothesis[:200]}")
+        # the job reads the question's starting checkpoint, and nothing else outside its sandbox
+        readonly = tuple(self.cfg.job.readonly) + tuple(
+            Path(o.split("=", 1)[1]).parent for o in overrides
+            if o.startswith("train.warm_start.init_checkpoint="))
         try:
             if self.cfg.launcher == "local":
                 job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
                                         wall_clock_s=wall, sandbox=self.cfg.job.sandbox,
                                         disk_limit_mb=self.cfg.job.disk_limit_mb,
-                                        readonly=tuple(self.cfg.job.readonly) + tuple(
-                                            Path(o.split("=", 1)[1]).parent for o in overrides
-                                            if o.startswith("train.warm_start.init_checkpoint=")),
-                                        **common)
+                                        readonly=readonly, **common)
             else:
                 job = cluster.start_cluster_job(
                     self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
                     launcher=self.cfg.launcher, slurm=self.cfg.slurm,
-                    folder=self.workspace / self.cfg.slurm.folder / "%j", **common)
+                    folder=self.workspace / self.cfg.slurm.folder / "%j", readonly=readonly,
+                    **common)
         except sandbox.SandboxError as e:
             if isinstance(e, cluster.SubmitError):
                 # the cluster refused the job (bad partition...): not the experiment's fault,

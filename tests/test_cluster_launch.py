@@ -374,3 +374,16 @@ def test_after_a_dead_loop_a_submitit_local_node_is_ended_not_reattached(repo, t
     assert sandbox.kill_orphan(run_dir)
     res = job.wait()
     assert res.status == "crash" and res.returncode != 0
+
+
+def test_a_slurm_node_can_read_the_questions_starting_checkpoint(repo, tmp_path, fake_slurm):
+    """The shared start lives outside the node's worktree and run dir: job.sh's sandbox must bind
+    it read-only, as the local launcher does (seen missing: every SLURM node would crash)."""
+    start = tmp_path / "ws" / "start" / "1" / "checkpoints"
+    start.mkdir(parents=True)
+    job = cluster.start_cluster_job(
+        repo, 5, ["train.lr=0.01"], None, tmp_path / "ws" / "runs" / "5", 600.0, 4096, {},
+        launcher="slurm", slurm=SlurmConfig(poll_s=0, rc_grace_s=0), job_module=JOB_MODULE,
+        readonly=(start,))
+    sh = (job.run_dir / cluster.SCRIPT_NAME).read_text()
+    assert f"--ro-bind {start.resolve()} {start.resolve()}" in sh
