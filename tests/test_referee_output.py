@@ -48,7 +48,7 @@ def test_loop_goes_on_and_resume_works_after_a_malformed_summary(tmp_path):
     assert rc == 0   # the resume runs a fresh baseline (no malformed override now) and compares
     again = TreeStore(ws / "tree.db").get_node(nodes[0].id)
     assert again.status == "invalid" and "a JSON list" in again.error
-    assert any(n.kind == "baseline" and n.status == "ok" for n in store.nodes(1))
+    assert any(n.kind == "baseline" and n.status == "ok" for n in TreeStore(ws / "tree.db").nodes(1))
 
 
 def test_a_metrics_line_that_is_not_an_object_or_not_utf8_is_skipped(tmp_path):
