@@ -51,6 +51,11 @@ class MCTSConfig:
     virtual_loss: float = 1.0           # a pending visit counts as a loss of this size on its path
     eval_visits: int = 64               # visits per move when the trained net is evaluated with search
     max_batch: int = 1024               # positions per forward pass at most
+    root: str = "puct"                  # root search: puct (AlphaZero) | gumbel (Gumbel-top-m + Sequential Halving, improved-policy targets)
+    gumbel_m: int = 16                  # gumbel: moves sampled at the root (Gumbel-top-m) for Sequential Halving
+    gumbel_scale: float = 1.0           # gumbel: scale of the Gumbel noise in self-play's full searches (0: deterministic)
+    gumbel_c_visit: float = 50.0        # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
+    gumbel_c_scale: float = 0.1         # gumbel: see gumbel_c_visit
 
 
 @dataclass

@@ -48,6 +48,8 @@ from typing import NamedTuple, Sequence
 import numba
 import numpy as np
 
+from go_core.learn.gumbel import considered_visit_sequence, select_leaves_gumbel
+
 # node states
 NEW, PENDING, EXPANDED, TERMINAL = 0, 1, 2, 3
 
@@ -72,6 +74,11 @@ class MCTSConfig:
     fast_simulations: int = 32        # simulations of a cheap search (no noise, no policy target)
     reuse_tree: bool = True           # keep the subtree of the played move for the next search
     initial_nodes: int = 4096         # node capacity a new tree starts with (doubles when full)
+    root: str = "puct"                # root search: puct (AlphaZero) | gumbel (Gumbel-top-k + Sequential Halving)
+    gumbel_m: int = 16                # gumbel: actions sampled at the root (Gumbel-top-m) for Sequential Halving
+    gumbel_scale: float = 1.0         # gumbel: scale of the Gumbel noise in searches with noise (0: deterministic)
+    gumbel_c_visit: float = 50.0      # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
+    gumbel_c_scale: float = 0.1       # gumbel: see gumbel_c_visit
 
 
 class SearchPlan(NamedTuple):
@@ -168,11 +175,12 @@ def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tv
 
 @numba.njit(cache=True, nogil=True)
 def _finish_leaves(leaves, is_terminal, priors, values, next_free, parent, move, cstart, nch,
-                   N, W, P, Praw, VL, state, tval):
+                   N, W, P, Praw, VL, state, tval, V):
     """Expand each evaluated leaf (children = moves with prior > 0), then back up its value."""
     A = priors.shape[1]
     for i in range(leaves.shape[0]):
         leaf = leaves[i]
+        V[leaf] = values[i]  # the evaluator's own value (Gumbel's completed Q mixes it in)
         if is_terminal[i]:
             state[leaf] = TERMINAL
             tval[leaf] = values[i]
@@ -201,8 +209,8 @@ def _finish_leaves(leaves, is_terminal, priors, values, next_free, parent, move,
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval,
-             o_parent, o_move, o_cstart, o_nch, o_N, o_W, o_P, o_Praw, o_VL, o_state, o_tval, order):
+def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval, V,
+             o_parent, o_move, o_cstart, o_nch, o_N, o_W, o_P, o_Praw, o_VL, o_state, o_tval, o_V, order):
     """Copy the subtree under `root` into the o_* arrays in BFS order (child blocks stay
     contiguous); order[new] = old. Returns the number of nodes copied."""
     order[0] = root
@@ -219,6 +227,7 @@ def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval,
         o_VL[head] = 0.0
         o_state[head] = state[old] if state[old] != PENDING else NEW
         o_tval[head] = tval[old]
+        o_V[head] = V[old]
         if state[old] == EXPANDED:
             o_cstart[head] = count
             o_nch[head] = nch[old]
@@ -272,7 +281,7 @@ def select_child_reference(tree: "Tree", node: int, cfg: MCTSConfig, root: bool 
 
 _ARRAYS = (("parent", np.int32), ("move", np.int32), ("cstart", np.int32), ("nch", np.int32),
            ("N", np.float64), ("W", np.float64), ("P", np.float32), ("Praw", np.float32),
-           ("VL", np.float64), ("state", np.int8), ("tval", np.float32))
+           ("VL", np.float64), ("state", np.int8), ("tval", np.float32), ("V", np.float32))
 
 
 def terminal_value(board) -> float:
@@ -306,7 +315,10 @@ class Tree:
         self.nch[0] = 0
         self.N[0] = self.W[0] = self.VL[0] = 0.0
         self.P[0] = self.Praw[0] = 1.0
+        self.V[0] = 0.0
         self.state[0] = NEW
+        self.gumbel = None         # Gumbel search: g(a) per root child (None: not Gumbel-searched)
+        self.gumbel_base = None    # ... and the root children's visits before this search
         self.root_board = board    # the root position; other nodes' positions are replayed
 
     @property
@@ -337,7 +349,7 @@ class Tree:
 
     def _arrays(self):
         return (self.parent, self.move, self.cstart, self.nch, self.N, self.W, self.P, self.Praw,
-                self.VL, self.state, self.tval)
+                self.VL, self.state, self.tval, self.V)
 
     # -- results
     def children(self) -> range:
@@ -352,7 +364,11 @@ class Tree:
         return counts
 
     def policy_target(self) -> np.ndarray:
-        """Visit distribution over all moves (pass last), float32 summing to 1."""
+        """Visit distribution over all moves (pass last), float32 summing to 1; after a Gumbel
+        search, the improved policy softmax(log P + sigma(completed Q)) (`gumbel.improved_policy`)."""
+        if self.gumbel is not None and self.expanded:
+            from go_core.learn.gumbel import improved_policy
+            return improved_policy(self)
         counts = self.visit_counts().astype(np.float64)
         total = counts.sum()
         if total == 0:
@@ -372,10 +388,14 @@ class Tree:
         return sorted(out, key=lambda t: -t[1])
 
     def best_move(self) -> int:
-        """Most visited move (ties: higher prior). A fresh, unsearched tree is an error."""
+        """Most visited move (ties: higher prior); after a Gumbel search, the move Sequential
+        Halving ends with. A fresh, unsearched tree is an error."""
         kids = self.children()
         if not len(kids):
             raise ValueError("best_move() on a tree that has not been searched")
+        if self.gumbel is not None:
+            from go_core.learn.gumbel import chosen_move
+            return chosen_move(self)
         s, e = kids.start, kids.stop
         c = s + int(np.lexsort((-self.P[s:e], -self.N[s:e]))[0])
         return int(self.move[c])
@@ -419,6 +439,7 @@ class Tree:
         self.root = 0
         self.next_free = count
         self.parent[0] = -1
+        self.gumbel = self.gumbel_base = None
 
     def apply_noise(self, rng: np.random.Generator, alpha_total: float, eps: float) -> None:
         """Root prior := (1 - eps) * P + eps * Dirichlet(alpha_total / legal moves)."""
@@ -446,6 +467,8 @@ class BatchedMCTS:
     def __init__(self, evaluator, cfg: MCTSConfig | None = None, rng: np.random.Generator | None = None):
         self.evaluator = evaluator
         self.cfg = cfg or MCTSConfig()
+        if self.cfg.root not in ("puct", "gumbel"):
+            raise ValueError(f"mcts.root={self.cfg.root!r} is not a root search; use puct or gumbel")
         self.rng = rng or np.random.default_rng()
         self.evaluations = 0     # positions sent to the evaluator
         self.simulations = 0     # simulations run (net-evaluated and terminal)
@@ -457,8 +480,9 @@ class BatchedMCTS:
         (cfg.num_simulations, root noise, policy target), else a cheap one (cfg.fast_simulations,
         no noise, no policy target)."""
         c = self.cfg
+        noisy = c.gumbel_scale > 0 if c.root == "gumbel" else c.dirichlet_eps > 0
         if c.full_search_prob >= 1.0 or self.rng.random() < c.full_search_prob:
-            return SearchPlan(c.num_simulations, c.dirichlet_eps > 0, True)
+            return SearchPlan(c.num_simulations, noisy, True)
         return SearchPlan(c.fast_simulations, False, False)
 
     def search(self, tree: Tree, simulations: int | None = None, noise: bool = False) -> Tree:
@@ -481,14 +505,17 @@ class BatchedMCTS:
                 trees[i].VL[trees[i].root] += 1.0  # _finish_leaves removes one virtual visit
             self._evaluate_and_finish([(trees[i], np.array([trees[i].root], dtype=np.int64)) for i in fresh])
             remaining[fresh] -= 1
-        # 2. root noise (or its removal) from the raw prior
-        for t, nz in zip(trees, noise):
-            if nz:
+        c = self.cfg
+        gumbel = c.root == "gumbel"
+        # 2. root noise (or its removal) from the raw prior; Gumbel: the root's g(a) and schedule
+        for i, (t, nz) in enumerate(zip(trees, noise)):
+            if gumbel:
+                self._start_gumbel(t, nz, int(remaining[i]))
+            elif nz:
                 t.apply_noise(self.rng, self.cfg.dirichlet_alpha_total, self.cfg.dirichlet_eps)
             else:
                 t.clear_noise()
         # 3. rounds: gather leaves under virtual loss in every tree, one evaluator call, back up
-        c = self.cfg
         L = max(1, c.leaves_per_game)
         per_round = [max(1, int(s) // max(1, c.min_rounds)) for s in sims]
         while True:
@@ -498,9 +525,14 @@ class BatchedMCTS:
                     continue
                 want = int(min(L, remaining[i], per_round[i]))
                 out = np.empty(want, dtype=np.int64)
-                n_new, n_term = _select_leaves(
-                    t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,
-                    c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss, out)
+                if gumbel:
+                    n_new, n_term = select_leaves_gumbel(
+                        t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval, t.V,
+                        t.gumbel, t.gumbel_base, t._gumbel_seq, c.gumbel_c_visit, c.gumbel_c_scale, out)
+                else:
+                    n_new, n_term = _select_leaves(
+                        t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,
+                        c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss, out)
                 remaining[i] -= n_new + n_term
                 self.simulations += n_term
                 if n_new:
@@ -508,6 +540,19 @@ class BatchedMCTS:
             if not work:
                 break
             self._evaluate_and_finish(work)
+
+    def _start_gumbel(self, tree: Tree, noise: bool, simulations: int) -> None:
+        """Draw the root's Gumbel values (none without noise) and its Sequential Halving schedule
+        for `simulations` more simulations over min(gumbel_m, legal moves) moves."""
+        tree.clear_noise()
+        if not tree.expanded:
+            return
+        kids = tree.children()
+        n = len(kids)
+        scale = self.cfg.gumbel_scale if noise else 0.0
+        tree.gumbel = scale * self.rng.gumbel(size=n) if scale > 0 else np.zeros(n)
+        tree.gumbel_base = tree.N[kids.start:kids.stop].copy()
+        tree._gumbel_seq = considered_visit_sequence(min(max(1, self.cfg.gumbel_m), n), max(1, simulations))
 
     def _scratch_board(self, i: int, root):
         """Scratch board i holding a copy of `root`, reusing its memory (no allocation)."""

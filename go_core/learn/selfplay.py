@@ -216,4 +216,6 @@ def make_mcts_config(mcts, selfplay) -> MCTSConfig:
         fpu_reduction=float(mcts.fpu_reduction), fpu_reduction_root=float(mcts.fpu_reduction_root),
         dirichlet_alpha_total=float(mcts.dirichlet_alpha_total), dirichlet_eps=float(mcts.dirichlet_eps),
         leaves_per_game=int(mcts.leaves_per_game), min_rounds=int(mcts.min_rounds),
-        virtual_loss=float(mcts.virtual_loss))
+        virtual_loss=float(mcts.virtual_loss), root=str(mcts.root),
+        gumbel_m=int(mcts.gumbel_m), gumbel_scale=float(mcts.gumbel_scale),
+        gumbel_c_visit=float(mcts.gumbel_c_visit), gumbel_c_scale=float(mcts.gumbel_c_scale))
