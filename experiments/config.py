@@ -36,6 +36,8 @@ class ModelConfig:
     policy_channels: int = 32           # channels of the policy head's 1x1 convolution
     value_channels: int = 32            # channels of the value head's 1x1 convolution
     value_hidden: int = 64              # width of the value head's hidden layer
+    ownership_head: bool = False        # KataGo auxiliary head: each point's final owner (trained with train.ownership_weight)
+    score_head: bool = False            # KataGo auxiliary head: the final score margin (trained with train.score_weight)
 
 
 @dataclass
@@ -109,6 +111,8 @@ class TrainConfig:
     value_weight: float = 1.0           # weight of the value loss
     value_loss: str = "mse"             # mse on v in [-1,1] | bce on (v+1)/2
     augment: bool = True                # random board symmetry per sample (8-fold)
+    ownership_weight: float = 1.5       # weight of the ownership loss (per-point BCE, mean over points; needs model.ownership_head)
+    score_weight: float = 0.02          # weight of the score loss (Huber on margin / board side; needs model.score_head)
     checkpoint_every: int = 1           # write checkpoints/latest.pt every this many iterations
     torch_threads: int = 0              # torch CPU threads (0: torch's default, one per core)
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
