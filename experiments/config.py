@@ -58,6 +58,8 @@ class MCTSConfig:
     gumbel_scale: float = 1.0           # gumbel: scale of the Gumbel noise in self-play's full searches (0: deterministic)
     gumbel_c_visit: float = 50.0        # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
     gumbel_c_scale: float = 0.1         # gumbel: see gumbel_c_visit
+    forced_playouts: bool = False       # KataGo forced playouts + policy target pruning in self-play's noisy PUCT searches
+    forced_k: float = 2.0               # forced playouts: a visited root child gets >= sqrt(k * P * sum N) visits
 
 
 @dataclass

@@ -79,6 +79,9 @@ class MCTSConfig:
     gumbel_scale: float = 1.0         # gumbel: scale of the Gumbel noise in searches with noise (0: deterministic)
     gumbel_c_visit: float = 50.0      # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
     gumbel_c_scale: float = 0.1       # gumbel: see gumbel_c_visit
+    forced_playouts: bool = False     # KataGo: in noisy (self-play) PUCT searches, a visited root child gets at
+                                      # least sqrt(forced_k * P * sum N) visits; the policy target is pruned of them
+    forced_k: float = 2.0             # the k of forced playouts
 
 
 class SearchPlan(NamedTuple):
@@ -124,6 +127,24 @@ def _puct_child(p, cstart, nch, N, W, P, VL, c_puct, c_base, fpu_red, vl_w):
 
 
 @numba.njit(cache=True, nogil=True)
+def _forced_child(p, cstart, nch, N, P, VL, forced_k):
+    """KataGo's forced playouts: a visited child of the root with fewer than
+    sqrt(forced_k * P * sum N) visits is chosen (the highest prior first); -1 if none is owed."""
+    s = cstart[p]
+    total = 0.0
+    for c in range(s, s + nch[p]):
+        total += N[c] + VL[c]
+    best = -1
+    best_p = -1.0
+    for c in range(s, s + nch[p]):
+        n = N[c] + VL[c]
+        if n > 0 and n < math.sqrt(forced_k * P[c] * total) and P[c] > best_p:
+            best_p = P[c]
+            best = c
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
 def _backup(node, value, parent, N, W):
     """value is for the player to move at `node`; W[x] is for the player who moved into x."""
     v = -value
@@ -143,7 +164,7 @@ def _remove_vl(node, parent, VL):
 
 @numba.njit(cache=True, nogil=True)
 def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tval,
-                   c_puct, c_base, fpu_red, fpu_red_root, vl_w, out):
+                   c_puct, c_base, fpu_red, fpu_red_root, vl_w, forced_k, out):
     """Descend up to max_leaves times; returns (new leaves written to out, terminal sims backed up).
 
     A new leaf is marked PENDING and keeps its virtual loss until `_finish_leaves`. Reaching a
@@ -155,8 +176,14 @@ def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tv
         node = root
         VL[node] += 1.0
         while state[node] == EXPANDED:
-            fr = fpu_red_root if node == root else fpu_red
-            node = _puct_child(node, cstart, nch, N, W, P, VL, c_puct, c_base, fr, vl_w)
+            forced = -1
+            if node == root and forced_k > 0.0:
+                forced = _forced_child(node, cstart, nch, N, P, VL, forced_k)
+            if forced >= 0:
+                node = forced
+            else:
+                fr = fpu_red_root if node == root else fpu_red
+                node = _puct_child(node, cstart, nch, N, W, P, VL, c_puct, c_base, fr, vl_w)
             VL[node] += 1.0
         st = state[node]
         if st == TERMINAL:
@@ -319,6 +346,7 @@ class Tree:
         self.state[0] = NEW
         self.gumbel = None         # Gumbel search: g(a) per root child (None: not Gumbel-searched)
         self.gumbel_base = None    # ... and the root children's visits before this search
+        self.forced = False        # the last search forced playouts (its policy target is pruned)
         self.root_board = board    # the root position; other nodes' positions are replayed
 
     @property
@@ -369,11 +397,38 @@ class Tree:
         if self.gumbel is not None and self.expanded:
             from go_core.learn.gumbel import improved_policy
             return improved_policy(self)
-        counts = self.visit_counts().astype(np.float64)
+        counts = (self.pruned_visit_counts() if self.forced else self.visit_counts()).astype(np.float64)
         total = counts.sum()
         if total == 0:
             raise ValueError("policy_target() before any simulation below the root; run a search first")
         return (counts / total).astype(np.float32)
+
+    def pruned_visit_counts(self) -> np.ndarray:
+        """KataGo's policy target pruning after forced playouts: every child but the most visited
+        one loses up to its sqrt(forced_k * P * sum N) forced visits, as many as keep its PUCT score
+        below the best child's; a child left with one visit or fewer is dropped (float64, size*size+1)."""
+        cfg = self.cfg
+        kids = np.arange(self.children().start, self.children().stop)
+        out = np.zeros(self.A, dtype=np.float64)
+        if not len(kids):
+            return out
+        n, w, p = self.N[kids].copy(), self.W[kids], self.P[kids].astype(np.float64)
+        total, n_root = n.sum(), self.N[self.root]
+        cp = cfg.c_puct + (math.log((1 + n_root + cfg.c_puct_base) / cfg.c_puct_base) if cfg.c_puct_base else 0)
+        u = cp * p * math.sqrt(max(n_root - 1, 1))
+        best = int(np.lexsort((-p, -n))[0])
+        best_score = w[best] / n[best] + u[best] / (1 + n[best])
+        for j in range(len(kids)):
+            if j == best or n[j] == 0:
+                continue
+            q = w[j] / n[j]
+            gap = best_score - q
+            # the fewest visits at which this child's PUCT score is still below the best child's
+            floor = math.floor(u[j] / gap - 1) + 1 if gap > 0 else n[j]
+            keep = max(n[j] - math.floor(math.sqrt(cfg.forced_k * p[j] * total)), floor, 0)
+            n[j] = min(n[j], keep) if min(n[j], keep) > 1 else 0
+        out[self.move[kids]] = n
+        return out
 
     def root_value(self) -> float:
         """Mean value of the search for the player to move at the root, in [-1, 1]."""
@@ -440,6 +495,7 @@ class Tree:
         self.next_free = count
         self.parent[0] = -1
         self.gumbel = self.gumbel_base = None
+        self.forced = False
 
     def apply_noise(self, rng: np.random.Generator, alpha_total: float, eps: float) -> None:
         """Root prior := (1 - eps) * P + eps * Dirichlet(alpha_total / legal moves)."""
@@ -515,6 +571,7 @@ class BatchedMCTS:
                 t.apply_noise(self.rng, self.cfg.dirichlet_alpha_total, self.cfg.dirichlet_eps)
             else:
                 t.clear_noise()
+            t.forced = bool(nz and c.forced_playouts and not gumbel)
         # 3. rounds: gather leaves under virtual loss in every tree, one evaluator call, back up
         L = max(1, c.leaves_per_game)
         per_round = [max(1, int(s) // max(1, c.min_rounds)) for s in sims]
@@ -532,7 +589,8 @@ class BatchedMCTS:
                 else:
                     n_new, n_term = _select_leaves(
                         t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,
-                        c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss, out)
+                        c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss,
+                        c.forced_k if t.forced else 0.0, out)
                 remaining[i] -= n_new + n_term
                 self.simulations += n_term
                 if n_new:

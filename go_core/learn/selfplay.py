@@ -223,4 +223,5 @@ def make_mcts_config(mcts, selfplay) -> MCTSConfig:
         leaves_per_game=int(mcts.leaves_per_game), min_rounds=int(mcts.min_rounds),
         virtual_loss=float(mcts.virtual_loss), root=str(mcts.root),
         gumbel_m=int(mcts.gumbel_m), gumbel_scale=float(mcts.gumbel_scale),
-        gumbel_c_visit=float(mcts.gumbel_c_visit), gumbel_c_scale=float(mcts.gumbel_c_scale))
+        gumbel_c_visit=float(mcts.gumbel_c_visit), gumbel_c_scale=float(mcts.gumbel_c_scale),
+        forced_playouts=bool(mcts.forced_playouts), forced_k=float(mcts.forced_k))
