@@ -119,3 +119,18 @@ def test_batched_gumbel_search_many_games_with_reuse():
 def _linear():
     from tests.test_mcts import LinearEvaluator
     return LinearEvaluator()
+
+
+@pytest.mark.slow
+def test_gumbel_vs_puct_benchmark_prints_pentanomial_counts_and_elo(capsys):
+    """The benchmark's real entry point on a tiny budget: two batch_player processes per visit count."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gumbel_vs_puct
+    assert gumbel_vs_puct.main(["--visits", "4", "--pairs", "2", "--pairs-at-once", "2", "--max-moves", "16"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    r = out["by_visits"]["4"]
+    assert sum(r["pentanomial"]) == r["pairs"] == 2 and r["failures"] == 0
+    assert r["elo_ci95"][0] <= r["elo"] <= r["elo_ci95"][1]
