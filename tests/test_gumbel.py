@@ -134,3 +134,25 @@ def test_gumbel_vs_puct_benchmark_prints_pentanomial_counts_and_elo(capsys):
     r = out["by_visits"]["4"]
     assert sum(r["pentanomial"]) == r["pairs"] == 2 and r["failures"] == 0
     assert r["elo_ci95"][0] <= r["elo"] <= r["elo_ci95"][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [
+    ["mcts.root=gumbel", "mcts.gumbel_m=4", "model.ownership_head=true", "model.score_head=true"],
+    ["mcts.forced_playouts=true", "selfplay.full_search_prob=1.0"],
+])
+def test_micro_training_job_runs_with_the_new_options(tmp_path, extra):
+    """The real entry point with Gumbel search and the auxiliary heads on (and forced playouts)."""
+    import torch
+    from experiments.rundir import read_summary
+    from tests.test_train_job import job
+    run = tmp_path / "run"
+    p = job(run, *extra)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert read_summary(run)["status"] == "ok"
+    ck = torch.load(run / "checkpoints/latest.pt", weights_only=False)
+    heads = "model.ownership_head=true" in extra
+    assert ck["model_config"]["ownership_head"] is heads and ck["model_config"]["score_head"] is heads
+    assert ("o_conv.weight" in ck["state_dict"]) is heads
+    data = ck["replay"]["data"]
+    assert data["ownership"].shape[1] == 25 and data["has_aux"].dtype == bool

@@ -38,6 +38,12 @@ Using it (self-play of many games, one forward pass per round for all of them):
   Tromp-Taylor result, never by the net; the evaluator must not keep the boards it is given.
 - Hot loops (selection with virtual loss, expansion, backup, subtree compaction) are numba
   kernels over flat arrays; `select_child_reference` is the plain-Python PUCT the tests compare.
+- `cfg.root = "gumbel"`: Gumbel root search instead of PUCT (`go_core.learn.gumbel`: Gumbel-top-m
+  + Sequential Halving at the root, the deterministic rule below it, virtual visits instead of
+  virtual loss); then `policy_target()` is the completed-Q improved policy, `best_move()` the move
+  Sequential Halving ends with, and "noise" means Gumbel noise (`gumbel_scale`), not Dirichlet.
+- `cfg.forced_playouts` (PUCT, searches with noise only): KataGo's forced playouts at the root,
+  and `policy_target()` pruned of them (`Tree.pruned_visit_counts`).
 """
 from __future__ import annotations
 
