@@ -140,3 +140,15 @@ def test_ownership_follows_the_board_symmetry_in_augmentation():
             assert torch.all(seen["own"][0][mine] == 1)
     finally:
         training.losses = orig
+
+
+def test_checkpoints_without_aux_heads_stay_readable_by_older_code(tmp_path):
+    from go_core.learn.net import load_checkpoint, save_checkpoint
+    small = dict(blocks=1, channels=8, gpool_every=0, policy_channels=4, value_channels=4, value_hidden=8)
+    save_checkpoint(tmp_path / "plain.pt", PolicyValueNet(NetConfig(**small)), board_size=9)
+    stored = torch.load(tmp_path / "plain.pt", weights_only=False)["model_config"]
+    assert "ownership_head" not in stored and "score_head" not in stored  # the keys older code knows
+    save_checkpoint(tmp_path / "aux.pt", PolicyValueNet(NetConfig(**small, ownership_head=True)), board_size=9)
+    net, meta = load_checkpoint(tmp_path / "aux.pt")
+    assert net.cfg.ownership_head and not net.cfg.score_head and "ownership" in net.forward_all(
+        torch.zeros(1, net.cfg.in_planes, 9, 9))

@@ -236,6 +236,15 @@ def param_count(net: nn.Module) -> int:
 
 # ---------------------------------------------------------------- checkpoints
 
+# Fields added after checkpoints were in use: left out while off, so that a checkpoint without
+# them stays readable by code that predates them (a pinned referee, an older node's worktree).
+_OPTIONAL_OFF = ("ownership_head", "score_head")
+
+
+def _model_config(cfg: NetConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if not (k in _OPTIONAL_OFF and not v)}
+
+
 def save_checkpoint(path: str | os.PathLike, net: PolicyValueNet, *, board_size: int | None = None,
                     step: int = 0, **extra) -> Path:
     """Write `net` and `extra` to `path` atomically (temp file in the same folder, then rename)."""
@@ -245,7 +254,7 @@ def save_checkpoint(path: str | os.PathLike, net: PolicyValueNet, *, board_size:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model_config": asdict(module.cfg),
+        "model_config": _model_config(module.cfg),
         "board_size": board_size,
         "step": int(step),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
