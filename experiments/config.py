@@ -36,6 +36,8 @@ class ModelConfig:
     policy_channels: int = 32           # channels of the policy head's 1x1 convolution
     value_channels: int = 32            # channels of the value head's 1x1 convolution
     value_hidden: int = 64              # width of the value head's hidden layer
+    ownership_head: bool = False        # KataGo auxiliary head: each point's final owner (trained with train.ownership_weight)
+    score_head: bool = False            # KataGo auxiliary head: the final score margin (trained with train.score_weight)
 
 
 @dataclass
@@ -51,6 +53,13 @@ class MCTSConfig:
     virtual_loss: float = 1.0           # a pending visit counts as a loss of this size on its path
     eval_visits: int = 64               # visits per move when the trained net is evaluated with search
     max_batch: int = 1024               # positions per forward pass at most
+    root: str = "puct"                  # root search: puct (AlphaZero) | gumbel (Gumbel-top-m + Sequential Halving, improved-policy targets)
+    gumbel_m: int = 16                  # gumbel: moves sampled at the root (Gumbel-top-m) for Sequential Halving
+    gumbel_scale: float = 1.0           # gumbel: scale of the Gumbel noise in self-play's full searches (0: deterministic)
+    gumbel_c_visit: float = 50.0        # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
+    gumbel_c_scale: float = 0.1         # gumbel: see gumbel_c_visit
+    forced_playouts: bool = False       # KataGo forced playouts + policy target pruning in self-play's noisy PUCT searches
+    forced_k: float = 2.0               # forced playouts: a visited root child gets >= sqrt(k * P * sum N) visits
 
 
 @dataclass
@@ -104,6 +113,8 @@ class TrainConfig:
     value_weight: float = 1.0           # weight of the value loss
     value_loss: str = "mse"             # mse on v in [-1,1] | bce on (v+1)/2
     augment: bool = True                # random board symmetry per sample (8-fold)
+    ownership_weight: float = 1.5       # weight of the ownership loss (per-point BCE, mean over points; needs model.ownership_head)
+    score_weight: float = 0.02          # weight of the score loss (Huber on margin / board side; needs model.score_head)
     checkpoint_every: int = 1           # write checkpoints/latest.pt every this many iterations
     torch_threads: int = 0              # torch CPU threads (0: torch's default, one per core)
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)

@@ -125,3 +125,15 @@ def test_batch_player_does_not_import_the_referee(checkpoint):
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_gumbel_root_player_plays_the_sequential_halving_choice(checkpoint):
+    g = BatchPlayer("mcts", str(checkpoint), visits=8, device="cpu", seed=1, root="gumbel", gumbel_m=4)
+    assert g.mcts_cfg.root == "gumbel" and g.name.startswith("mcts-gumbel:")
+    boards = [Board(9) for _ in range(3)]
+    ans, _ = g.handle(moves_request(1, [entry(f"g{i}", b) for i, b in enumerate(boards)]))
+    for i, b in enumerate(boards):
+        t = g.trees[f"g{i}"]
+        # 7 root simulations over 4 moves: each once, then the better 2 (Sequential Halving)
+        assert sorted(t.visit_counts()[t.visit_counts() > 0]) == [1, 1, 2, 3]
+        assert ans["moves"][f"g{i}"] == t.best_move() and t.gumbel is not None

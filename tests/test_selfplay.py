@@ -79,6 +79,21 @@ def test_config_groups_map_onto_the_search():
     from experiments.config import MCTSConfig as M, SelfPlayConfig as S
     c = make_mcts_config(M(c_puct=2.0), S(visits=40, cheap_visits=5, full_search_prob=0.5, tree_reuse=False))
     assert (c.num_simulations, c.fast_simulations, c.full_search_prob, c.c_puct, c.reuse_tree) == (40, 5, 0.5, 2.0, False)
+    c = make_mcts_config(M(root="gumbel", gumbel_m=8, gumbel_c_scale=0.2), S())
+    assert (c.root, c.gumbel_m, c.gumbel_c_scale) == ("gumbel", 8, 0.2)
+
+
+def test_gumbel_self_play_records_improved_policy_targets():
+    cfg = MCTSConfig(num_simulations=8, fast_simulations=2, full_search_prob=0.5, leaves_per_game=2,
+                     temperature_moves=4, root="gumbel", gumbel_m=4)
+    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=3, max_moves_factor=2.0, no_resign_fraction=1.0)
+    rng = np.random.default_rng(0)
+    samples, games, stats = play_games(4, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng)
+    assert stats.games == 4 and 0 < samples.has_policy.sum() < len(samples)
+    pol = samples.policy[samples.has_policy]
+    np.testing.assert_allclose(pol.sum(1), 1, atol=1e-5)
+    # improved policy: every legal move keeps some probability, not only the <= 7 visited ones
+    assert np.mean((pol > 0).sum(1)) > 7
 
 
 def test_on_game_reports_each_finished_game():

@@ -1,13 +1,14 @@
 """A player process that answers for many games at once: the learner's side of head-to-head.
 
     python -m go_core.learn.batch_player --checkpoint CKPT --player policy|mcts|random \
-        [--visits N] [--device cpu|cuda|auto] [--seed S] [--threads T]
+        [--visits N] [--root puct|gumbel] [--gumbel-m M] [--device cpu|cuda|auto] [--seed S] [--threads T]
 
 The referee (`go_core.arena.batch_protocol`) starts this process — inside the node's sandbox,
 with the node's own code — and sends it positions of many games; it answers one move per game,
 evaluating all of them together: `policy` in ONE batched forward pass per request, `mcts` with
 `go_core.learn.mcts.BatchedMCTS` over all the games' trees at once (one forward pass per search
-round). It reads only its checkpoint and stdin, writes only stdout (the protocol) and stderr
+round), with PUCT or Gumbel root search (`--root`; Gumbel without noise here: the top-m moves by
+prior, then Sequential Halving on their values). It reads only its checkpoint and stdin, writes only stdout (the protocol) and stderr
 (diagnostics), and never imports the referee (`go_core.arena`).
 
 Protocol (version 1): JSON lines. Each request is one JSON object on one line; each gets exactly
@@ -60,7 +61,7 @@ class BatchPlayer:
     """The game states of one player process and the batched move choice over them."""
 
     def __init__(self, kind: str, checkpoint: str | None = None, visits: int = 1,
-                 device: str = "cpu", seed: int = 0):
+                 device: str = "cpu", seed: int = 0, root: str = "puct", gumbel_m: int = 16):
         if kind not in PLAYER_KINDS:
             raise ValueError(f"player must be one of {PLAYER_KINDS}, not {kind!r}")
         self.kind = kind
@@ -87,8 +88,11 @@ class BatchPlayer:
             from go_core.learn.mcts import BatchedMCTS, MCTSConfig
             if self.visits < 1:
                 raise ValueError(f"--visits must be >= 1, not {visits}")
-            self.mcts_cfg = MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0)
+            self.mcts_cfg = MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0, root=root,
+                                       gumbel_m=int(gumbel_m))
             self.searcher = BatchedMCTS(self.evaluator, self.mcts_cfg, self.rng)
+            if root != "puct":
+                self.name = f"{kind}-{root}:{checkpoint}"
 
     # -- state ---------------------------------------------------------------------------------
     def _update(self, g: dict):
@@ -234,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="a .pt written by training (policy, mcts)")
     p.add_argument("--player", choices=PLAYER_KINDS, default="policy")
     p.add_argument("--visits", type=int, default=1, help="root visits per move (mcts)")
+    p.add_argument("--root", choices=("puct", "gumbel"), default="puct", help="root search (mcts)")
+    p.add_argument("--gumbel-m", type=int, default=16, help="moves considered at the root (mcts --root gumbel)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0, help="seeds sampling and search")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads > 0:
         import torch
         torch.set_num_threads(a.threads)
-    player = BatchPlayer(a.player, a.checkpoint, a.visits, a.device, a.seed)
+    player = BatchPlayer(a.player, a.checkpoint, a.visits, a.device, a.seed, a.root, a.gumbel_m)
     serve(player, sys.stdin, protocol_out)
     return 0
 

@@ -38,6 +38,12 @@ Using it (self-play of many games, one forward pass per round for all of them):
   Tromp-Taylor result, never by the net; the evaluator must not keep the boards it is given.
 - Hot loops (selection with virtual loss, expansion, backup, subtree compaction) are numba
   kernels over flat arrays; `select_child_reference` is the plain-Python PUCT the tests compare.
+- `cfg.root = "gumbel"`: Gumbel root search instead of PUCT (`go_core.learn.gumbel`: Gumbel-top-m
+  + Sequential Halving at the root, the deterministic rule below it, virtual visits instead of
+  virtual loss); then `policy_target()` is the completed-Q improved policy, `best_move()` the move
+  Sequential Halving ends with, and "noise" means Gumbel noise (`gumbel_scale`), not Dirichlet.
+- `cfg.forced_playouts` (PUCT, searches with noise only): KataGo's forced playouts at the root,
+  and `policy_target()` pruned of them (`Tree.pruned_visit_counts`).
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ from typing import NamedTuple, Sequence
 
 import numba
 import numpy as np
+
+from go_core.learn.gumbel import considered_visit_sequence, select_leaves_gumbel
 
 # node states
 NEW, PENDING, EXPANDED, TERMINAL = 0, 1, 2, 3
@@ -72,6 +80,14 @@ class MCTSConfig:
     fast_simulations: int = 32        # simulations of a cheap search (no noise, no policy target)
     reuse_tree: bool = True           # keep the subtree of the played move for the next search
     initial_nodes: int = 4096         # node capacity a new tree starts with (doubles when full)
+    root: str = "puct"                # root search: puct (AlphaZero) | gumbel (Gumbel-top-k + Sequential Halving)
+    gumbel_m: int = 16                # gumbel: actions sampled at the root (Gumbel-top-m) for Sequential Halving
+    gumbel_scale: float = 1.0         # gumbel: scale of the Gumbel noise in searches with noise (0: deterministic)
+    gumbel_c_visit: float = 50.0      # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
+    gumbel_c_scale: float = 0.1       # gumbel: see gumbel_c_visit
+    forced_playouts: bool = False     # KataGo: in noisy (self-play) PUCT searches, a visited root child gets at
+                                      # least sqrt(forced_k * P * sum N) visits; the policy target is pruned of them
+    forced_k: float = 2.0             # the k of forced playouts
 
 
 class SearchPlan(NamedTuple):
@@ -117,6 +133,24 @@ def _puct_child(p, cstart, nch, N, W, P, VL, c_puct, c_base, fpu_red, vl_w):
 
 
 @numba.njit(cache=True, nogil=True)
+def _forced_child(p, cstart, nch, N, P, VL, forced_k):
+    """KataGo's forced playouts: a visited child of the root with fewer than
+    sqrt(forced_k * P * sum N) visits is chosen (the highest prior first); -1 if none is owed."""
+    s = cstart[p]
+    total = 0.0
+    for c in range(s, s + nch[p]):
+        total += N[c] + VL[c]
+    best = -1
+    best_p = -1.0
+    for c in range(s, s + nch[p]):
+        n = N[c] + VL[c]
+        if n > 0 and n < math.sqrt(forced_k * P[c] * total) and P[c] > best_p:
+            best_p = P[c]
+            best = c
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
 def _backup(node, value, parent, N, W):
     """value is for the player to move at `node`; W[x] is for the player who moved into x."""
     v = -value
@@ -136,7 +170,7 @@ def _remove_vl(node, parent, VL):
 
 @numba.njit(cache=True, nogil=True)
 def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tval,
-                   c_puct, c_base, fpu_red, fpu_red_root, vl_w, out):
+                   c_puct, c_base, fpu_red, fpu_red_root, vl_w, forced_k, out):
     """Descend up to max_leaves times; returns (new leaves written to out, terminal sims backed up).
 
     A new leaf is marked PENDING and keeps its virtual loss until `_finish_leaves`. Reaching a
@@ -148,8 +182,14 @@ def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tv
         node = root
         VL[node] += 1.0
         while state[node] == EXPANDED:
-            fr = fpu_red_root if node == root else fpu_red
-            node = _puct_child(node, cstart, nch, N, W, P, VL, c_puct, c_base, fr, vl_w)
+            forced = -1
+            if node == root and forced_k > 0.0:
+                forced = _forced_child(node, cstart, nch, N, P, VL, forced_k)
+            if forced >= 0:
+                node = forced
+            else:
+                fr = fpu_red_root if node == root else fpu_red
+                node = _puct_child(node, cstart, nch, N, W, P, VL, c_puct, c_base, fr, vl_w)
             VL[node] += 1.0
         st = state[node]
         if st == TERMINAL:
@@ -168,11 +208,12 @@ def _select_leaves(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tv
 
 @numba.njit(cache=True, nogil=True)
 def _finish_leaves(leaves, is_terminal, priors, values, next_free, parent, move, cstart, nch,
-                   N, W, P, Praw, VL, state, tval):
+                   N, W, P, Praw, VL, state, tval, V):
     """Expand each evaluated leaf (children = moves with prior > 0), then back up its value."""
     A = priors.shape[1]
     for i in range(leaves.shape[0]):
         leaf = leaves[i]
+        V[leaf] = values[i]  # the evaluator's own value (Gumbel's completed Q mixes it in)
         if is_terminal[i]:
             state[leaf] = TERMINAL
             tval[leaf] = values[i]
@@ -201,8 +242,8 @@ def _finish_leaves(leaves, is_terminal, priors, values, next_free, parent, move,
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval,
-             o_parent, o_move, o_cstart, o_nch, o_N, o_W, o_P, o_Praw, o_VL, o_state, o_tval, order):
+def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval, V,
+             o_parent, o_move, o_cstart, o_nch, o_N, o_W, o_P, o_Praw, o_VL, o_state, o_tval, o_V, order):
     """Copy the subtree under `root` into the o_* arrays in BFS order (child blocks stay
     contiguous); order[new] = old. Returns the number of nodes copied."""
     order[0] = root
@@ -219,6 +260,7 @@ def _compact(root, parent, move, cstart, nch, N, W, P, Praw, VL, state, tval,
         o_VL[head] = 0.0
         o_state[head] = state[old] if state[old] != PENDING else NEW
         o_tval[head] = tval[old]
+        o_V[head] = V[old]
         if state[old] == EXPANDED:
             o_cstart[head] = count
             o_nch[head] = nch[old]
@@ -272,7 +314,7 @@ def select_child_reference(tree: "Tree", node: int, cfg: MCTSConfig, root: bool 
 
 _ARRAYS = (("parent", np.int32), ("move", np.int32), ("cstart", np.int32), ("nch", np.int32),
            ("N", np.float64), ("W", np.float64), ("P", np.float32), ("Praw", np.float32),
-           ("VL", np.float64), ("state", np.int8), ("tval", np.float32))
+           ("VL", np.float64), ("state", np.int8), ("tval", np.float32), ("V", np.float32))
 
 
 def terminal_value(board) -> float:
@@ -306,7 +348,11 @@ class Tree:
         self.nch[0] = 0
         self.N[0] = self.W[0] = self.VL[0] = 0.0
         self.P[0] = self.Praw[0] = 1.0
+        self.V[0] = 0.0
         self.state[0] = NEW
+        self.gumbel = None         # Gumbel search: g(a) per root child (None: not Gumbel-searched)
+        self.gumbel_base = None    # ... and the root children's visits before this search
+        self.forced = False        # the last search forced playouts (its policy target is pruned)
         self.root_board = board    # the root position; other nodes' positions are replayed
 
     @property
@@ -337,7 +383,7 @@ class Tree:
 
     def _arrays(self):
         return (self.parent, self.move, self.cstart, self.nch, self.N, self.W, self.P, self.Praw,
-                self.VL, self.state, self.tval)
+                self.VL, self.state, self.tval, self.V)
 
     # -- results
     def children(self) -> range:
@@ -352,12 +398,43 @@ class Tree:
         return counts
 
     def policy_target(self) -> np.ndarray:
-        """Visit distribution over all moves (pass last), float32 summing to 1."""
-        counts = self.visit_counts().astype(np.float64)
+        """Visit distribution over all moves (pass last), float32 summing to 1; after a Gumbel
+        search, the improved policy softmax(log P + sigma(completed Q)) (`gumbel.improved_policy`)."""
+        if self.gumbel is not None and self.expanded:
+            from go_core.learn.gumbel import improved_policy
+            return improved_policy(self)
+        counts = (self.pruned_visit_counts() if self.forced else self.visit_counts()).astype(np.float64)
         total = counts.sum()
         if total == 0:
             raise ValueError("policy_target() before any simulation below the root; run a search first")
         return (counts / total).astype(np.float32)
+
+    def pruned_visit_counts(self) -> np.ndarray:
+        """KataGo's policy target pruning after forced playouts: every child but the most visited
+        one loses up to its sqrt(forced_k * P * sum N) forced visits, as many as keep its PUCT score
+        below the best child's; a child left with one visit or fewer is dropped (float64, size*size+1)."""
+        cfg = self.cfg
+        kids = np.arange(self.children().start, self.children().stop)
+        out = np.zeros(self.A, dtype=np.float64)
+        if not len(kids):
+            return out
+        n, w, p = self.N[kids].copy(), self.W[kids], self.P[kids].astype(np.float64)
+        total, n_root = n.sum(), self.N[self.root]
+        cp = cfg.c_puct + (math.log((1 + n_root + cfg.c_puct_base) / cfg.c_puct_base) if cfg.c_puct_base else 0)
+        u = cp * p * math.sqrt(max(n_root - 1, 1))
+        best = int(np.lexsort((-p, -n))[0])
+        best_score = w[best] / n[best] + u[best] / (1 + n[best])
+        for j in range(len(kids)):
+            if j == best or n[j] == 0:
+                continue
+            q = w[j] / n[j]
+            gap = best_score - q
+            # the fewest visits at which this child's PUCT score is still below the best child's
+            floor = math.floor(u[j] / gap - 1) + 1 if gap > 0 else n[j]
+            keep = max(n[j] - math.floor(math.sqrt(cfg.forced_k * p[j] * total)), floor, 0)
+            n[j] = min(n[j], keep) if min(n[j], keep) > 1 else 0
+        out[self.move[kids]] = n
+        return out
 
     def root_value(self) -> float:
         """Mean value of the search for the player to move at the root, in [-1, 1]."""
@@ -372,10 +449,14 @@ class Tree:
         return sorted(out, key=lambda t: -t[1])
 
     def best_move(self) -> int:
-        """Most visited move (ties: higher prior). A fresh, unsearched tree is an error."""
+        """Most visited move (ties: higher prior); after a Gumbel search, the move Sequential
+        Halving ends with. A fresh, unsearched tree is an error."""
         kids = self.children()
         if not len(kids):
             raise ValueError("best_move() on a tree that has not been searched")
+        if self.gumbel is not None:
+            from go_core.learn.gumbel import chosen_move
+            return chosen_move(self)
         s, e = kids.start, kids.stop
         c = s + int(np.lexsort((-self.P[s:e], -self.N[s:e]))[0])
         return int(self.move[c])
@@ -419,6 +500,8 @@ class Tree:
         self.root = 0
         self.next_free = count
         self.parent[0] = -1
+        self.gumbel = self.gumbel_base = None
+        self.forced = False
 
     def apply_noise(self, rng: np.random.Generator, alpha_total: float, eps: float) -> None:
         """Root prior := (1 - eps) * P + eps * Dirichlet(alpha_total / legal moves)."""
@@ -446,6 +529,8 @@ class BatchedMCTS:
     def __init__(self, evaluator, cfg: MCTSConfig | None = None, rng: np.random.Generator | None = None):
         self.evaluator = evaluator
         self.cfg = cfg or MCTSConfig()
+        if self.cfg.root not in ("puct", "gumbel"):
+            raise ValueError(f"mcts.root={self.cfg.root!r} is not a root search; use puct or gumbel")
         self.rng = rng or np.random.default_rng()
         self.evaluations = 0     # positions sent to the evaluator
         self.simulations = 0     # simulations run (net-evaluated and terminal)
@@ -457,8 +542,9 @@ class BatchedMCTS:
         (cfg.num_simulations, root noise, policy target), else a cheap one (cfg.fast_simulations,
         no noise, no policy target)."""
         c = self.cfg
+        noisy = c.gumbel_scale > 0 if c.root == "gumbel" else c.dirichlet_eps > 0
         if c.full_search_prob >= 1.0 or self.rng.random() < c.full_search_prob:
-            return SearchPlan(c.num_simulations, c.dirichlet_eps > 0, True)
+            return SearchPlan(c.num_simulations, noisy, True)
         return SearchPlan(c.fast_simulations, False, False)
 
     def search(self, tree: Tree, simulations: int | None = None, noise: bool = False) -> Tree:
@@ -481,14 +567,18 @@ class BatchedMCTS:
                 trees[i].VL[trees[i].root] += 1.0  # _finish_leaves removes one virtual visit
             self._evaluate_and_finish([(trees[i], np.array([trees[i].root], dtype=np.int64)) for i in fresh])
             remaining[fresh] -= 1
-        # 2. root noise (or its removal) from the raw prior
-        for t, nz in zip(trees, noise):
-            if nz:
+        c = self.cfg
+        gumbel = c.root == "gumbel"
+        # 2. root noise (or its removal) from the raw prior; Gumbel: the root's g(a) and schedule
+        for i, (t, nz) in enumerate(zip(trees, noise)):
+            if gumbel:
+                self._start_gumbel(t, nz, int(remaining[i]))
+            elif nz:
                 t.apply_noise(self.rng, self.cfg.dirichlet_alpha_total, self.cfg.dirichlet_eps)
             else:
                 t.clear_noise()
+            t.forced = bool(nz and c.forced_playouts and not gumbel)
         # 3. rounds: gather leaves under virtual loss in every tree, one evaluator call, back up
-        c = self.cfg
         L = max(1, c.leaves_per_game)
         per_round = [max(1, int(s) // max(1, c.min_rounds)) for s in sims]
         while True:
@@ -498,9 +588,15 @@ class BatchedMCTS:
                     continue
                 want = int(min(L, remaining[i], per_round[i]))
                 out = np.empty(want, dtype=np.int64)
-                n_new, n_term = _select_leaves(
-                    t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,
-                    c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss, out)
+                if gumbel:
+                    n_new, n_term = select_leaves_gumbel(
+                        t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval, t.V,
+                        t.gumbel, t.gumbel_base, t._gumbel_seq, c.gumbel_c_visit, c.gumbel_c_scale, out)
+                else:
+                    n_new, n_term = _select_leaves(
+                        t.root, want, t.parent, t.cstart, t.nch, t.N, t.W, t.P, t.VL, t.state, t.tval,
+                        c.c_puct, c.c_puct_base, c.fpu_reduction, c.fpu_reduction_root, c.virtual_loss,
+                        c.forced_k if t.forced else 0.0, out)
                 remaining[i] -= n_new + n_term
                 self.simulations += n_term
                 if n_new:
@@ -508,6 +604,19 @@ class BatchedMCTS:
             if not work:
                 break
             self._evaluate_and_finish(work)
+
+    def _start_gumbel(self, tree: Tree, noise: bool, simulations: int) -> None:
+        """Draw the root's Gumbel values (none without noise) and its Sequential Halving schedule
+        for `simulations` more simulations over min(gumbel_m, legal moves) moves."""
+        tree.clear_noise()
+        if not tree.expanded:
+            return
+        kids = tree.children()
+        n = len(kids)
+        scale = self.cfg.gumbel_scale if noise else 0.0
+        tree.gumbel = scale * self.rng.gumbel(size=n) if scale > 0 else np.zeros(n)
+        tree.gumbel_base = tree.N[kids.start:kids.stop].copy()
+        tree._gumbel_seq = considered_visit_sequence(min(max(1, self.cfg.gumbel_m), n), max(1, simulations))
 
     def _scratch_board(self, i: int, root):
         """Scratch board i holding a copy of `root`, reusing its memory (no allocation)."""

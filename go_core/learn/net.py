@@ -39,6 +39,7 @@ from go_core.learn.features import NUM_PLANES
 CHECKPOINT_FORMAT = "tengen-checkpoint"
 CHECKPOINT_VERSION = 1
 OFF_BOARD_LOGIT = -1e9
+SCORE_SCALE = 10.0  # the score head's raw output is in units of 10 points (keeps it near unit scale)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class NetConfig:
     value_channels: int = 32        # channels of the value head's 1x1 conv
     value_hidden: int = 64          # width of the value head's hidden fully-connected layer
     in_planes: int = NUM_PLANES     # input planes (go_core.learn.features.NUM_PLANES)
+    ownership_head: bool = False    # KataGo auxiliary head: per-point final ownership in [-1, 1]
+    score_head: bool = False        # KataGo auxiliary head: final score margin in points
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
@@ -130,10 +133,23 @@ class PolicyValueNet(nn.Module):
         self.v_conv = ConvBN(c, vc, 1)
         self.v_fc1 = nn.Linear(3 * vc, cfg.value_hidden)
         self.v_fc2 = nn.Linear(cfg.value_hidden, 1)
+        # auxiliary heads (training signal only; search never reads them): ownership from the
+        # value head's per-point features, score from its hidden layer
+        if cfg.ownership_head:
+            self.o_conv = nn.Conv2d(vc, 1, 1)
+        if cfg.score_head:
+            self.s_fc = nn.Linear(cfg.value_hidden, 1)
 
     def forward(self, x: torch.Tensor, padded: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, NUM_PLANES, S, S). `padded`: whether some input points are off the board
         (None: look at the on_board plane); unpadded batches skip the mask multiplications."""
+        out = self.forward_all(x, padded)
+        return out["logits"], out["value"]
+
+    def forward_all(self, x: torch.Tensor, padded: bool | None = None) -> dict[str, torch.Tensor]:
+        """Every head: `logits`, `value`, and when configured `ownership` (B, S*S) in [-1, 1] for
+        the player to move (0 off the board) and `score` (B,) the final margin in points for the
+        player to move."""
         mask = x[:, 2:3]  # the on_board plane
         area = mask.sum(dim=(2, 3))
         if padded is None:
@@ -152,9 +168,14 @@ class PolicyValueNet(nn.Module):
             board_logits = board_logits.masked_fill(board_mask, OFF_BOARD_LOGIT)
         logits = torch.cat([board_logits, self.p_pass(g).float()], dim=1)
         # value: pooled features -> MLP -> tanh, for the player to move
-        v = masked_pool(F.relu(self.v_conv(h, mask)), mask, area)
-        value = torch.tanh(self.v_fc2(F.relu(self.v_fc1(v))).float()).squeeze(1)
-        return logits, value
+        vmap = F.relu(self.v_conv(h, mask))
+        hidden = F.relu(self.v_fc1(masked_pool(vmap, mask, area)))
+        out = {"logits": logits, "value": torch.tanh(self.v_fc2(hidden).float()).squeeze(1)}
+        if self.cfg.ownership_head:
+            out["ownership"] = _masked(torch.tanh(self.o_conv(vmap).float()), mask).flatten(1)
+        if self.cfg.score_head:
+            out["score"] = self.s_fc(hidden).float().squeeze(1) * SCORE_SCALE
+        return out
 
 
 def fuse_for_inference(net: PolicyValueNet) -> PolicyValueNet:
@@ -215,6 +236,15 @@ def param_count(net: nn.Module) -> int:
 
 # ---------------------------------------------------------------- checkpoints
 
+# Fields added after checkpoints were in use: left out while off, so that a checkpoint without
+# them stays readable by code that predates them (a pinned referee, an older node's worktree).
+_OPTIONAL_OFF = ("ownership_head", "score_head")
+
+
+def _model_config(cfg: NetConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if not (k in _OPTIONAL_OFF and not v)}
+
+
 def save_checkpoint(path: str | os.PathLike, net: PolicyValueNet, *, board_size: int | None = None,
                     step: int = 0, **extra) -> Path:
     """Write `net` and `extra` to `path` atomically (temp file in the same folder, then rename)."""
@@ -224,7 +254,7 @@ def save_checkpoint(path: str | os.PathLike, net: PolicyValueNet, *, board_size:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model_config": asdict(module.cfg),
+        "model_config": _model_config(module.cfg),
         "board_size": board_size,
         "step": int(step),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},

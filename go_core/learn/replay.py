@@ -43,6 +43,9 @@ class Samples:
     has_policy: np.ndarray    # (n,) bool: False for cheap (playout-cap) searches
     value: np.ndarray         # (n,) float32 outcome for the player to move
     game: np.ndarray          # (n,) int64 global game number
+    ownership: np.ndarray     # (n, S*S) int8 final Tromp-Taylor owner of each point for the player to move (+1 own, -1 opponent's, 0 dame)
+    score: np.ndarray         # (n,) float32 final score margin for the player to move (komi included)
+    has_aux: np.ndarray       # (n,) bool: ownership/score are real (False: a resigned game, not played out)
 
     def __len__(self) -> int:
         return len(self.value)
@@ -55,8 +58,10 @@ class Samples:
         return Samples(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Samples)))
 
     @staticmethod
-    def from_positions(boards, policy, has_policy, value, game) -> "Samples":
-        """Samples from Board-like positions (`size`, `stones`, `to_play`, `history`, `komi`)."""
+    def from_positions(boards, policy, has_policy, value, game, ownership=None, score=None,
+                       has_aux=None) -> "Samples":
+        """Samples from Board-like positions (`size`, `stones`, `to_play`, `history`, `komi`);
+        without ownership/score the auxiliary targets are zeros marked absent."""
         n = len(boards)
         size = boards[0].size if n else 0
         hist = np.full((n, HISTORY), NO_MOVE, dtype=np.int16)
@@ -71,7 +76,12 @@ class Samples:
             policy=np.asarray(policy, dtype=np.float32).reshape(n, size * size + 1),
             has_policy=np.asarray(has_policy, dtype=bool).reshape(n),
             value=np.asarray(value, dtype=np.float32).reshape(n),
-            game=np.asarray(game, dtype=np.int64).reshape(n))
+            game=np.asarray(game, dtype=np.int64).reshape(n),
+            ownership=(np.zeros((n, size * size), np.int8) if ownership is None
+                       else np.asarray(ownership, dtype=np.int8).reshape(n, size * size)),
+            score=np.zeros(n, np.float32) if score is None else np.asarray(score, dtype=np.float32).reshape(n),
+            has_aux=(np.full(n, ownership is not None) if has_aux is None
+                     else np.asarray(has_aux, dtype=bool).reshape(n)))
 
     def positions(self) -> list[Position]:
         size = int(round(np.sqrt(self.stones.shape[1])))
@@ -90,6 +100,9 @@ class Batch:
     policy: np.ndarray        # (B, S*S+1) float32
     has_policy: np.ndarray    # (B,) bool
     value: np.ndarray         # (B,) float32
+    ownership: np.ndarray | None = None  # (B, S*S) float32 in {-1, 0, 1}, for the player to move
+    score: np.ndarray | None = None      # (B,) float32 final margin for the player to move
+    has_aux: np.ndarray | None = None    # (B,) bool: the two above are real
 
 
 class ReplayBuffer:
@@ -135,7 +148,8 @@ class ReplayBuffer:
         if self._data is None:
             raise ValueError("the replay buffer is empty: play some games before training")
         s = self._data.take(rng.integers(0, len(self._data), size=batch_size))
-        return Batch(s.planes(), s.policy, s.has_policy, s.value)
+        return Batch(s.planes(), s.policy, s.has_policy, s.value, s.ownership.astype(np.float32),
+                     s.score, s.has_aux)
 
     def all(self) -> Samples | None:
         return self._data
@@ -150,6 +164,10 @@ class ReplayBuffer:
         self.total_added = int(state["total_added"])
         self.games_added = int(state["games_added"])
         data = state["data"]
+        if data is not None and "ownership" not in data:  # a window saved before auxiliary targets
+            n, points = np.asarray(data["stones"]).shape
+            data = {**data, "ownership": np.zeros((n, points), np.int8), "score": np.zeros(n, np.float32),
+                    "has_aux": np.zeros(n, bool)}
         self._data = None if data is None else Samples(**{k: np.asarray(v) for k, v in data.items()})
         # the window size comes from the current config: a resumed run may narrow it
         if self._data is not None and len(self._data) > self.max_samples:

@@ -14,7 +14,8 @@ games also measure how often a resignation would have been wrong (`resign_false_
 
 A game that reaches `max_moves_factor * size^2` moves is stopped and scored as it stands
 (Tromp-Taylor). Every position of a game becomes a sample whose value target is that game's result
-for the player to move.
+for the player to move, with KataGo's auxiliary targets from the end position (`aux_targets`:
+each point's final owner and the score margin, for the player to move; none for resigned games).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from go_core.game.board import BLACK, WHITE, Board, format_result
+from go_core.learn.aux_targets import sample_targets
 from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree, temperature_for_move
 from go_core.learn.replay import HISTORY, Position, Samples
 
@@ -182,7 +184,10 @@ def _finish(g: _Game, final: Board, A: int, stats: SelfPlayStats, parts: list[Sa
             policy[i] = p
     to_play = np.array([p.to_play for p in g.positions])
     value = np.where(winner == 0, 0.0, np.where(to_play == winner, 1.0, -1.0)).astype(np.float32)
-    parts.append(Samples.from_positions(g.positions, policy, has, value, np.full(n, g.index)))
+    # auxiliary targets from the end position; a resigned game was not played out, so it has none
+    ownership, score = sample_targets(final, to_play)
+    parts.append(Samples.from_positions(g.positions, policy, has, value, np.full(n, g.index), ownership,
+                                        score, np.full(n, not final.resigned)))
     stats.games += 1
     stats.samples += n
     stats.policy_samples += int(has.sum())
@@ -216,4 +221,7 @@ def make_mcts_config(mcts, selfplay) -> MCTSConfig:
         fpu_reduction=float(mcts.fpu_reduction), fpu_reduction_root=float(mcts.fpu_reduction_root),
         dirichlet_alpha_total=float(mcts.dirichlet_alpha_total), dirichlet_eps=float(mcts.dirichlet_eps),
         leaves_per_game=int(mcts.leaves_per_game), min_rounds=int(mcts.min_rounds),
-        virtual_loss=float(mcts.virtual_loss))
+        virtual_loss=float(mcts.virtual_loss), root=str(mcts.root),
+        gumbel_m=int(mcts.gumbel_m), gumbel_scale=float(mcts.gumbel_scale),
+        gumbel_c_visit=float(mcts.gumbel_c_visit), gumbel_c_scale=float(mcts.gumbel_c_scale),
+        forced_playouts=bool(mcts.forced_playouts), forced_k=float(mcts.forced_k))

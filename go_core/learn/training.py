@@ -2,6 +2,13 @@
 
     loss = policy_weight * CE(pi_mcts, p_net)   (only on samples with a policy target)
          + value_weight  * value_loss(z, v_net)  (every sample)
+         + ownership_weight * mean over points of BCE((o+1)/2, (o_net+1)/2)   (ownership head on)
+         + score_weight * Huber(s_net - s) / board side                        (score head on)
+
+The two auxiliary terms (KataGo) are taken only on samples from games played out (`has_aux`):
+ownership o is the end position's owner of each point and s the final margin, both for the player
+to move. The score error is measured in board rows (points / side) so that one weight suits 9x9
+and 19x19.
 
 `v_net` is in [-1, 1] for the player to move and `z` is the game's outcome for that player.
 `value_loss="mse"` is AlphaGo Zero's (z - v)^2; `"bce"` treats (v+1)/2 as a win probability.
@@ -37,6 +44,8 @@ class OptimConfig:
     value_weight: float = 1.0
     value_loss: str = "mse"           # mse | bce
     augment: bool = True
+    ownership_weight: float = 1.5     # weight of the ownership loss (only with the net's ownership head)
+    score_weight: float = 0.02        # weight of the score loss (only with the net's score head)
 
 
 def lr_factor(step: int, cfg) -> float:
@@ -67,12 +76,14 @@ def make_optimizer(net: torch.nn.Module, cfg) -> tuple[torch.optim.Optimizer, to
 
 
 def losses(net: torch.nn.Module, planes: torch.Tensor, policy: torch.Tensor, has_policy: torch.Tensor,
-           value: torch.Tensor, cfg) -> dict[str, torch.Tensor]:
-    """Policy, value and total loss of one batch (tensors on the net's device)."""
+           value: torch.Tensor, cfg, ownership: torch.Tensor | None = None, score: torch.Tensor | None = None,
+           has_aux: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Policy, value (and, with the net's auxiliary heads and their targets, ownership and score)
+    and total loss of one batch (tensors on the net's device)."""
     device_type = planes.device.type
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
-        logits, v = net(planes)
-    logits, v = logits.float(), v.float()
+        out = net.forward_all(planes)
+    logits, v = out["logits"].float(), out["value"].float()
     logp = F.log_softmax(logits, dim=-1)
     ce = -(policy * logp).sum(-1)
     n_pol = has_policy.sum()
@@ -85,11 +96,24 @@ def losses(net: torch.nn.Module, planes: torch.Tensor, policy: torch.Tensor, has
     else:
         raise ValueError(f"unknown value_loss {cfg.value_loss!r}: use mse or bce")
     loss = cfg.policy_weight * policy_loss + cfg.value_weight * value_loss
+    extra = {}
+    if has_aux is not None:
+        n_aux = has_aux.sum().clamp(min=1)
+        if "ownership" in out and ownership is not None:
+            p_own = ((out["ownership"].float() + 1) / 2).clamp(1e-6, 1 - 1e-6)
+            bce = F.binary_cross_entropy(p_own, (ownership + 1) / 2, reduction="none").mean(-1)
+            extra["ownership_loss"] = (bce * has_aux).sum() / n_aux
+            loss = loss + getattr(cfg, "ownership_weight", 1.5) * extra["ownership_loss"]
+        if "score" in out and score is not None:
+            side = planes.shape[-1]
+            hub = F.huber_loss(out["score"].float() / side, score / side, reduction="none")
+            extra["score_loss"] = (hub * has_aux).sum() / n_aux
+            loss = loss + getattr(cfg, "score_weight", 0.02) * extra["score_loss"]
     with torch.no_grad():
         hit = (logits.argmax(-1) == policy.argmax(-1)).float()
         policy_acc = (hit * has_policy).sum() / n_pol.clamp(min=1)
     return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss,
-            "policy_acc": policy_acc, "policy_samples": n_pol}
+            "policy_acc": policy_acc, "policy_samples": n_pol, **extra}
 
 
 def to_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -99,14 +123,30 @@ def to_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
             torch.from_numpy(batch.value).to(device))
 
 
+def aux_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    """(ownership (B, S*S), score (B,), has_aux (B,) as float) or Nones when the batch has none."""
+    if batch.ownership is None or batch.has_aux is None:
+        return None, None, None
+    return (torch.from_numpy(np.asarray(batch.ownership, dtype=np.float32)).to(device),
+            torch.from_numpy(np.asarray(batch.score, dtype=np.float32)).to(device),
+            torch.from_numpy(batch.has_aux.astype(np.float32)).to(device))
+
+
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, sched, batch: Batch, cfg,
                device: torch.device, generator: torch.Generator | None = None) -> dict[str, float]:
     """One optimizer step on `batch`; returns the losses as floats and the learning rate used."""
     net.train()
     planes, policy, has_policy, value = to_tensors(batch, device)
+    ownership, score, has_aux = aux_tensors(batch, device)
     if cfg.augment:
-        planes, policy = augment_batch(planes, policy, generator)
-    out = losses(net, planes, policy, has_policy, value, cfg)
+        if ownership is None:
+            planes, policy = augment_batch(planes, policy, generator)
+        else:  # ownership rides along as one more plane, so it gets each sample's same symmetry
+            s = planes.shape[-1]
+            both = torch.cat([planes, ownership.view(-1, 1, s, s)], dim=1)
+            both, policy = augment_batch(both, policy, generator)
+            planes, ownership = both[:, :-1].contiguous(), both[:, -1].reshape(-1, s * s)
+    out = losses(net, planes, policy, has_policy, value, cfg, ownership, score, has_aux)
     opt.zero_grad(set_to_none=True)
     out["loss"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
