@@ -169,7 +169,7 @@ class TrainingRun:
         from go_core.learn.net import check_board_size, load_checkpoint
         net, meta = load_checkpoint(path, self.device)
         check_board_size(meta, self.cfg.board.size, f"checkpoint '{path}'")
-        if meta["model_config"] != dict(self.net.cfg.__dict__):
+        if net.cfg != self.net.cfg:   # NetConfig equality: a field left out while off reads back as off
             raise ValueError(f"checkpoint '{path}' holds a net {meta['model_config']}, but this run's model "
                              f"group asks for {self.net.cfg.__dict__}; resume with the same overrides or "
                              f"use a new hydra.run.dir")
@@ -244,6 +244,8 @@ class TrainingRun:
                   "loss": train.get("loss"), "policy_acc": train.get("policy_acc"), "lr": train.get("lr"),
                   "grad_norm": train.get("grad_norm"), "replay_samples": len(self.buffer),
                   "games_total": self.games})
+        # KataGo's auxiliary targets, when their heads are on (model.ownership_head / score_head)
+        m.update({k: train[k] for k in ("ownership_loss", "score_loss") if train.get(k) is not None})
         return m
 
 

@@ -134,7 +134,7 @@ def init_from_checkpoint(net: torch.nn.Module, path: str | Path, device) -> dict
     """Copy the weights of a checkpoint of any board size into `net` (same architecture)."""
     from go_core.learn.net import load_checkpoint
     src, meta = load_checkpoint(path, device)
-    if meta["model_config"] != dict(net.cfg.__dict__):
+    if src.cfg != net.cfg:   # NetConfig equality: a field left out while off reads back as off
         raise ValueError(f"init checkpoint '{path}' holds a net {meta['model_config']}; this run's model group "
                          f"builds {net.cfg.__dict__}: choose the matching model (e.g. model=b6c96) or another "
                          f"checkpoint")
