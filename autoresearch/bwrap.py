@@ -127,7 +127,8 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
                    cwd: Path | str | None = None, hide: Iterable[Path | str] | None = None,
                    limits: Limits | None = None, run_as: int | None = None,
                    devices: bool = True, privileged: bool | None = None,
-                   clear_env: bool = True, protect: Iterable[Path | str] = ()) -> list[str]:
+                   clear_env: bool = True, protect: Iterable[Path | str] = (),
+                   engines: bool = False) -> list[str]:
     """`argv` wrapped in prlimit + bubblewrap (see the module docstring).
 
     writable: paths the command may write (each must exist); a `.git` inside one stays read-only.
@@ -144,6 +145,9 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
     privileged: whether bwrap runs as root (default: whether we are root). False makes a command
       for an ordinary user (its own user namespace), e.g. for a SLURM job's script.
     clear_env: False leaves the environment to the caller (`env -i ...` in a job script).
+    engines: leave the reference engines visible, with KataGo's OpenCL tuning read-only in the
+      private home (a sweep trial -- a config-only search the user wrote -- rates itself with
+      them; a node of `research run` never gets this: the referee rates it).
     """
     limits = limits or Limits()
     writable = [Path(p).resolve() for p in writable]
@@ -154,6 +158,8 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
         run_as = SANDBOX_UID if root else None
     # the KataGo net inside a worktree or a candidate's read-only code is hidden too: a candidate
     # that could read it could play with the reference's own network
+    if engines:
+        hide = []
     hide = [Path(p).resolve() for p in hide] if hide is not None else sorted(
         {p for w in writable + readonly for p in engine_paths(w)} | set(engine_paths()))
 
@@ -202,6 +208,9 @@ def sandboxed_argv(argv: list[str], *, writable: Iterable[Path | str],
     parents(Path(SANDBOX_HOME))
     out += ["--perms", "1777", "--tmpfs", SANDBOX_HOME]
     made.add(SANDBOX_HOME)
+    tuning = Path(os.path.expanduser("~/.katago"))
+    if engines and tuning.is_dir():   # KataGo would re-tune OpenCL (~1 min) in an empty home
+        out += ["--ro-bind", str(tuning), f"{SANDBOX_HOME}/.katago"]
     for p in python_paths() + readonly:
         if p.exists():
             bind("--ro-bind", p)

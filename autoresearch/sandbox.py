@@ -650,7 +650,7 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
               allowed: tuple[str, ...] = patch_policy.LEARNER_PATHS,
               referee_pin: Path | str | None = None, sandbox: str = "auto",
               readonly: tuple[Path | str, ...] = (), limits: bwrap.Limits | None = None,
-              disk_limit_mb: float = 0) -> Job:
+              disk_limit_mb: float = 0, engines: bool = False) -> Job:
     """Launch one node on this machine: `prepare_node`, then
     `python -m <job_module> <overrides> hydra.run.dir=<run_dir>` in its own process group,
     inside bubblewrap (`sandbox`: auto | bwrap | none; see bwrap.sandbox_mode).
@@ -661,6 +661,8 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
     `readonly`: more paths the job may read (a warm-start checkpoint); `limits`: processes and
     file size; `disk_limit_mb`: the run directory's cap (0: none; the loop passes
     job.disk_limit_mb).
+    `engines`: the reference engines stay visible (bwrap.sandboxed_argv): only for sweep trials,
+    whose own evaluation is their objective; never for a node of `research run`.
     """
     prep = prepare_node(repo_root, node_id, overrides, patch, run_dir, wall_clock_s,
                         job_module=job_module, worktrees_dir=worktrees_dir,
@@ -679,7 +681,7 @@ def start_job(repo_root: Path | str, node_id: int, overrides: list[str], patch: 
         argv = bwrap.sandboxed_argv(cmd, writable=[worktree, run_dir], readonly=readonly, env=env,
                                     cwd=worktree, limits=bwrap.Limits(limits.nproc, limits.fsize_mb,
                                                                       int(mem_limit_mb or 0)),
-                                    protect=[run_dir / LOG_NAME])
+                                    protect=[run_dir / LOG_NAME], engines=engines)
         preexec = None
     else:
         argv, preexec = cmd, _limits(mem_limit_mb, limits)

@@ -363,8 +363,11 @@ def launch_trial(opts: WorkerOptions, workspace: Path, node_id: int, overrides: 
     from autoresearch import cluster, sandbox
 
     if opts.launcher == "local":
+        # a sweep is a config-only search over the user's own space whose objective is the job's
+        # own evaluation: the job keeps its sandbox but sees the engines it rates itself with
         return sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall_clock_s,
-                                 mem_limit_mb, env, job_module=module, branch_prefix=prefix)
+                                 mem_limit_mb, env, job_module=module, branch_prefix=prefix,
+                                 engines=True)
     from autoresearch.agent_config import SlurmConfig
     slurm = opts.slurm or SlurmConfig()
     return cluster.start_cluster_job(opts.repo_root, node_id, overrides, None, run_dir,

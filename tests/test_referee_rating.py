@@ -113,8 +113,8 @@ def test_ladder_rating_from_the_pin(referee, tmp_path):
     r = referee.ladder(1, a, visits=4)
     assert r["status"] == "ok" and r["elo_ci95"][0] < r["elo"] < r["elo_ci95"][1]
     assert r["sandbox"] in ("bwrap", "none")
-    with pytest.raises(RefereeError):
-        referee.ladder(1, tmp_path / "missing.pt", visits=4)
+    with pytest.raises(RefereeError, match="does not exist"):
+        referee.ladder(2, tmp_path / "missing.pt", visits=4)
 
 
 def test_a_failed_head_to_head_is_recorded_once_not_replayed(referee, tmp_path, monkeypatch):

@@ -251,3 +251,17 @@ def test_the_reference_net_in_a_read_only_candidate_tree_is_hidden(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert "b6c96" not in cp.stdout and "print('ok')" in cp.stdout
+
+
+def test_only_a_sweep_trial_sees_the_engines():
+    """A research-run node never sees the reference engines; a sweep trial (a config-only search
+    whose objective is its own evaluation) does, with KataGo's tuning read-only."""
+    from autoresearch import bwrap
+    hidden = bwrap.engine_paths()
+    assert Path("/usr/games") in hidden or not Path("/usr/games").exists()
+    node = bwrap.sandboxed_argv(["true"], writable=[])
+    trial = bwrap.sandboxed_argv(["true"], writable=[], engines=True)
+    for p in hidden:
+        assert any(node[i:i + 2] in (["--tmpfs", str(p)], ["/dev/null", str(p)]) for i in range(len(node))), p
+    assert not any(trial[i] == "--tmpfs" and trial[i + 1] == str(p) for p in hidden
+                   for i in range(len(trial) - 1))
