@@ -73,7 +73,7 @@ def test_an_inconclusive_answer_says_what_it_rules_out_and_what_would_settle_it(
                         verdict_test="z=0.4", why_failed=None,
                         verdict_detail={"diff": 20.0, "ci95": [-90.0, 130.0], "mde": 160.0})
     assert claim(e) == ("inconclusive: +20 Elo [-90, +130] head-to-head, minimum detectable "
-                        "difference 160 Elo; it rules out differences beyond 130 Elo")
+                        "difference 160 Elo; it rules out differences below -90 and above +130 Elo")
     plan = make_plan("Does c_puct 2.5 beat 1.5 on 9x9?")
     from autoresearch.proposers.planner import ArmResult, write_answer
     results = [ArmResult(a, e if a.role == "treatment" else None) for a in plan.arms]
@@ -95,6 +95,21 @@ def test_a_sweep_proposes_every_new_arm_then_names_the_best_and_the_trend(tmp_pa
     assert isinstance(c, Conclusion)
     assert "Best: selfplay.visits=64 (700 [660, 740]), clear of every other arm's interval." in c.answer
     assert "Trend: elo rises with selfplay.visits" in c.answer
+
+
+def test_a_sweep_point_with_a_head_to_head_verdict_is_read_on_the_ladder_scale(tmp_path):
+    """Two ladder walks of a few games each disagree with 40 head-to-head games: the answer ranks
+    arms by what the verdict measured (the baseline's Elo + the head-to-head difference)."""
+    plan = make_plan("How does c_puct change strength?", x=("mcts.c_puct", [1.25, 3.0]))
+    store, qid, base = tree(tmp_path, plan, elo=472.0)
+    prop = PlannerProposer(plan)
+    (p,) = prop.propose(make_digest(store, qid), 2)
+    add(store, qid, p, metrics={"elo": 392.0, "elo_ci95": [64.0, 720.0]}, verdict="inconclusive")
+    digest = make_digest(store, qid)
+    digest.entries[1].verdict_detail = {"diff": 235.0, "ci95": [-121.0, 590.0], "mde": 508.0}
+    answer = prop.conclude(digest).answer
+    assert "- mcts.c_puct=3: elo 707 [351, 1.06e+03]" in answer
+    assert "Best: mcts.c_puct=3 (707" in answer
 
 
 def test_a_crashed_arm_is_reported_and_the_rest_still_answer(tmp_path):

@@ -131,7 +131,8 @@ def claim(entry: Any, sign: int = 1) -> str:
         mde = f", minimum detectable difference {detail['mde']:.0f} Elo" if detail.get("mde") else ""
         text = f"{verdict}: {d:+.0f} Elo{ci} head-to-head{mde}"
         if verdict == "inconclusive" and lo is not None:
-            text += f"; it rules out differences beyond {max(abs(lo), abs(hi)):.0f} Elo"
+            text += (f"; it rules out differences below {min(sign * lo, sign * hi):+.0f} and above "
+                     f"{max(sign * lo, sign * hi):+.0f} Elo")
         return text
     ci = entry.elo_ci95
     elo = f"Elo {entry.elo:.0f}" + (f" [{ci[0]:.0f}, {ci[1]:.0f}]" if ci and None not in ci else "") \
@@ -163,8 +164,17 @@ def write_answer(plan: Plan, results: list[ArmResult]) -> str:
         return f"{head}\n{line}{more}"
     lines = [head]
     scored = []
+    base = next((r for r in results if r.arm.is_baseline), None)
+    base_elo = y_of(base.entry, "elo") if base is not None else None
     for r in results:
         yv = y_of(r.entry, plan.y)
+        detail = getattr(r.entry, "verdict_detail", None) or {}
+        if (plan.y == "elo" and not r.arm.is_baseline and r.arm.compare_to == "baseline"
+                and base_elo is not None and detail.get("diff") is not None and detail.get("ci95")):
+            # the head-to-head difference placed on the ladder's scale: what the verdict measured,
+            # far sharper than two independent ladder walks
+            yv = (base_elo[0] + detail["diff"], [base_elo[0] + detail["ci95"][0],
+                                                 base_elo[0] + detail["ci95"][1]])
         where = "the baseline" if r.arm.is_baseline else claim(r.entry)
         if yv is not None:
             ci = f" [{yv[1][0]:.3g}, {yv[1][1]:.3g}]" if yv[1] and None not in yv[1] else ""
