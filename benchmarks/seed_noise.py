@@ -11,7 +11,8 @@ differ by chance. This benchmark measures it under the set-up verdicts use:
    - paired: child seed k vs parent seed k -> d_k with game se s_k (sprt.estimate). The spread of
      d_k around their mean, less the game part, is sigma_paired^2 (common random numbers: same
      start, same seed);
-   - independent: parent seed j vs parent seed j+1 mod K (a ring) -> e_j. With no config change,
+   - independent: parent seed j vs parent seed j+1 mod K (a ring) -> e_j, and the same ring of the
+     child's seeds (--ring-arms; pooled, and reported per arm). With no config change,
      E[e_j^2] = 2 sigma_train^2 + s_j^2, so sigma_train^2 = (mean e_j^2 - mean s_j^2) / 2.
      The ring's e_j are correlated (neighbouring edges share a seed): the sum of squares is a
      quadratic form in the K seeds' strengths with the ring Laplacian's eigenvalues
@@ -75,27 +76,44 @@ def sigma_paired_from(d: Sequence[float], s: Sequence[float]) -> dict:
             "verdict_sigma_ci95": list(pooled.ci95())}
 
 
-def ring_df(k: int) -> float:
-    """Satterthwaite degrees of freedom of the ring's sum of squared differences (see docstring)."""
-    lam = [2 - 2 * math.cos(2 * math.pi * m / k) for m in range(k)]
+def _ring_eigenvalues(k: int) -> list[float]:
+    return [2 - 2 * math.cos(2 * math.pi * m / k) for m in range(k)]
+
+
+def ring_df(*ks: int) -> float:
+    """Satterthwaite degrees of freedom of the sum of squared differences over rings of these sizes
+    (see the module docstring): (sum lambda)^2 / sum lambda^2 over all their eigenvalues."""
+    lam = [x for k in ks for x in _ring_eigenvalues(k)]
     return sum(lam) ** 2 / sum(x * x for x in lam)
 
 
-def sigma_train_from_ring(e: Sequence[float], s: Sequence[float]) -> dict:
-    """sigma_train from a ring of same-config differences e_j = seed j - seed j+1 (mod K), with game
-    standard errors s_j: sigma_train^2 = (mean e_j^2 - mean s_j^2) / 2, floored at 0, with
-    `ring_df(K)` degrees of freedom. A K=2 "ring" is one pair played twice; use K >= 3."""
-    k = len(e)
-    if k < 3 or len(s) != k:
-        raise ValueError(f"need a ring of 3+ differences with one se each, got {k} and {len(s)}")
-    ms = sum(x * x for x in e) / k
-    game_var = sum(x * x for x in s) / k
+def sigma_train_from_rings(rings: Sequence[tuple[Sequence[float], Sequence[float]]]) -> dict:
+    """sigma_train from rings of same-config differences e_j = seed j - seed j+1 (mod K), each ring
+    given as (e, s) with s the game standard errors: over all N edges,
+    sigma_train^2 = (sum e_j^2 - sum s_j^2) / (2 N), floored at 0, with `ring_df` degrees of freedom.
+    Rings of different configs may be pooled (same training noise assumed; report each too).
+    A K=2 "ring" is one pair played twice; use K >= 3."""
+    if not rings:
+        raise ValueError("need at least one ring of differences")
+    for e, s in rings:
+        if len(e) < 3 or len(s) != len(e):
+            raise ValueError(f"need rings of 3+ differences with one se each, got {len(e)} and {len(s)}")
+    e_all = [x for e, _ in rings for x in e]
+    s_all = [x for _, s in rings for x in s]
+    n = len(e_all)
+    ms = sum(x * x for x in e_all) / n
+    game_var = sum(x * x for x in s_all) / n
     sigma = math.sqrt(max(ms - game_var, 0.0) / 2)
-    df = ring_df(k)
+    df = ring_df(*[len(e) for e, _ in rings])
     # mean e^2 / 2 = sigma^2 + game_var / 2 is ~ chi-square(df) scaled: interval on that, game part off
     lo, hi = _ci(sigma, df, game_var / 2)
     return {"elo": sigma, "df": df, "ci95": [lo, hi], "mean_sq_diff": ms, "mean_game_var": game_var,
-            "sd_independent_diff_elo": math.sqrt(2) * sigma}
+            "edges": n, "sd_independent_diff_elo": math.sqrt(2) * sigma}
+
+
+def sigma_train_from_ring(e: Sequence[float], s: Sequence[float]) -> dict:
+    """One ring: see `sigma_train_from_rings`."""
+    return sigma_train_from_rings([(e, s)])
 
 
 def ring_ratings(e: Sequence[float]) -> list[float]:
@@ -188,6 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", type=int, default=100, help="colour-swapped game pairs per match")
     p.add_argument("--child-override", default="train.lr=0.004",
                    help="the child's change (Hydra override; space-separated for several)")
+    p.add_argument("--ring-arms", default="parent,child",
+                   help="arms whose seeds play a ring for sigma_train (pooled): parent, child or both")
     p.add_argument("--work-dir", default="/work/scratch/noise")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "seed_noise.json"))
     a = p.parse_args(argv)
@@ -209,12 +229,16 @@ def main(argv=None) -> int:
 
     paired = [h2h(Path(runs["child"][k]["ckpt"]), Path(runs["parent"][k]["ckpt"]), a.pairs, 1000 + k,
                   work / "games" / f"paired_s{k}", f"child s{k} vs parent s{k}") for k in range(a.seeds)]
-    ring = [h2h(Path(runs["parent"][j]["ckpt"]), Path(runs["parent"][(j + 1) % a.seeds]["ckpt"]), a.pairs,
-                2000 + j, work / "games" / f"ring_s{j}", f"parent s{j} vs parent s{(j + 1) % a.seeds}")
-            for j in range(a.seeds)]
+    rings = {arm: [h2h(Path(runs[arm][j]["ckpt"]), Path(runs[arm][(j + 1) % a.seeds]["ckpt"]), a.pairs,
+                       2000 + 100 * n + j, work / "games" / f"ring_{arm}_s{j}",
+                       f"{arm} s{j} vs {arm} s{(j + 1) % a.seeds}") for j in range(a.seeds)]
+             for n, arm in enumerate(a.ring_arms.split(","))}
+    ring = [m for r in rings.values() for m in r]
 
     sp = sigma_paired_from([m["elo"] for m in paired], [m["se"] for m in paired])
-    st = sigma_train_from_ring([m["elo"] for m in ring], [m["se"] for m in ring])
+    st = sigma_train_from_rings([([m["elo"] for m in r], [m["se"] for m in r]) for r in rings.values()])
+    st_arm = {arm: {**sigma_train_from_ring([m["elo"] for m in r], [m["se"] for m in r]),
+                    "ring_ratings_elo": ring_ratings([m["elo"] for m in r])} for arm, r in rings.items()}
     rho = 1 - sp["elo"] ** 2 / (2 * st["elo"] ** 2) if st["elo"] > 0 else None
     walls = [r["wall_s"] / 60 for arm in runs.values() for r in arm]
     train_min = sum(walls) / len(walls)
@@ -222,6 +246,7 @@ def main(argv=None) -> int:
     gpm = sum(m["games"] for m in all_m) / (sum(m["wall_s"] for m in all_m) / 60)
     pair_var = sum(m["pair_var"] for m in all_m) / len(all_m)
     mde_measured = mde_table(sp["elo"], pair_var, cfg, train_min, gpm)
+    mde_upper = mde_table(sp["ci95"][1], pair_var, cfg, train_min, gpm)
     mde_prior = mde_table(cfg.sigma_paired_prior_elo, pair_var, cfg, train_min, gpm)
 
     out = {
@@ -230,11 +255,12 @@ def main(argv=None) -> int:
         "h2h_player": "policy (raw, argmax), go_core.learn.batch_player, 1 process per side",
         "sigma_paired_elo": {**sp, "how": "child seed k vs parent seed k (shared start, same seed): "
                              "var(d_k) - mean(s_k^2), df K-1; 95% interval chi-square on var(d) with the game part removed"},
-        "sigma_train_elo": {**st, "ring_ratings_elo": ring_ratings([m["elo"] for m in ring]),
-                            "how": "ring parent s_j vs s_{j+1}: (mean e_j^2 - mean s_j^2) / 2, "
-                                   "Satterthwaite df of the ring Laplacian; 95% interval chi-square, game part removed"},
+        "sigma_train_elo": {**st, "per_arm": st_arm, "rings": a.ring_arms,
+                            "how": "rings arm s_j vs arm s_{j+1} (mod K), pooled over the arms listed: "
+                                   "(mean e_j^2 - mean s_j^2) / 2, Satterthwaite df of the ring Laplacians; "
+                                   "95% interval chi-square, game part removed"},
         "pairing_correlation_rho": rho,
-        "paired": paired, "ring": ring,
+        "paired": paired, "rings": rings,
         "pentanomial_total": [sum(m["pentanomial"][i] for m in all_m) for i in range(5)],
         "h2h_games_per_min": gpm, "h2h_pair_var_mean": pair_var,
         "training_minutes": {"mean": train_min, "min": min(walls), "max": max(walls), "runs": len(walls),
@@ -246,6 +272,7 @@ def main(argv=None) -> int:
         "verdict_caps": {"pairs_per_seed_pair": cfg.pairs_per_seed_pair, "max_seed_pairs": cfg.max_seed_pairs,
                          "alpha": cfg.alpha, "power": 1 - cfg.beta},
         "mde_measured_sigma": mde_measured,
+        "mde_sigma_paired_ci95_upper": {"sigma_paired_elo": sp["ci95"][1], "table": mde_upper},
         "mde_prior_sigma": {"sigma_paired_prior_elo": cfg.sigma_paired_prior_elo, "table": mde_prior},
         "minutes_per_child_note": "k child training runs (mean measured) + k head-to-heads of pairs_per_seed_pair "
                                   "pairs at the measured games/min; the ladder rating is not included",

@@ -69,3 +69,13 @@ def test_mde_table_adds_training_and_game_noise_per_seed_pair():
     assert [r["seed_pairs"] for r in rows] == [1, 2, 3]
     assert rows[1]["mde_elo"] == pytest.approx(mde_elo(math.sqrt((90.0 ** 2 + s * s) / 2)))
     assert rows[2]["minutes_per_child"] == pytest.approx(3 * 3.0 + 3 * 400 / 400.0)
+
+
+def test_rings_pool_their_edges_and_degrees_of_freedom():
+    a = ([100, -50, -50], [40, 40, 40])
+    b = ([30, -60, 30], [20, 20, 20])
+    r = seed_noise.sigma_train_from_rings([a, b])
+    ms = (100 ** 2 + 2 * 50 ** 2 + 2 * 30 ** 2 + 60 ** 2) / 6
+    assert r["elo"] == pytest.approx(math.sqrt((ms - (3 * 1600 + 3 * 400) / 6) / 2))
+    assert r["df"] == pytest.approx(4.0)          # two 3-rings: 2 + 2
+    assert seed_noise.ring_df(4, 4) == pytest.approx(16 / 3)
