@@ -183,6 +183,21 @@ def train(run_dir: Path, overrides: list[str]) -> dict:
 
 
 def h2h(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: str) -> dict:
+    """One raw-policy match of `pairs` colour-swapped pairs, A = a_ckpt; its result is kept next to
+    its games (result.json) and reused when the same match is asked for again."""
+    cache = sgf_dir / "result.json"
+    if cache.exists():
+        m = json.loads(cache.read_text())
+        if (m.get("pairs"), m.get("seed"), m.get("a"), m.get("b")) == (pairs, seed, str(a_ckpt), str(b_ckpt)):
+            log(f"reuse h2h {name}: {m['elo']:+.0f} +- {m['se']:.0f}")
+            return m
+    m = _play(a_ckpt, b_ckpt, pairs, seed, sgf_dir, name)
+    m.update(seed=seed, a=str(a_ckpt), b=str(b_ckpt))
+    cache.write_text(json.dumps(m))
+    return m
+
+
+def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: str) -> dict:
     from go_core.arena.head_to_head import PlayerSpec, play_head_to_head
 
     def spec(ck: Path, who: str) -> PlayerSpec:
