@@ -159,8 +159,12 @@ def train(run_dir: Path, overrides: list[str]) -> dict:
     """One training job (reused if its summary.json says ok); returns its wall time and load."""
     summ = run_dir / "summary.json"
     meta = run_dir / "seed_noise_meta.json"
-    if summ.exists() and meta.exists() and json.loads(summ.read_text()).get("status") == "ok":
-        m = json.loads(meta.read_text())
+    if summ.exists() and json.loads(summ.read_text()).get("status") == "ok":
+        if meta.exists():
+            m = json.loads(meta.read_text())
+        else:   # finished after its benchmark process was stopped: the job's own wall time
+            m = {"wall_s": json.loads(summ.read_text())["compute"]["wall_s"], "loadavg_before": [math.nan] * 3,
+                 "loadavg_after": list(os.getloadavg()), "overrides": overrides}
         m["reused"] = True
         log(f"reuse {run_dir.name} ({m['wall_s']:.0f} s)")
         return m
