@@ -77,6 +77,8 @@ def sigma_paired_from(d: Sequence[float], s: Sequence[float]) -> dict:
 
 
 def _ring_eigenvalues(k: int) -> list[float]:
+    if k == 1:      # K=2 seeds: the single edge s0 - s1 (a 2-ring would play it twice)
+        return [2.0]
     return [2 - 2 * math.cos(2 * math.pi * m / k) for m in range(k)]
 
 
@@ -92,12 +94,12 @@ def sigma_train_from_rings(rings: Sequence[tuple[Sequence[float], Sequence[float
     given as (e, s) with s the game standard errors: over all N edges,
     sigma_train^2 = (sum e_j^2 - sum s_j^2) / (2 N), floored at 0, with `ring_df` degrees of freedom.
     Rings of different configs may be pooled (same training noise assumed; report each too).
-    A K=2 "ring" is one pair played twice; use K >= 3."""
+    With K=2 seeds a "ring" is the single edge s0 - s1 (1 df): pass it as a 1-element ring."""
     if not rings:
         raise ValueError("need at least one ring of differences")
     for e, s in rings:
-        if len(e) < 3 or len(s) != len(e):
-            raise ValueError(f"need rings of 3+ differences with one se each, got {len(e)} and {len(s)}")
+        if len(e) not in (1,) and len(e) < 3 or len(s) != len(e):
+            raise ValueError(f"need rings of 3+ differences (or one edge) with one se each, got {len(e)} and {len(s)}")
     e_all = [x for e, _ in rings for x in e]
     s_all = [x for _, s in rings for x in s]
     n = len(e_all)
@@ -128,8 +130,28 @@ def ring_ratings(e: Sequence[float]) -> list[float]:
     return [float(x) for x in r]
 
 
+def chi2_quantile(p: float, df: float) -> float:
+    """Chi-square quantile for any df > 0 (bisection on torch's regularised incomplete gamma; the
+    Wilson-Hilferty approximation verdict.py uses is far off at the 1-3 df a few seeds give)."""
+    import torch
+    cdf = lambda x: float(torch.special.gammainc(torch.tensor(df / 2, dtype=torch.float64),
+                                                  torch.tensor(x / 2, dtype=torch.float64)))
+    lo, hi = 0.0, max(10.0, 10 * df)
+    while cdf(hi) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
 def _ci(sd: float, df: float, game_var: float) -> tuple[float, float]:
-    return SigmaEstimate(sd, df, "", game_var).ci95()
+    """95% interval of a between-run sd: the observed variance sd^2 + game_var is a scaled
+    chi-square(df); the interval on it, with the game part taken off both ends (floored at 0)."""
+    total = sd * sd + game_var
+    lo = total * df / chi2_quantile(0.975, df)
+    hi = total * df / chi2_quantile(0.025, df)
+    return math.sqrt(max(lo - game_var, 0.0)), math.sqrt(max(hi - game_var, 0.0))
 
 
 def mde_table(sigma_paired: float, pair_var: float, cfg: VerdictConfig, train_min: float,
@@ -221,7 +243,7 @@ def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, default=4, help="K: seeds per config (3+ for the ring)")
+    p.add_argument("--seeds", type=int, default=4, help="K: seeds per config (3+ for a ring; 2: one edge per arm)")
     p.add_argument("--pairs", type=int, default=100, help="colour-swapped game pairs per match")
     p.add_argument("--child-override", default="train.lr=0.004",
                    help="the child's change (Hydra override; space-separated for several)")
@@ -248,16 +270,18 @@ def main(argv=None) -> int:
 
     paired = [h2h(Path(runs["child"][k]["ckpt"]), Path(runs["parent"][k]["ckpt"]), a.pairs, 1000 + k,
                   work / "games" / f"paired_s{k}", f"child s{k} vs parent s{k}") for k in range(a.seeds)]
+    edges = a.seeds if a.seeds >= 3 else 1     # K=2: the one edge s0 - s1
     rings = {arm: [h2h(Path(runs[arm][j]["ckpt"]), Path(runs[arm][(j + 1) % a.seeds]["ckpt"]), a.pairs,
                        2000 + 100 * n + j, work / "games" / f"ring_{arm}_s{j}",
-                       f"{arm} s{j} vs {arm} s{(j + 1) % a.seeds}") for j in range(a.seeds)]
+                       f"{arm} s{j} vs {arm} s{(j + 1) % a.seeds}") for j in range(edges)]
              for n, arm in enumerate(a.ring_arms.split(","))}
     ring = [m for r in rings.values() for m in r]
 
     sp = sigma_paired_from([m["elo"] for m in paired], [m["se"] for m in paired])
     st = sigma_train_from_rings([([m["elo"] for m in r], [m["se"] for m in r]) for r in rings.values()])
     st_arm = {arm: {**sigma_train_from_ring([m["elo"] for m in r], [m["se"] for m in r]),
-                    "ring_ratings_elo": ring_ratings([m["elo"] for m in r])} for arm, r in rings.items()}
+                    "ring_ratings_elo": ring_ratings([m["elo"] for m in r]) if len(r) >= 3 else None}
+              for arm, r in rings.items()}
     rho = 1 - sp["elo"] ** 2 / (2 * st["elo"] ** 2) if st["elo"] > 0 else None
     walls = [r["wall_s"] / 60 for arm in runs.values() for r in arm]
     train_min = sum(walls) / len(walls)

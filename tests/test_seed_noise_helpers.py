@@ -79,3 +79,18 @@ def test_rings_pool_their_edges_and_degrees_of_freedom():
     assert r["elo"] == pytest.approx(math.sqrt((ms - (3 * 1600 + 3 * 400) / 6) / 2))
     assert r["df"] == pytest.approx(4.0)          # two 3-rings: 2 + 2
     assert seed_noise.ring_df(4, 4) == pytest.approx(16 / 3)
+
+
+def test_two_seeds_give_one_edge_per_arm_with_one_df_each():
+    r = seed_noise.sigma_train_from_rings([([150.0], [30.0]), ([-90.0], [30.0])])
+    assert r["df"] == pytest.approx(2.0)
+    assert r["elo"] == pytest.approx(math.sqrt(((150 ** 2 + 90 ** 2) / 2 - 900) / 2))
+    with pytest.raises(ValueError):
+        seed_noise.sigma_train_from_rings([([1.0, 2.0], [1.0, 1.0])])   # a 2-ring double-counts its edge
+
+
+def test_chi2_quantiles_match_tables_at_small_df():
+    assert seed_noise.chi2_quantile(0.025, 1) == pytest.approx(0.000982, rel=1e-3)
+    assert seed_noise.chi2_quantile(0.975, 1) == pytest.approx(5.0239, rel=1e-4)
+    assert seed_noise.chi2_quantile(0.025, 3) == pytest.approx(0.2158, rel=1e-3)
+    assert seed_noise.chi2_quantile(0.975, 3) == pytest.approx(9.3484, rel=1e-4)
