@@ -249,6 +249,8 @@ def main(argv=None) -> int:
                    help="the child's change (Hydra override; space-separated for several)")
     p.add_argument("--ring-arms", default="parent,child",
                    help="arms whose seeds play a ring for sigma_train (pooled): parent, child or both")
+    p.add_argument("--train-override", default="",
+                   help="overrides for every seeded run of both arms, e.g. budget.max_games=64 on a busy machine")
     p.add_argument("--work-dir", default="/work/scratch/noise")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "seed_noise.json"))
     a = p.parse_args(argv)
@@ -265,7 +267,8 @@ def main(argv=None) -> int:
     for k in range(a.seeds):
         for arm, extra in (("parent", []), ("child", child_ov)):
             d = work / f"{arm}_s{k}"
-            m = train(d, [*extra, f"train.warm_start.init_checkpoint={ck0}", f"seed={k}"])
+            m = train(d, [*extra, *a.train_override.split(), f"train.warm_start.init_checkpoint={ck0}",
+                          f"seed={k}"])
             runs[arm].append({"seed": k, "dir": str(d), "ckpt": str(d / "checkpoints" / "latest.pt"), **m})
 
     paired = [h2h(Path(runs["child"][k]["ckpt"]), Path(runs["parent"][k]["ckpt"]), a.pairs, 1000 + k,
@@ -294,7 +297,7 @@ def main(argv=None) -> int:
 
     out = {
         "benchmark": "seed_noise", "board": 9, "budget": "tiny", "seeds": a.seeds,
-        "pairs_per_match": a.pairs, "child_override": a.child_override,
+        "pairs_per_match": a.pairs, "child_override": a.child_override, "train_override": a.train_override,
         "h2h_player": "policy (raw, argmax), go_core.learn.batch_player, 1 process per side",
         "sigma_paired_elo": {**sp, "how": "child seed k vs parent seed k (shared start, same seed): "
                              "var(d_k) - mean(s_k^2), df K-1; 95% interval chi-square on var(d) with the game part removed"},
