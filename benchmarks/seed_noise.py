@@ -1,0 +1,337 @@
+"""Training noise that limits verdicts: sigma_paired and sigma_train, measured at budget=tiny.
+
+What a verdict (autoresearch/verdict.py `decide`) can see is set by how much two training runs
+differ by chance. This benchmark measures it under the set-up verdicts use:
+
+1. one shared start (`train.warm_start.only=true`, seed 0), as a question trains it once;
+2. K seeds of the parent config and K seeds of a child config (a small real change, default
+   `train.lr=0.004`, twice the default lr), all from that start, one run at a time;
+3. raw-policy head-to-head game pairs (the referee's `go_core.learn.batch_player --player policy`,
+   colour-swapped pairs from the opening book):
+   - paired: child seed k vs parent seed k -> d_k with game se s_k (sprt.estimate). The spread of
+     d_k around their mean, less the game part, is sigma_paired^2 (common random numbers: same
+     start, same seed);
+   - independent: parent seed j vs parent seed j+1 mod K (a ring) -> e_j, and the same ring of the
+     child's seeds (--ring-arms; pooled, and reported per arm). With no config change,
+     E[e_j^2] = 2 sigma_train^2 + s_j^2, so sigma_train^2 = (mean e_j^2 - mean s_j^2) / 2.
+     The ring's e_j are correlated (neighbouring edges share a seed): the sum of squares is a
+     quadratic form in the K seeds' strengths with the ring Laplacian's eigenvalues
+     lambda_m = 2 - 2 cos(2 pi m / K), so its degrees of freedom are Satterthwaite's
+     (sum lambda)^2 / sum lambda^2 (8/3 for K=4; 3 would be a full round robin's);
+4. the minimum detectable difference of the verdict at its default caps (k = 1..max_seed_pairs seed
+   pairs of pairs_per_seed_pair game pairs): SE^2 = sigma_paired^2 / k + s^2 / k, MDE = sprt.mde_elo(SE),
+   and the minutes per child that costs (k training runs + k head-to-heads at the measured rates).
+
+Training runs are kept under --work-dir and reused when their summary.json says ok (so an
+interrupted benchmark resumes); a reused run keeps its recorded wall time.
+
+    python benchmarks/seed_noise.py [--seeds 4] [--pairs 100] [--child-override train.lr=0.004]
+                                    [--work-dir /work/scratch/noise] [--out benchmarks/results/seed_noise.json]
+
+Prints one JSON object (and writes it to --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoresearch.agent_config import VerdictConfig  # noqa: E402
+from autoresearch.verdict import SigmaEstimate, estimate_sigma_paired  # noqa: E402
+from go_core.arena.sprt import Z95, estimate, game_se_elo, mde_elo  # noqa: E402
+
+TRAIN_COMMON = ["board=9x9", "budget=tiny", "tracking=disabled", "eval.at_end=false"]
+
+
+# ---------------------------------------------------------------- pure helpers (tested)
+
+def sigma_paired_from(d: Sequence[float], s: Sequence[float]) -> dict:
+    """sigma_paired from paired differences d_k with game standard errors s_k.
+
+    Moment estimate: var(d) (ddof=1) minus the mean game variance mean(s_k^2), floored at 0; df = K-1.
+    Cross-checked against autoresearch/verdict.estimate_sigma_paired with prior_df=0 (the same
+    formula as the tree pools it), and given a 95% interval from chi-square quantiles on var(d)
+    with the game part taken off both ends (SigmaEstimate.ci95).
+    """
+    k = len(d)
+    if k < 2 or len(s) != k:
+        raise ValueError(f"need 2+ paired differences with one se each, got {k} and {len(s)}")
+    mean = sum(d) / k
+    var_d = sum((x - mean) ** 2 for x in d) / (k - 1)
+    game_var = sum(x * x for x in s) / k
+    plain = math.sqrt(max(var_d - game_var, 0.0))
+    pooled = estimate_sigma_paired([list(zip(d, s))], prior_elo=0.0, prior_df=0.0)
+    lo, hi = _ci(plain, k - 1, game_var)
+    return {"elo": plain, "df": k - 1, "ci95": [lo, hi], "mean_d_elo": mean, "sd_d_elo": math.sqrt(var_d),
+            "mean_game_var": game_var, "verdict_estimate_sigma_paired_prior_df0": pooled.elo,
+            "verdict_sigma_ci95": list(pooled.ci95())}
+
+
+def _ring_eigenvalues(k: int) -> list[float]:
+    if k == 1:      # K=2 seeds: the single edge s0 - s1 (a 2-ring would play it twice)
+        return [2.0]
+    return [2 - 2 * math.cos(2 * math.pi * m / k) for m in range(k)]
+
+
+def ring_df(*ks: int) -> float:
+    """Satterthwaite degrees of freedom of the sum of squared differences over rings of these sizes
+    (see the module docstring): (sum lambda)^2 / sum lambda^2 over all their eigenvalues."""
+    lam = [x for k in ks for x in _ring_eigenvalues(k)]
+    return sum(lam) ** 2 / sum(x * x for x in lam)
+
+
+def sigma_train_from_rings(rings: Sequence[tuple[Sequence[float], Sequence[float]]]) -> dict:
+    """sigma_train from rings of same-config differences e_j = seed j - seed j+1 (mod K), each ring
+    given as (e, s) with s the game standard errors: over all N edges,
+    sigma_train^2 = (sum e_j^2 - sum s_j^2) / (2 N), floored at 0, with `ring_df` degrees of freedom.
+    Rings of different configs may be pooled (same training noise assumed; report each too).
+    With K=2 seeds a "ring" is the single edge s0 - s1 (1 df): pass it as a 1-element ring."""
+    if not rings:
+        raise ValueError("need at least one ring of differences")
+    for e, s in rings:
+        if len(e) not in (1,) and len(e) < 3 or len(s) != len(e):
+            raise ValueError(f"need rings of 3+ differences (or one edge) with one se each, got {len(e)} and {len(s)}")
+    e_all = [x for e, _ in rings for x in e]
+    s_all = [x for _, s in rings for x in s]
+    n = len(e_all)
+    ms = sum(x * x for x in e_all) / n
+    game_var = sum(x * x for x in s_all) / n
+    sigma = math.sqrt(max(ms - game_var, 0.0) / 2)
+    df = ring_df(*[len(e) for e, _ in rings])
+    # mean e^2 / 2 = sigma^2 + game_var / 2 is ~ chi-square(df) scaled: interval on that, game part off
+    lo, hi = _ci(sigma, df, game_var / 2)
+    return {"elo": sigma, "df": df, "ci95": [lo, hi], "mean_sq_diff": ms, "mean_game_var": game_var,
+            "edges": n, "sd_independent_diff_elo": math.sqrt(2) * sigma}
+
+
+def sigma_train_from_ring(e: Sequence[float], s: Sequence[float]) -> dict:
+    """One ring: see `sigma_train_from_rings`."""
+    return sigma_train_from_rings([(e, s)])
+
+
+def ring_ratings(e: Sequence[float]) -> list[float]:
+    """Least-squares strengths r (sum 0) of K seeds from ring differences e_j ~ r_j - r_{j+1}."""
+    import numpy as np
+    k = len(e)
+    a = np.zeros((k + 1, k))
+    for j in range(k):
+        a[j, j], a[j, (j + 1) % k] = 1.0, -1.0
+    a[k, :] = 1.0
+    r, *_ = np.linalg.lstsq(a, np.array(list(e) + [0.0]), rcond=None)
+    return [float(x) for x in r]
+
+
+def chi2_quantile(p: float, df: float) -> float:
+    """Chi-square quantile for any df > 0 (bisection on torch's regularised incomplete gamma; the
+    Wilson-Hilferty approximation verdict.py uses is far off at the 1-3 df a few seeds give)."""
+    import torch
+    cdf = lambda x: float(torch.special.gammainc(torch.tensor(df / 2, dtype=torch.float64),
+                                                  torch.tensor(x / 2, dtype=torch.float64)))
+    lo, hi = 0.0, max(10.0, 10 * df)
+    while cdf(hi) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _ci(sd: float, df: float, game_var: float) -> tuple[float, float]:
+    """95% interval of a between-run sd: the observed variance sd^2 + game_var is a scaled
+    chi-square(df); the interval on it, with the game part taken off both ends (floored at 0)."""
+    total = sd * sd + game_var
+    lo = total * df / chi2_quantile(0.975, df)
+    hi = total * df / chi2_quantile(0.025, df)
+    return math.sqrt(max(lo - game_var, 0.0)), math.sqrt(max(hi - game_var, 0.0))
+
+
+def mde_table(sigma_paired: float, pair_var: float, cfg: VerdictConfig, train_min: float,
+              games_per_min: float) -> list[dict]:
+    """MDE at k = 1..max_seed_pairs seed pairs, each capped at pairs_per_seed_pair game pairs with the
+    measured pair variance, and the minutes per child: k training runs plus k head-to-heads (the
+    parent's seeds are trained once per parent, so not counted)."""
+    s = game_se_elo(cfg.pairs_per_seed_pair, pair_var)
+    out = []
+    for k in range(1, cfg.max_seed_pairs + 1):
+        se = math.sqrt(sigma_paired ** 2 / k + s * s / k)
+        h2h_min = k * 2 * cfg.pairs_per_seed_pair / games_per_min
+        out.append({"seed_pairs": k, "game_pairs_per_seed_pair": cfg.pairs_per_seed_pair,
+                    "game_se_elo": s, "se_elo": se, "mde_elo": mde_elo(se),
+                    "minutes_per_child": k * train_min + h2h_min,
+                    "minutes_training": k * train_min, "minutes_h2h": h2h_min})
+    return out
+
+
+# ---------------------------------------------------------------- the runs
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def train(run_dir: Path, overrides: list[str]) -> dict:
+    """One training job (reused if its summary.json says ok); returns its wall time and load."""
+    summ = run_dir / "summary.json"
+    meta = run_dir / "seed_noise_meta.json"
+    if summ.exists() and json.loads(summ.read_text()).get("status") == "ok":
+        if meta.exists():
+            m = json.loads(meta.read_text())
+        else:   # finished after its benchmark process was stopped: the job's own wall time
+            m = {"wall_s": json.loads(summ.read_text())["compute"]["wall_s"], "loadavg_before": [math.nan] * 3,
+                 "loadavg_after": list(os.getloadavg()), "overrides": overrides}
+        m["reused"] = True
+        log(f"reuse {run_dir.name} ({m['wall_s']:.0f} s)")
+        return m
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "experiments.train", *TRAIN_COMMON, *overrides, f"hydra.run.dir={run_dir}"]
+    log(f"train {run_dir.name}: {' '.join(overrides)}")
+    load0 = os.getloadavg()
+    t0 = time.monotonic()
+    with open(run_dir.parent / f"{run_dir.name}.log", "w") as fh:
+        rc = subprocess.run(argv, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - t0
+    status = json.loads(summ.read_text()).get("status") if summ.exists() else None
+    if rc != 0 or status != "ok":
+        raise RuntimeError(f"training {run_dir} failed (rc {rc}, status {status}); see {run_dir}.log")
+    m = {"wall_s": wall, "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
+         "overrides": overrides}
+    meta.write_text(json.dumps(m))
+    log(f"done {run_dir.name} in {wall:.0f} s, load {m['loadavg_after'][0]:.2f}")
+    return m
+
+
+def h2h(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: str) -> dict:
+    """One raw-policy match of `pairs` colour-swapped pairs, A = a_ckpt; its result is kept next to
+    its games (result.json) and reused when the same match is asked for again."""
+    cache = sgf_dir / "result.json"
+    if cache.exists():
+        m = json.loads(cache.read_text())
+        if (m.get("pairs"), m.get("seed"), m.get("a"), m.get("b")) == (pairs, seed, str(a_ckpt), str(b_ckpt)):
+            log(f"reuse h2h {name}: {m['elo']:+.0f} +- {m['se']:.0f}")
+            return m
+    m = _play(a_ckpt, b_ckpt, pairs, seed, sgf_dir, name)
+    m.update(seed=seed, a=str(a_ckpt), b=str(b_ckpt))
+    cache.write_text(json.dumps(m))
+    return m
+
+
+def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: str) -> dict:
+    from go_core.arena.head_to_head import PlayerSpec, play_head_to_head
+
+    def spec(ck: Path, who: str) -> PlayerSpec:
+        return PlayerSpec([sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ck),
+                           "--player", "policy", "--device", "cpu", "--seed", str(seed)],
+                          cwd=str(ROOT), name=who)
+    log(f"h2h {name}: {pairs} pairs")
+    r = play_head_to_head(spec(a_ckpt, "A"), spec(b_ckpt, "B"), pairs=pairs, seed=seed,
+                          sgf_dir=sgf_dir, timeout_s=600, start_timeout_s=600)
+    e = estimate(r.pentanomial)
+    log(f"h2h {name}: {e.elo:+.0f} +- {e.se:.0f} Elo, {r.games_per_min:.0f} games/min")
+    return {"name": name, "elo": e.elo, "se": e.se, "ci95": list(e.ci95), "pairs": e.pairs,
+            "pair_var": e.pair_var, "pentanomial": r.pentanomial, "games": r.games,
+            "failures": len(r.failures), "wall_s": r.wall_s, "games_per_min": r.games_per_min,
+            "opening_source": r.opening_source}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, default=4, help="K: seeds per config (3+ for a ring; 2: one edge per arm)")
+    p.add_argument("--pairs", type=int, default=100, help="colour-swapped game pairs per match")
+    p.add_argument("--child-override", default="train.lr=0.004",
+                   help="the child's change (Hydra override; space-separated for several)")
+    p.add_argument("--ring-arms", default="parent,child",
+                   help="arms whose seeds play a ring for sigma_train (pooled): parent, child or both")
+    p.add_argument("--train-override", default="",
+                   help="overrides for every seeded run of both arms, e.g. budget.max_games=64 on a busy machine")
+    p.add_argument("--work-dir", default="/work/scratch/noise")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "seed_noise.json"))
+    a = p.parse_args(argv)
+    work = Path(a.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    cfg = VerdictConfig()
+
+    start = work / "start"
+    start_meta = train(start, ["train.warm_start.only=true", "seed=0"])
+    ck0 = start / "checkpoints" / "latest.pt"
+    runs: dict[str, list[dict]] = {"parent": [], "child": []}
+    child_ov = a.child_override.split()
+    for k in range(a.seeds):
+        for arm, extra in (("parent", []), ("child", child_ov)):
+            d = work / f"{arm}_s{k}"
+            m = train(d, [*extra, *a.train_override.split(), f"train.warm_start.init_checkpoint={ck0}",
+                          f"seed={k}"])
+            runs[arm].append({"seed": k, "dir": str(d), "ckpt": str(d / "checkpoints" / "latest.pt"), **m})
+
+    paired = [h2h(Path(runs["child"][k]["ckpt"]), Path(runs["parent"][k]["ckpt"]), a.pairs, 1000 + k,
+                  work / "games" / f"paired_s{k}", f"child s{k} vs parent s{k}") for k in range(a.seeds)]
+    edges = a.seeds if a.seeds >= 3 else 1     # K=2: the one edge s0 - s1
+    rings = {arm: [h2h(Path(runs[arm][j]["ckpt"]), Path(runs[arm][(j + 1) % a.seeds]["ckpt"]), a.pairs,
+                       2000 + 100 * n + j, work / "games" / f"ring_{arm}_s{j}",
+                       f"{arm} s{j} vs {arm} s{(j + 1) % a.seeds}") for j in range(edges)]
+             for n, arm in enumerate(a.ring_arms.split(","))}
+    ring = [m for r in rings.values() for m in r]
+
+    sp = sigma_paired_from([m["elo"] for m in paired], [m["se"] for m in paired])
+    st = sigma_train_from_rings([([m["elo"] for m in r], [m["se"] for m in r]) for r in rings.values()])
+    st_arm = {arm: {**sigma_train_from_ring([m["elo"] for m in r], [m["se"] for m in r]),
+                    "ring_ratings_elo": ring_ratings([m["elo"] for m in r]) if len(r) >= 3 else None}
+              for arm, r in rings.items()}
+    rho = 1 - sp["elo"] ** 2 / (2 * st["elo"] ** 2) if st["elo"] > 0 else None
+    walls = [r["wall_s"] / 60 for arm in runs.values() for r in arm]
+    train_min = sum(walls) / len(walls)
+    all_m = paired + ring
+    gpm = sum(m["games"] for m in all_m) / (sum(m["wall_s"] for m in all_m) / 60)
+    pair_var = sum(m["pair_var"] for m in all_m) / len(all_m)
+    mde_measured = mde_table(sp["elo"], pair_var, cfg, train_min, gpm)
+    mde_upper = mde_table(sp["ci95"][1], pair_var, cfg, train_min, gpm)
+    mde_prior = mde_table(cfg.sigma_paired_prior_elo, pair_var, cfg, train_min, gpm)
+
+    out = {
+        "benchmark": "seed_noise", "board": 9, "budget": "tiny", "seeds": a.seeds,
+        "pairs_per_match": a.pairs, "child_override": a.child_override, "train_override": a.train_override,
+        "h2h_player": "policy (raw, argmax), go_core.learn.batch_player, 1 process per side",
+        "sigma_paired_elo": {**sp, "how": "child seed k vs parent seed k (shared start, same seed): "
+                             "var(d_k) - mean(s_k^2), df K-1; 95% interval chi-square on var(d) with the game part removed"},
+        "sigma_train_elo": {**st, "per_arm": st_arm, "rings": a.ring_arms,
+                            "how": "rings arm s_j vs arm s_{j+1} (mod K), pooled over the arms listed: "
+                                   "(mean e_j^2 - mean s_j^2) / 2, Satterthwaite df of the ring Laplacians; "
+                                   "95% interval chi-square, game part removed"},
+        "pairing_correlation_rho": rho,
+        "paired": paired, "rings": rings,
+        "pentanomial_total": [sum(m["pentanomial"][i] for m in all_m) for i in range(5)],
+        "h2h_games_per_min": gpm, "h2h_pair_var_mean": pair_var,
+        "training_minutes": {"mean": train_min, "min": min(walls), "max": max(walls), "runs": len(walls),
+                             "per_run": {f"{arm}_s{r['seed']}": round(r["wall_s"] / 60, 2)
+                                         for arm, rs in runs.items() for r in rs},
+                             "loadavg_1min_after_each": [round(r["loadavg_after"][0], 2)
+                                                         for rs in runs.values() for r in rs],
+                             "shared_start_minutes": start_meta["wall_s"] / 60},
+        "verdict_caps": {"pairs_per_seed_pair": cfg.pairs_per_seed_pair, "max_seed_pairs": cfg.max_seed_pairs,
+                         "alpha": cfg.alpha, "power": 1 - cfg.beta},
+        "mde_measured_sigma": mde_measured,
+        "mde_sigma_paired_ci95_upper": {"sigma_paired_elo": sp["ci95"][1], "table": mde_upper},
+        "mde_prior_sigma": {"sigma_paired_prior_elo": cfg.sigma_paired_prior_elo, "table": mde_prior},
+        "minutes_per_child_note": "k child training runs (mean measured) + k head-to-heads of pairs_per_seed_pair "
+                                  "pairs at the measured games/min; the ladder rating is not included",
+        "wall_min_total": (time.monotonic() - t_start) / 60,
+        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "cpus": os.cpu_count(), "z95": Z95,
+    }
+    text = json.dumps(out, indent=1)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(text + "\n")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
