@@ -108,7 +108,7 @@ def test_a_sweep_point_with_a_head_to_head_verdict_is_read_on_the_ladder_scale(t
     digest = make_digest(store, qid)
     digest.entries[1].verdict_detail = {"diff": 235.0, "ci95": [-121.0, 590.0], "mde": 508.0}
     answer = prop.conclude(digest).answer
-    assert "- mcts.c_puct=3: elo 707 [351, 1.06e+03]" in answer
+    assert "- mcts.c_puct=3: elo 707 [351, 1062]" in answer
     assert "Best: mcts.c_puct=3 (707" in answer
 
 

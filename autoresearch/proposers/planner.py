@@ -177,9 +177,9 @@ def write_answer(plan: Plan, results: list[ArmResult]) -> str:
                                                  base_elo[0] + detail["ci95"][1]])
         where = "the baseline" if r.arm.is_baseline else claim(r.entry)
         if yv is not None:
-            ci = f" [{yv[1][0]:.3g}, {yv[1][1]:.3g}]" if yv[1] and None not in yv[1] else ""
+            ci = f" [{_y(yv[1][0])}, {_y(yv[1][1])}]" if yv[1] and None not in yv[1] else ""
             lines.append(f"- {r.arm.label}: {plan.y if plan.y in ('elo', 'winrate_vs_ref') else 'elo'} "
-                         f"{yv[0]:.3g}{ci}" + ("" if r.arm.is_baseline else f" (vs baseline: {where})"))
+                         f"{_y(yv[0])}{ci}" + ("" if r.arm.is_baseline else f" (vs baseline: {where})"))
             scored.append((r, yv))
         else:
             lines.append(f"- {r.arm.label}: {where}")
@@ -191,13 +191,18 @@ def write_answer(plan: Plan, results: list[ArmResult]) -> str:
     sign = -1 if plan.y_direction == "minimize" and plan.y in ("elo", "winrate_vs_ref") else 1
     best_r, best = max(scored, key=lambda t: sign * t[1][0])
     rivals = [r.arm.label for r, yv in scored if r is not best_r and _overlap(best, yv)]
-    lines.append(f"Best: {best_r.arm.label} ({best[0]:.3g}"
-                 + (f" [{best[1][0]:.3g}, {best[1][1]:.3g}]" if best[1] and None not in best[1] else "")
+    lines.append(f"Best: {best_r.arm.label} ({_y(best[0])}"
+                 + (f" [{_y(best[1][0])}, {_y(best[1][1])}]" if best[1] and None not in best[1] else "")
                  + (f"); its interval overlaps {', '.join(rivals)}, so the data do not single it out."
                     if rivals else "), clear of every other arm's interval."))
     if plan.design == "sweep" and len(scored) >= 3:
         lines.append(trend(plan, scored))
     return "\n".join(lines)
+
+
+def _y(v: float) -> str:
+    """A y value for people: whole numbers for Elo-sized values, three digits for losses."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _overlap(a: tuple[float, Any], b: tuple[float, Any]) -> bool:
@@ -220,5 +225,5 @@ def trend(plan: Plan, scored: list[tuple[ArmResult, tuple[float, Any]]]) -> str:
     if _overlap(lo[1], hi[1]):
         return (f"Trend: {plan.y} {word} with {plan.x_key} on these points, but the intervals at "
                 f"{_fmt(lo[0])} and {_fmt(hi[0])} overlap, so the data do not show a trend.")
-    return (f"Trend: {plan.y} {word} with {plan.x_key}: {_fmt(lo[0])} -> {lo[1][0]:.3g}, "
-            f"{_fmt(hi[0])} -> {hi[1][0]:.3g}, intervals disjoint.")
+    return (f"Trend: {plan.y} {word} with {plan.x_key}: {_fmt(lo[0])} -> {_y(lo[1][0])}, "
+            f"{_fmt(hi[0])} -> {_y(hi[1][0])}, intervals disjoint.")
