@@ -41,6 +41,8 @@ class Recorder(torch.nn.Module):
         super().__init__(); self.w = torch.nn.Linear(C * S * S, S * S + 2)
     def forward(self, x):
         seen.append(x.detach().clone()); y = self.w(x.flatten(1)); return y[:, :-1], torch.tanh(y[:, -1])
+    def forward_all(self, x):  # the training step of a learner with auxiliary heads calls this
+        logits, value = self.forward(x); return {"logits": logits, "value": value}
 net = Recorder()
 opt = torch.optim.SGD(net.parameters(), lr=0.0)
 train_step(net, opt, None, batch, OptimConfig(augment=True), torch.device("cpu"), torch.Generator().manual_seed(1))

@@ -106,7 +106,8 @@ def test_forecasts_are_scored_and_a_track_is_reviewed_after_three_non_better_nod
     ("claude-2.0", (), 1, "preflight failed"),                       # the SDK does not list it
     ("claude-opus-4-6", ("claude-opus-4-8",), 2, "does not serve model 'claude-opus-4-6'"),  # the API says 404
     # the SDK lists it, and records its end of life (2026-06-30) as passed
-    ("claude-mythos-preview", ("claude-mythos-preview",), 2, "reached its end of life on 2026-06-30"),
+    # ... refused by the preflight (research doctor's check of the SDK's end-of-life table): exit 1
+    ("claude-mythos-preview", ("claude-mythos-preview",), 1, "end of life 2026-06-30: retired"),
 ])
 def test_a_retired_model_is_refused_before_anything_trains(setup, capsys, model, served, rc, why):
     repo, ws, tmp = setup
