@@ -26,7 +26,7 @@ Training runs are kept under --work-dir and reused when their summary.json says 
 interrupted benchmark resumes); a reused run keeps its recorded wall time.
 
     python benchmarks/seed_noise.py [--seeds 4] [--pairs 100] [--child-override train.lr=0.004]
-                                    [--work-dir /work/scratch/noise] [--out benchmarks/results/seed_noise.json]
+                                    [--work-dir DIR] [--out benchmarks/results/seed_noise.json]
 
 Prints one JSON object (and writes it to --out).
 """
@@ -38,6 +38,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
                    help="arms whose seeds play a ring for sigma_train (pooled): parent, child or both")
     p.add_argument("--train-override", default="",
                    help="overrides for every seeded run of both arms, e.g. budget.max_games=64 on a busy machine")
-    p.add_argument("--work-dir", default="/work/scratch/noise")
+    p.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tengen-seed-noise"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "seed_noise.json"))
     a = p.parse_args(argv)
     work = Path(a.work_dir)
