@@ -37,6 +37,8 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from go_core.learn.tree_ops import _backup, _remove_vl
+
 EXPANDED, PENDING, TERMINAL = 2, 1, 3  # the node states of go_core.learn.mcts
 
 
@@ -174,34 +176,17 @@ def select_leaves_gumbel(root, max_leaves, parent, cstart, nch, N, W, P, VL, sta
             VL[node] += 1.0
         st = state[node]
         if st == TERMINAL:
-            _undo(node, parent, VL)
-            _back(node, tval[node], parent, N, W)
+            _remove_vl(node, parent, VL)
+            _backup(node, tval[node], parent, N, W)
             n_term += 1
         elif st == PENDING:
-            _undo(node, parent, VL)
+            _remove_vl(node, parent, VL)
             break
         else:
             state[node] = PENDING
             out[n_out] = node
             n_out += 1
     return n_out, n_term
-
-
-@numba.njit(cache=True, nogil=True)
-def _undo(node, parent, VL):
-    while node >= 0:
-        VL[node] -= 1.0
-        node = parent[node]
-
-
-@numba.njit(cache=True, nogil=True)
-def _back(node, value, parent, N, W):
-    v = -value
-    while node >= 0:
-        N[node] += 1.0
-        W[node] += v
-        v = -v
-        node = parent[node]
 
 
 # ------------------------------------------------------------------ results and references

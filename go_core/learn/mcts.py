@@ -55,6 +55,7 @@ import numba
 import numpy as np
 
 from go_core.learn.gumbel import considered_visit_sequence, select_leaves_gumbel
+from go_core.learn.tree_ops import _backup, _remove_vl
 
 # node states
 NEW, PENDING, EXPANDED, TERMINAL = 0, 1, 2, 3
@@ -148,24 +149,6 @@ def _forced_child(p, cstart, nch, N, P, VL, forced_k):
             best_p = P[c]
             best = c
     return best
-
-
-@numba.njit(cache=True, nogil=True)
-def _backup(node, value, parent, N, W):
-    """value is for the player to move at `node`; W[x] is for the player who moved into x."""
-    v = -value
-    while node >= 0:
-        N[node] += 1.0
-        W[node] += v
-        v = -v
-        node = parent[node]
-
-
-@numba.njit(cache=True, nogil=True)
-def _remove_vl(node, parent, VL):
-    while node >= 0:
-        VL[node] -= 1.0
-        node = parent[node]
 
 
 @numba.njit(cache=True, nogil=True)
