@@ -399,6 +399,7 @@ class ResearchLoop:
         from autoresearch.tracks import record_proposal
         record_proposal(self.store, self.qid, nid, p)
         # -- end issue 16 ----------------------------------------------------------------------------
+        self.add_planned_seeds(nid, parent, int(p.meta.get("seeds") or 1))
         self.say(f"node {nid} ({kind}, parent {parent.id}): {' '.join(overrides) or '-'}"
                  f"{' + patch' if patch else ''} -- {p.hypothesis[:120]}")
         return nid
@@ -522,8 +523,9 @@ class ResearchLoop:
                 continue
             reruns = [c for c in nodes if c.parent_id == n.id and c.kind == "rerun"
                       and c.status != "interrupted"]
-            if any(not r.finished for r in reruns):
-                continue
+            if any(not r.finished for r in reruns) or any(
+                    c.parent_id == parent.id and c.kind == "rerun" and not c.finished for c in nodes):
+                continue        # pool every planned seed of both (--seeds N), not the first ones
             v = compare([r.metrics for r in runs_of(n)], [r.metrics for r in runs_of(parent)],
                         self.cfg.verdict.z)
             if v.verdict is None:
@@ -594,9 +596,7 @@ class ResearchLoop:
         nodes = self.store.nodes(self.qid)
         made = []
         for n in (parent, child):
-            has = n.seed == seed or any(c.parent_id == n.id and c.kind == "rerun" and c.seed == seed
-                                        and c.status != "interrupted" for c in nodes)
-            if not has:
+            if not has_seed(n, seed, nodes):
                 rid = self.store.add_node(
                     self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: the next seed pair of "
                     f"node {child.id} vs node {parent.id} (training noise left the verdict open).",
@@ -606,6 +606,32 @@ class ResearchLoop:
                                                       f"node(s) {made or 'already there'}")
         self.say(f"node {child.id} vs node {parent.id}: open; training seed {seed} of both "
                  f"(node(s) {made})")
+
+    def add_planned_seeds(self, node_id: int, parent: Any, seeds: int) -> None:
+        """`--seeds N` (a plan's `seeds`, a proposal's `meta["seeds"]`): the new node and its parent
+        each train seeds s..s+N-1 (s: the node's own seed) as seed re-runs, the same nodes an open
+        verdict adds (`add_seed_pair`), so child seed k pairs with parent seed k (common random
+        numbers) and the verdict, which waits for them, pools the N pairs. An open verdict can
+        still add seed s+N on top, up to `verdict.max_seed_pairs`. Seeds the runs budget cannot
+        pay for are left out, and said."""
+        if seeds <= 1:
+            return
+        node = self.store.get_node(node_id)
+        made, unpaid = [], []
+        for k in range(1, seeds):
+            seed = node.seed + k
+            for n in (parent, node):
+                if has_seed(n, seed, self.store.nodes(self.qid)):
+                    continue
+                if self.runs_left() <= 0:
+                    unpaid.append(f"seed {seed} of node {n.id}")
+                    continue
+                made.append(self.store.add_node(
+                    self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: planned seed pair {k + 1} "
+                    f"of {seeds} of node {node.id} vs node {parent.id} (--seeds {seeds}).",
+                    overrides=n.overrides, patch=n.patch, seed=seed))
+        self.say(f"node {node.id} vs node {parent.id}: {seeds} seeds each; seed node(s) {made}"
+                 + (f"; no runs left for {', '.join(unpaid)}" if unpaid else ""))
 
     # -- the end -------------------------------------------------------------------------------
     def finish(self) -> LoopResult:
@@ -713,6 +739,12 @@ def finished_line(node: Any) -> str:
         if node.run_dir:
             text += f" (log: {Path(node.run_dir) / sandbox.LOG_NAME})"
     return text
+
+
+def has_seed(node: Any, seed: int, nodes: list[Any]) -> bool:
+    """Is `seed` of `node` trained or queued (the node itself, or one of its seed re-runs)?"""
+    return node.seed == seed or any(c.parent_id == node.id and c.kind == "rerun" and c.seed == seed
+                                    and c.status != "interrupted" for c in nodes)
 
 
 def compared(store: TreeStore, question_id: int) -> bool:

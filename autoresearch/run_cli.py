@@ -161,7 +161,7 @@ def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int
         return OfflineProposer(workspace, question_id, cfg.offline.sweep, seed=cfg.seed)
     from autoresearch.proposers.anthropic_proposer import AnthropicProposer
     return AnthropicProposer(cfg.anthropic, store=store, question_id=question_id,
-                             repo_root=repo_root, client=client)
+                             repo_root=repo_root, client=client, planner=cfg.planner)
 
 
 def job_env() -> dict[str, str]:

@@ -72,8 +72,8 @@ class PlannerProposer(Proposer):
             return out
         waiting = [a for a in self.plan.new_arms if a.label not in self.refused
                    and (a.label not in done or done[a.label].status in UNFINISHED)]
-        if waiting:
-            return []
+        if waiting or any(e.status in UNFINISHED for e in digest.entries):
+            return []         # an arm's seed runs still train: its verdict pools them all first
         return self.conclude(digest)
 
     def track_name(self) -> str:
