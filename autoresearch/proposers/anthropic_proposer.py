@@ -3,7 +3,9 @@ experiments (Hydra overrides or a unified diff), each with a forecast and a trac
 
 Tools: list_nodes, read_node (with the node's learning-curve figure as an image when the report
 has drawn it), read_file, search_files (the repository only), run_check (a pytest selection or a
-snippet in a sandboxed worktree of a node, run_check.py), propose_config, propose_code, conclude. The brief is brief.md next to this file. The system prompt and the tool definitions are
+snippet in a sandboxed worktree of a node, run_check.py), propose_config, propose_code,
+propose_experiment (an x/y experiment planned by the offline planner's code, its arms run as nodes
+with their seeds), conclude. The brief is brief.md next to this file. The system prompt and the tool definitions are
 a stable prefix marked with `cache_control` (prompt caching); each round sends the current digest
 of the tree, the agent's forecast calibration and its tracks. Before a round, every track due a
 step-back review gets one (stepback.py, its own brief stepback.md).
@@ -18,14 +20,16 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from autoresearch.agent_config import AnthropicConfig
+from autoresearch.agent_config import AnthropicConfig, PlannerConfig
 from autoresearch.digest import effective_change, proposal_key
 from autoresearch.forecast import calibration_text, parse_forecast
 from autoresearch.health import check_node, health_text
 from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
 from autoresearch.patch_policy import LEARNER_PATHS
+from autoresearch.planner.vocabulary import PlanRefused
 from autoresearch.proposers.anthropic_client import AnthropicClient, check_model
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
+from autoresearch.proposers.planner import PlannerProposer
 from autoresearch.proposers.run_check import book_check, check_argv, run_check
 from autoresearch.proposers.stepback import due_reviews, review_track
 from autoresearch.safe_git import git_argv
@@ -105,6 +109,27 @@ TOOLS: list[dict[str, Any]] = [
          "parent_id": {"type": "integer"},
          "forecast": FORECAST_SCHEMA, **TRACK_PROPERTIES},
          "required": ["patch", "hypothesis", "forecast", "track"]}},
+    {"name": "propose_experiment",
+     "description": "Propose an x/y experiment: one factor (x) over several values, optionally a "
+                    "second (x2, every combination), each value an arm trained with `seeds` seeds "
+                    "and compared with the baseline (seed k with baseline seed k); the answer is a "
+                    "figure of y against x with 95% intervals. You get back the plan (arms, runs, "
+                    "expected minutes, what the budget cut), the same plan `research run --x` "
+                    "makes; every arm becomes a node.",
+     "input_schema": {"type": "object", "properties": {
+         "x": {"type": "string", "description": "KEY=v1,v2,... a learner config key and its values, "
+                                                "e.g. \"selfplay.visits=8,16,32,64\""},
+         "x2": {"type": "string", "description": "an optional second factor KEY=v1,v2,... (a grid)"},
+         "y": {"type": "string", "description": "what the answer measures: elo (default) | "
+                                                "winrate_vs_ref | policy_loss | value_loss | sims_per_s"},
+         "seeds": {"type": "integer", "minimum": 1,
+                   "description": "training seeds per arm, the baseline's too (default: the "
+                                  "planner's; more seeds narrow each arm's interval)"},
+         "hypothesis": {"type": "string", "description": "what the curve should show and why"},
+         "forecast": {**FORECAST_SCHEMA, "description": "your forecast of each arm's verdict against "
+                                                        "the baseline (one forecast for every arm)"},
+         **TRACK_PROPERTIES},
+         "required": ["x", "hypothesis", "forecast", "track"]}},
     {"name": "run_check",
      "description": "Investigate: run a pytest selection or a Python snippet in a fresh, "
                     "sandboxed worktree of one node (HEAD + its patch; no network), with a time "
@@ -125,6 +150,7 @@ TOOLS: list[dict[str, Any]] = [
          "required": ["answer", "evidence"]}},
 ]
 PROPOSING_TOOLS = ("propose_config", "propose_code")
+EXPERIMENTS_KEY = "experiments"   # question.budget[...]: the x/y experiments the model proposed
 
 
 def cached_tools() -> list[dict[str, Any]]:
@@ -145,8 +171,10 @@ class AnthropicProposer(Proposer):
     name = "anthropic"
 
     def __init__(self, cfg: AnthropicConfig, store: Any, question_id: int,
-                 repo_root: Path | str, client: Any = None):
+                 repo_root: Path | str, client: Any = None, planner: PlannerConfig | None = None):
         self.cfg = cfg
+        self.planner = planner or PlannerConfig()    # how propose_experiment sizes its plan
+        self.arm_runners: dict[int, PlannerProposer] = {}   # experiment index -> its arms' proposer
         self.store = store
         self.qid = question_id
         self.repo_root = Path(repo_root).resolve()
@@ -198,6 +226,9 @@ class AnthropicProposer(Proposer):
             review_track(self.client, self.store, track, run, self.context(digest))
 
     def propose(self, digest: Any, n: int) -> list[Proposal] | Conclusion:
+        queued = self.queued_arms(digest, n)
+        if queued:                  # arms of an accepted experiment go first, without a model call
+            return queued
         self.step_back(digest)
         messages: list[dict[str, Any]] = [{"role": "user", "content": (
             f"{self.context(digest)}\n\nPropose up to {n} new experiment(s) with propose_config or "
@@ -227,6 +258,8 @@ class AnthropicProposer(Proposer):
                 text, is_error, made = self.handle(use.name, dict(use.input or {}), digest, keys)
                 if isinstance(made, Conclusion):
                     conclusion = made
+                elif isinstance(made, list):        # propose_experiment: its arms
+                    proposals.extend(made)
                 elif made is not None:
                     proposals.append(made)
                 results.append({"type": "tool_result", "tool_use_id": use.id, "content": text,
@@ -285,6 +318,8 @@ class AnthropicProposer(Proposer):
                 return self.run_check(args)
             if name in PROPOSING_TOOLS:
                 return self.make_proposal(name, args, digest, keys)
+            if name == "propose_experiment":
+                return self.propose_experiment(args, digest)
             if name == "conclude":
                 evidence = [int(e) for e in args.get("evidence") or []]
                 return "concluded", False, Conclusion(str(args.get("answer", "")).strip(), evidence)
@@ -334,6 +369,112 @@ class AnthropicProposer(Proposer):
                             parent_id=parent.id if parent is not None else None,
                             forecast=forecast, track=track, track_aim=aim or None)
         return "accepted: it will run as a new node", False, proposal
+
+    # -- x/y experiments (propose_experiment) ---------------------------------------------------
+    def propose_experiment(self, args: dict[str, Any], digest: Any
+                           ) -> tuple[str, bool, list[Proposal] | None]:
+        """Plan the model's x/y experiment with the offline planner's own code (`plan_with`: keys
+        from the vocabulary and the override policy, values typed, cut to the runs left), store
+        it on the question (`budget["plan"]`, which the report draws, and the list
+        `budget["experiments"]`), print it, and hand its arms out as proposals. What does not fit
+        this round is handed out by `queued_arms` in the next ones."""
+        from autoresearch.planner.run_plan import plan_with
+
+        hypothesis = str(args.get("hypothesis") or "").strip()
+        if not hypothesis:
+            return "state a hypothesis: what the curve should show and why", True, None
+        forecast = parse_forecast(args.get("forecast"))
+        track = str(args.get("track") or "").strip()
+        aim = str(args.get("track_aim") or "").strip()
+        if not track:
+            return "name the track this experiment continues or opens (track)", True, None
+        if not aim and track not in {t.name for t in self.store.tracks(self.qid)}:
+            return f"track {track!r} is new: give its track_aim (what it should find out)", True, None
+        if not isinstance(args.get("x"), str):
+            return "x must be a string KEY=v1,v2,... e.g. \"selfplay.visits=8,16,32\"", True, None
+        q = self.store.get_question(self.qid)
+        b = q.budget or {}
+        base = digest.baseline()
+        try:
+            plan = plan_with(self.planner, q.text, x=args["x"], x2=args.get("x2") or None,
+                             y=args.get("y") or None, seeds=args.get("seeds"),
+                             budget_runs=self._runs_for_plan(b, base),
+                             budget_hours=self._hours_left(b), workers=int(b.get("workers") or 1),
+                             board=str(b.get("board") or "9x9"), budget=str(b.get("budget") or "tiny"))
+        except PlanRefused as e:
+            return f"experiment refused: {e}", True, None
+        bad = validate_overrides([o for a in plan.arms for o in a.overrides])
+        if bad:
+            return "experiment refused: " + "; ".join(bad), True, None
+        experiments = list(b.get(EXPERIMENTS_KEY) or [])
+        record = {"plan": plan.to_dict(), "hypothesis": hypothesis, "forecast": forecast.to_json(),
+                  "track": track, "track_aim": aim or None}
+        runner = PlannerProposer(plan)
+        todo = [a for a in plan.new_arms if a.label not in runner.nodes_of_arms(digest)]
+        if not todo:
+            return ("every arm of this experiment is already in the tree; propose other values "
+                    "or conclude"), True, None
+        experiments.append(record)
+        b[EXPERIMENTS_KEY] = experiments
+        b["plan"] = plan.to_dict()               # the report's x/y figure reads the latest one
+        self.store.update_question(self.qid, budget=b)
+        print(plan.text())
+        arms = self._arms_of(len(experiments) - 1, record, digest, len(todo))
+        return (f"accepted: {len(todo)} arm(s) will run as nodes, {plan.seeds} seed(s) each (the "
+                f"baseline's seeds too); arms not started this round start in the next ones.\n"
+                f"{plan.text()}"), False, arms
+
+    def queued_arms(self, digest: Any, n: int) -> list[Proposal]:
+        """Arms of stored experiments that are not in the tree yet (at most n), read back from
+        the tree, so a resumed loop goes on with them."""
+        out: list[Proposal] = []
+        for i, record in enumerate((self.store.get_question(self.qid).budget or {}).get(
+                EXPERIMENTS_KEY) or []):
+            if len(out) >= n:
+                break
+            out += self._arms_of(i, record, digest, n - len(out))
+        return out
+
+    def _arms_of(self, index: int, record: dict[str, Any], digest: Any, n: int) -> list[Proposal]:
+        """Up to n proposals for experiment `index`'s arms not yet in the tree: the planner
+        proposer's own (seeds in `meta`, parents by `compare_to`), with the model's hypothesis,
+        forecast and track."""
+        from autoresearch.forecast import Forecast
+        from autoresearch.planner.design import Plan
+
+        runner = self.arm_runners.get(index)
+        if runner is None:
+            runner = self.arm_runners[index] = PlannerProposer(Plan.from_dict(record["plan"]))
+        made = runner.propose(digest, n)
+        if not isinstance(made, list):       # every arm ran: nothing left to hand out
+            return []
+        for p in made:
+            p.hypothesis = f"{record['hypothesis']} [{p.hypothesis}]"
+            p.forecast = Forecast.from_json(record["forecast"])
+            p.track, p.track_aim = record["track"], record.get("track_aim")
+            p.meta["experiment"] = index
+        return made
+
+    def rejected(self, proposal: Proposal, reason: str) -> None:
+        """An arm the loop refused is not handed out again."""
+        runner = self.arm_runners.get(proposal.meta.get("experiment", -1))
+        if runner is not None:
+            runner.rejected(proposal, reason)
+
+    def _runs_for_plan(self, b: dict[str, Any], base: Any) -> int | None:
+        """The runs a new plan may count: the runs left, plus the baseline run already done
+        (a plan counts its baseline's seeds)."""
+        if b.get("runs") is None:
+            return None
+        from autoresearch.digest import runs_used
+        left = int(b["runs"]) - runs_used(self.store.nodes(self.qid))
+        return max(0, left) + (1 if base is not None else 0)
+
+    @staticmethod
+    def _hours_left(b: dict[str, Any]) -> float | None:
+        if not b.get("hours"):
+            return None
+        return max(0.0, float(b["hours"]) - float(b.get("spent_s", 0.0)) / 3600)
 
     def run_check(self, args: dict[str, Any]) -> tuple[str, bool, None]:
         node = self.store.get_node(int(args["node_id"]))
