@@ -98,7 +98,7 @@ class Judge:
         if nxt == MORE_GAMES:
             nxt = ADD_SEED_PAIR if len(counts) < self.cfg.max_seed_pairs else None
         if nxt == ADD_SEED_PAIR and seeds_affordable:
-            return Comparison(rec, add_seed=max(child_runs) + 1)
+            return Comparison(rec, add_seed=next_seed(child, nodes))
         why = ("seed-pair cap reached" if nxt is None else
                "no budget left for another seed pair")
         return Comparison(_inconclusive(rec, why), why_stopped=why)
@@ -170,6 +170,14 @@ def runs_by_seed(node: Any, nodes: list[Any]) -> dict[int, Any]:
         if r.status == "ok":
             out.setdefault(int(r.seed), r)
     return out
+
+
+def next_seed(node: Any, nodes: list[Any]) -> int:
+    """The seed of the next seed pair: one past every seed the node has tried, failed ones too
+    (a crashed seed of `--seeds N` is not tried again by the pair that would replace it)."""
+    tried = [int(node.seed)] + [int(c.seed) for c in nodes if c.parent_id == node.id
+                                and c.kind == "rerun" and c.status != "interrupted"]
+    return max(tried) + 1
 
 
 def _inconclusive(rec: VerdictRecord, why: str) -> VerdictRecord:

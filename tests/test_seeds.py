@@ -125,6 +125,27 @@ def test_each_arm_and_the_baseline_train_n_seeds_paired_by_seed(planned):
     assert all(seeds_of(store, qid, i) == [0, 1, 2] for i in ids)   # the cap: no seed 3
 
 
+def test_a_crashed_planned_seed_is_replaced_by_the_next_seed_pair(planned):
+    """Seed 1 of the child crashed: the verdict has one pair; the pair it adds is seed 2 (not
+    seed 1 again, which would never train), for the child and the baseline."""
+    loop, store, ws, qid, plan, ref = planned
+    (p,) = loop.proposer.propose(make_digest(store, qid), 1)
+    nid = loop.add_proposal(p, make_digest(store, qid))
+    crashed = next(n for n in store.nodes(qid) if n.parent_id == nid and n.seed == 1)
+    store.update_node(crashed.id, status="crash", finished_at=1.0, error="boom")
+    finish_all(store, ws, qid)
+    loop.update_verdicts()
+    assert seeds_of(store, qid, nid) == [0, 1, 2] and seeds_of(store, qid, loop.baseline().id) == [0, 1, 2]
+    finish_all(store, ws, qid)
+    loop.update_verdicts()           # pairs 0 and 2 leave it open: seed 3, the third pair
+    assert seeds_of(store, qid, nid) == [0, 1, 2, 3]
+    finish_all(store, ws, qid)
+    loop.update_verdicts()
+    detail = store.get_node(nid).metrics["verdict_detail"]
+    assert detail["seed_pairs"] == 3 and store.get_node(nid).verdict == "inconclusive"
+    assert [store.get_node(c).seed for c, _ in ref.h2h] == [0, 2, 3]   # the crashed seed left out
+
+
 def test_the_xy_point_of_an_arm_pools_its_seed_nodes(planned):
     loop, store, ws, qid, plan, ref = planned
     for p in loop.proposer.propose(make_digest(store, qid), 4):
