@@ -1,17 +1,24 @@
 """Health checks of a finished node: infrastructure bugs that make a result meaningless even when
-its Elo looks fine (issue 16, item 4 -- a first subset). Each check returns a HealthFlag; a node
-with a failed check is `suspect`: the agent is told, and its result should not be believed until
-the flag is explained.
+its Elo looks fine (issue 16, item 4). The referee runs them on every node that finished ok,
+whatever the proposer (autoresearch/loop.py, `health_check`), and stores them on the node
+(`metrics.health`: {suspect, flags, explained?}). A node with a failed check is `suspect` (a mark
+on an `ok` node, not a job status): the agent is told (`health_text`), and the node is kept out
+of the answer until someone explains it (`explain`: `research explain NODE "reason"`).
 
-Checks here:
+Checks:
 - losses_finite: every number in the run's metrics.jsonl is finite.
 - weights_finite: no NaN/inf in the checkpoint's tensors.
 - augmentation_applied: when the node's config says `train.augment=true`, the node's own
   `train_step` (its worktree, its patch, sandboxed) really transforms the boards it trains on.
   A patch that turns augmentation off while the config says on is caught here.
+- symmetry (autoresearch/health_symmetry.py): with augmentation on, the net's policy is
+  equivariant and its value invariant under the 8 board symmetries.
+- value_targets, policy_targets, komi_colour, throughput (autoresearch/health_sample.py): the
+  job's self-play sample replayed by the referee's rules engine, and its logged speed.
 
 The checks read files the node wrote (never trusting its summary) or run the node's code in a
-sandboxed throwaway worktree (autoresearch/proposers/run_check.py).
+sandboxed throwaway worktree (autoresearch/proposers/run_check.py). `ok` is None when a check
+does not apply or could not run (said why); only False makes a node suspect.
 """
 from __future__ import annotations
 
@@ -132,19 +139,78 @@ def augmentation_applied(repo_root: Path | str, workspace: Path | str, node: Any
     return HealthFlag("augmentation_applied", True, f"{changed}/{total} probe boards transformed")
 
 
-def check_node(repo_root: Path | str, workspace: Path | str, node: Any,
-               sandbox_wanted: str = "auto") -> dict[str, Any]:
-    """Every check of a finished node: {"suspect": bool, "flags": [HealthFlag json, ...]}."""
-    flags = []
+def check_node(repo_root: Path | str, workspace: Path | str, node: Any, cfg: Any = None,
+               real_job: bool = False, board_size: int = 9, komi: float = 7.0) -> dict[str, Any]:
+    """Every check of a finished node: {"suspect": bool, "flags": [HealthFlag json, ...]}.
+
+    `cfg` is the agent config's `health` section (autoresearch/agent_config.py, HealthConfig).
+    `real_job`: the node ran experiments/train.py, whose run directory must hold the self-play
+    sample and the self-play metrics (a job of another module -- the tests' fake job -- gets the
+    checks that need neither)."""
+    from autoresearch.agent_config import HealthConfig
+    cfg = cfg or HealthConfig()
+    flags: list[HealthFlag] = []
+
+    def guarded(name: str, fn, *args, **kw) -> None:
+        try:
+            flags.append(fn(*args, **kw))
+        except Exception as e:  # noqa: BLE001 -- a check that cannot run is said as such, never a loop crash
+            flags.append(HealthFlag(name, None, f"check not run: {type(e).__name__}: {e}"))
+
+    ckpt = None
     if node.run_dir:
         flags.append(losses_finite(node.run_dir))
-        ckpt = Path(node.run_dir) / "checkpoints" / "latest.pt"
-        flags.append(weights_finite(ckpt if ckpt.is_file() else None))
-    try:
-        flags.append(augmentation_applied(repo_root, workspace, node, sandbox_wanted))
-    except Exception as e:  # noqa: BLE001 -- a probe that cannot start is "not checked", never a loop crash
-        flags.append(HealthFlag("augmentation_applied", None, f"probe not run: {type(e).__name__}: {e}"))
+        for name in ("latest.pt", "best.pt"):
+            if (Path(node.run_dir) / "checkpoints" / name).is_file():
+                ckpt = Path(node.run_dir) / "checkpoints" / name
+                break
+        guarded("weights_finite", weights_finite, ckpt)
+    guarded("augmentation_applied", augmentation_applied, repo_root, workspace, node, cfg.sandbox)
+    if real_job and node.run_dir:
+        from autoresearch import health_sample as hs
+        from autoresearch.health_symmetry import symmetry_invariant
+        from experiments.rundir import read_summary
+        guarded("symmetry", symmetry_invariant, repo_root, workspace, node, ckpt, board_size, komi,
+                float(cfg.symmetry_max_tv), int(cfg.symmetry_positions), cfg.sandbox)
+        guarded("value_targets", hs.value_targets, node.run_dir)
+        guarded("policy_targets", hs.policy_targets, node.run_dir)
+        guarded("komi_colour", hs.komi_colour, node.run_dir, komi, tuple(cfg.black_share), float(cfg.alpha))
+        device = ((read_summary(Path(node.run_dir)) or {}).get("compute") or {}).get("device") or "cpu"
+        guarded("throughput", hs.throughput, node.run_dir, str(device),
+                {k: list(v) for k, v in dict(cfg.sims_per_s).items()})
     return {"suspect": any(f.ok is False for f in flags), "flags": [f.to_json() for f in flags]}
+
+
+def is_suspect(node: Any) -> bool:
+    """A failed health check not yet explained (`research explain`): kept out of the answer."""
+    h = (getattr(node, "metrics", None) or {}).get("health") or {}
+    return bool(h.get("suspect")) and not h.get("explained")
+
+
+def explanation(node: Any) -> str | None:
+    """The note that explained a node's failed check (it counts again, shown with the note)."""
+    e = ((getattr(node, "metrics", None) or {}).get("health") or {}).get("explained")
+    return f"{e.get('note', '')} (by {e.get('by', '?')})" if isinstance(e, dict) else None
+
+
+def failed_checks(node: Any) -> list[str]:
+    h = (getattr(node, "metrics", None) or {}).get("health") or {}
+    return [f["check"] for f in h.get("flags", []) if f.get("ok") is False]
+
+
+def explain(store: Any, node_id: int, note: str, by: str = "user") -> Any:
+    """Record why a suspect node's failed checks do not invalidate it; it counts again."""
+    import time
+    node = store.get_node(node_id)
+    metrics = dict(node.metrics or {})
+    h = dict(metrics.get("health") or {})
+    if not h.get("suspect"):
+        raise ValueError(f"node {node_id} is not suspect (no failed health check): nothing to explain")
+    if not note.strip():
+        raise ValueError("give the reason the failed check does not invalidate the node")
+    h["explained"] = {"note": note.strip(), "by": by, "at": time.time()}
+    metrics["health"] = h
+    return store.update_node(node_id, metrics=metrics)
 
 
 def health_text(nodes: list[Any]) -> str:
@@ -154,8 +220,12 @@ def health_text(nodes: list[Any]) -> str:
         h = (n.metrics or {}).get("health") or {}
         for f in h.get("flags", []):
             if f.get("ok") is False:
-                lines.append(f"  #{n.id} SUSPECT ({f['check']}): {f['detail']}")
+                if h.get("explained"):
+                    lines.append(f"  #{n.id} failed {f['check']}, explained: {explanation(n)}")
+                else:
+                    lines.append(f"  #{n.id} SUSPECT ({f['check']}): {f['detail']}")
     if not lines:
         return ""
     return ("Health checks failed -- do not build on these results until explained "
-            "(investigate with run_check):\n" + "\n".join(lines))
+            "(investigate with run_check; a suspect node is left out of the answer until "
+            "explained):\n" + "\n".join(lines))

@@ -482,6 +482,8 @@ class ResearchLoop:
             metrics, why = self.judge.rate(node, summary, parent)
             if why:
                 status, error = "invalid", why
+        if status == "ok":
+            metrics = self.health_check(node_id, metrics, summary)
         fields: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                                   "log_tail": (log_tail or "")[-LOG_TAIL_CHARS:],
                                   "finished_at": time.time()}
@@ -496,6 +498,27 @@ class ResearchLoop:
         self.update_verdicts()
         self.save_time()
         self.write_report()
+
+    # -- issue 16: the referee's health checks, for every proposer ------------------------------
+    def health_check(self, node_id: int, metrics: dict, summary: dict | None) -> dict:
+        """`metrics` with the node's health checks (autoresearch/health.py) under "health"; a
+        failed one marks the node suspect and is said. Seed re-runs are not checked (their
+        parent is)."""
+        from autoresearch.doctor import REAL_JOB_MODULE
+        from autoresearch.health import check_node
+        node = self.store.get_node(node_id)
+        if not self.cfg.health.enabled or node.kind == "rerun":
+            return metrics
+        node.run_dir = node.run_dir or (summary or {}).get("run_dir")
+        size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        health = check_node(self.repo_root, self.workspace, node, self.cfg.health,
+                            real_job=self.cfg.job.module == REAL_JOB_MODULE, board_size=size,
+                            komi=getattr(self.judge, "komi", 7.0))
+        failed = [f["check"] for f in health["flags"] if f["ok"] is False]
+        if failed:
+            self.say(f"node {node_id} SUSPECT: health check(s) failed: {', '.join(failed)} "
+                     f"(research show {node_id}; research explain {node_id} \"reason\" once understood)")
+        return {**metrics, "health": health}
 
     # -- verdicts ------------------------------------------------------------------------------
     def update_verdicts(self) -> None:
