@@ -96,6 +96,7 @@ class AnthropicConfig:
     backoff_s: float = 2.0                # first backoff (doubles per retry)
     max_file_chars: int = 20000           # read_file returns at most this many characters
     stepback_after: int = 3               # a track's nodes in a row not `better` before a step-back review (0: never)
+    stepback_every: int = 0               # also a step-back review every this many settled nodes of a track, whatever their verdicts (0: never)
     max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     check_timeout_s: float = 120.0        # run_check: time limit of one investigation command (and its maximum)
     check_sandbox: str = "auto"           # run_check: auto (bubblewrap where it runs) | bwrap (required) | none

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from experiment_tree.suspect import explain, explanation, failed_checks, is_suspect  # noqa: F401 -- re-exported
+
 PROBE_TIMEOUT_S = 120.0      # the augmentation probe imports torch in a sandbox: seconds, not minutes
 
 # Runs in the node's worktree: a net that records what train_step feeds it, on a batch of
@@ -179,38 +181,6 @@ def check_node(repo_root: Path | str, workspace: Path | str, node: Any, cfg: Any
         guarded("throughput", hs.throughput, node.run_dir, str(device),
                 {k: list(v) for k, v in dict(cfg.sims_per_s).items()})
     return {"suspect": any(f.ok is False for f in flags), "flags": [f.to_json() for f in flags]}
-
-
-def is_suspect(node: Any) -> bool:
-    """A failed health check not yet explained (`research explain`): kept out of the answer."""
-    h = (getattr(node, "metrics", None) or {}).get("health") or {}
-    return bool(h.get("suspect")) and not h.get("explained")
-
-
-def explanation(node: Any) -> str | None:
-    """The note that explained a node's failed check (it counts again, shown with the note)."""
-    e = ((getattr(node, "metrics", None) or {}).get("health") or {}).get("explained")
-    return f"{e.get('note', '')} (by {e.get('by', '?')})" if isinstance(e, dict) else None
-
-
-def failed_checks(node: Any) -> list[str]:
-    h = (getattr(node, "metrics", None) or {}).get("health") or {}
-    return [f["check"] for f in h.get("flags", []) if f.get("ok") is False]
-
-
-def explain(store: Any, node_id: int, note: str, by: str = "user") -> Any:
-    """Record why a suspect node's failed checks do not invalidate it; it counts again."""
-    import time
-    node = store.get_node(node_id)
-    metrics = dict(node.metrics or {})
-    h = dict(metrics.get("health") or {})
-    if not h.get("suspect"):
-        raise ValueError(f"node {node_id} is not suspect (no failed health check): nothing to explain")
-    if not note.strip():
-        raise ValueError("give the reason the failed check does not invalidate the node")
-    h["explained"] = {"note": note.strip(), "by": by, "at": time.time()}
-    metrics["health"] = h
-    return store.update_node(node_id, metrics=metrics)
 
 
 def health_text(nodes: list[Any]) -> str:

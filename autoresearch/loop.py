@@ -642,7 +642,7 @@ class ResearchLoop:
             self.say(f"question {self.qid} failed: {self.stop_reason}")
             return LoopResult(self.qid, "failed", self.stop_reason or "", answer)
         self.update_verdicts()
-        digest = make_digest(self.store, self.qid)
+        digest, left_out = self.answer_digest()
         known = {e.node_id for e in digest.entries}
         if self.conclusion is not None:
             answer, evidence, status = self.conclusion.answer, self.conclusion.evidence, "answered"
@@ -661,11 +661,30 @@ class ResearchLoop:
                 answer, evidence = summarise(digest, self.stop_reason or "budget spent")
                 status = "answered" if self.stop_reason == "concluded" else "budget-exhausted"
         evidence = [e for e in evidence if e in known]
+        if left_out:
+            answer += (" [Left out as suspect -- failed health checks not explained: "
+                       + "; ".join(left_out) + ". `research explain NODE \"reason\"` counts one again.]")
         self.save_time()
         self.store.set_answer(self.qid, answer, evidence, status=status)
         self.write_report(wait=True)
         self.say(f"question {self.qid} {status}: {answer}")
         return LoopResult(self.qid, status, self.stop_reason or "", answer)
+
+    def answer_digest(self) -> tuple[Digest, list[str]]:
+        """The digest the answer is written from: suspect nodes (a failed, unexplained health
+        check: experiment_tree/suspect.py) and their seed re-runs left out; and what was left out."""
+        import dataclasses
+
+        from experiment_tree.suspect import failed_checks, is_suspect
+        digest = make_digest(self.store, self.qid)
+        nodes = self.store.nodes(self.qid)
+        bad = {n.id: n for n in nodes if is_suspect(n)}
+        out = set(bad) | {n.id for n in nodes if n.kind == "rerun" and n.parent_id in bad}
+        if not out:
+            return digest, []
+        entries = [e for e in digest.entries if e.node_id not in out]
+        return (dataclasses.replace(digest, entries=entries),
+                [f"#{i} ({', '.join(failed_checks(n))})" for i, n in sorted(bad.items())])
 
     def save_time(self) -> None:
         now = time.time()

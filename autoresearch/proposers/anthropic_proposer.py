@@ -181,8 +181,10 @@ class AnthropicProposer(Proposer):
                                         tracks_text(self.store, self.qid, nodes)] if p)
 
     def step_back(self, digest: Any) -> None:
-        """A step-back review of every track due one (stepback_after non-better nodes in a row)."""
-        for track, run in due_reviews(self.store, self.qid, self.cfg.stepback_after):
+        """A step-back review of every track due one (stepback_after non-better nodes in a row,
+        or stepback_every settled nodes since its last review)."""
+        for track, run in due_reviews(self.store, self.qid, self.cfg.stepback_after,
+                                      self.cfg.stepback_every):
             if self._cost_spent():
                 return
             review_track(self.client, self.store, track, run, self.context(digest))
