@@ -91,7 +91,11 @@ def weights_finite(checkpoint: Path | str | None) -> HealthFlag:
         return HealthFlag("weights_finite", None, "no checkpoint")
     import torch
     try:
-        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        # weights_only: the node wrote this file, so no arbitrary unpickling in the harness;
+        # numpy's array reconstruction is allowed (a training checkpoint holds its RNG states
+        # and replay buffer as numpy arrays)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint is a finding, said as such
         return HealthFlag("weights_finite", False, f"checkpoint does not load: {type(e).__name__}: {e}")
     bad: list[str] = []
@@ -107,6 +111,13 @@ def weights_finite(checkpoint: Path | str | None) -> HealthFlag:
     if bad:
         return HealthFlag("weights_finite", False, f"NaN/inf in {', '.join(bad[:5])}")
     return HealthFlag("weights_finite", True, "no NaN/inf in the checkpoint")
+
+
+def _numpy_globals() -> list:
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    out = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    return out + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
 
 
 def augment_on(overrides: list[str]) -> bool:
@@ -139,6 +150,16 @@ def augmentation_applied(repo_root: Path | str, workspace: Path | str, node: Any
                           f"train.augment is on but the node's train_step fed all {total} probe "
                           f"boards to the net untransformed: augmentation is not applied")
     return HealthFlag("augmentation_applied", True, f"{changed}/{total} probe boards transformed")
+
+
+def board_komi(repo_root: Path | str, board: str) -> float:
+    """The komi of conf/board/<board>.yaml (not a learner group: a node cannot override it)."""
+    import yaml
+    path = Path(repo_root) / "conf" / "board" / f"{board}.yaml"
+    try:
+        return float((yaml.safe_load(path.read_text()) or {}).get("komi", 7.0))
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return 7.0
 
 
 def check_node(repo_root: Path | str, workspace: Path | str, node: Any, cfg: Any = None,

@@ -505,15 +505,15 @@ class ResearchLoop:
         failed one marks the node suspect and is said. Seed re-runs are not checked (their
         parent is)."""
         from autoresearch.doctor import REAL_JOB_MODULE
-        from autoresearch.health import check_node
+        from autoresearch.health import board_komi, check_node
         node = self.store.get_node(node_id)
         if not self.cfg.health.enabled or node.kind == "rerun":
             return metrics
         node.run_dir = node.run_dir or (summary or {}).get("run_dir")
-        size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        board = str(self.budget.get("board") or "9x9")
         health = check_node(self.repo_root, self.workspace, node, self.cfg.health,
-                            real_job=self.cfg.job.module == REAL_JOB_MODULE, board_size=size,
-                            komi=getattr(self.judge, "komi", 7.0))
+                            real_job=self.cfg.job.module == REAL_JOB_MODULE,
+                            board_size=int(board.split("x")[0]), komi=board_komi(self.repo_root, board))
         failed = [f["check"] for f in health["flags"] if f["ok"] is False]
         if failed:
             self.say(f"node {node_id} SUSPECT: health check(s) failed: {', '.join(failed)} "

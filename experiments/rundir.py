@@ -1,8 +1,10 @@
 """The run-directory contract (DESIGN.md, "Contracts").
 
 A run directory holds `.hydra/`, `metrics.jsonl`, `checkpoints/`, `games/`, `log.txt`,
-`progress.json` while it runs and, last, `summary.json`. The harness reads only `summary.json`,
-`metrics.jsonl` and `progress.json`, so every entry point writes them through this module.
+`selfplay_sample.jsonl` (for the referee's health checks), `progress.json` while it runs and,
+last, `summary.json`. The harness reads only `summary.json`, `metrics.jsonl`, `progress.json`
+and (its health checks) `selfplay_sample.jsonl`, so every entry point writes them through this
+module.
 
 `progress.json` (live progress, for the console; never a result) is one JSON object, replaced
 atomically (temp file + os.replace) at each phase change and every few seconds in between:

@@ -177,3 +177,26 @@ def test_symmetry_spread_is_zero_for_equivariant_outputs():
     assert tv == pytest.approx(0.0) and dv == 0.0
     tv, _ = symmetry_spread(np.stack([p] * 8), np.full(8, 0.3), 9)    # not transformed: differs
     assert tv > 0.1
+
+
+def test_a_real_training_checkpoint_loads_for_the_weights_check(tmp_path):
+    """A checkpoint as experiments/train.py writes it (numpy RNG state and replay arrays inside)
+    is read with weights_only and passes; a NaN in its state_dict fails."""
+    import math
+
+    import torch
+
+    from autoresearch.health import weights_finite
+    from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
+    net = PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0, gpool_channels=4,
+                                   policy_channels=4, value_channels=4, value_hidden=8))
+    rng = np.random.default_rng(0)
+    extra = {"rng": {"numpy": rng.bit_generator.state, "np_global": np.random.get_state()},
+             "replay": {"data": np.zeros((3, 5), np.int8)}}
+    save_checkpoint(tmp_path / "a.pt", net, board_size=9, **extra)
+    assert weights_finite(tmp_path / "a.pt").ok is True, weights_finite(tmp_path / "a.pt").detail
+    with torch.no_grad():
+        next(net.parameters()).view(-1)[0] = math.nan
+    save_checkpoint(tmp_path / "b.pt", net, board_size=9, **extra)
+    f = weights_finite(tmp_path / "b.pt")
+    assert f.ok is False and "state_dict" in f.detail
