@@ -96,11 +96,23 @@ class AnthropicConfig:
     backoff_s: float = 2.0                # first backoff (doubles per retry)
     max_file_chars: int = 20000           # read_file returns at most this many characters
     stepback_after: int = 3               # a track's nodes in a row not `better` before a step-back review (0: never)
+    stepback_every: int = 0               # also a step-back review every this many settled nodes of a track, whatever their verdicts (0: never)
     max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     check_timeout_s: float = 120.0        # run_check: time limit of one investigation command (and its maximum)
     check_sandbox: str = "auto"           # run_check: auto (bubblewrap where it runs) | bwrap (required) | none
-    health_checks: bool = True            # run autoresearch/health.py on every node that finished ok
     prices_per_mtok: Prices = field(default_factory=Prices)
+
+
+@dataclass
+class HealthConfig:
+    """The referee's health checks of every node that finished ok (autoresearch/health.py)."""
+    enabled: bool = True                  # false: no health checks (nodes are never marked suspect)
+    sandbox: str = "auto"                 # where the checks run the node's code: auto | bwrap | none
+    black_share: list = field(default_factory=lambda: [0.1, 0.9])  # self-play black win share expected with the run's komi (weak nets lean to white at komi 7)
+    alpha: float = 0.01                   # false-alarm rate of the black-share test (exact binomial, one-sided at the nearer edge)
+    symmetry_max_tv: float = 0.35         # mean total-variation distance allowed between a position's policy and its 8 symmetric copies' (augmented training)
+    symmetry_positions: int = 8           # positions the symmetry probe evaluates under all 8 symmetries
+    sims_per_s: dict = field(default_factory=lambda: {"cpu": [100.0, 200000.0], "cuda": [500.0, 5000000.0]})  # self-play simulations/s expected per device kind [lo, hi]
 
 
 @dataclass
@@ -124,6 +136,7 @@ class AgentConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     referee: RefereeConfig = field(default_factory=RefereeConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     shared_start: bool = True             # with the referee on: train the warm start once per question, every node starts from it
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)

@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "sweep": ("autoresearch.sweep", "main", "run an Optuna sweep from conf/sweep/NAME.yaml"),
     "tree": ("experiment_tree.cli", "main_tree", "show the experiment tree (terminal or --html)"),
     "show": ("experiment_tree.cli", "main_show", "show everything about one node"),
+    "explain": ("experiment_tree.cli", "main_explain", "explain a suspect node's failed health check"),
     "report": ("reports.cli", "main", "write report.md and index.html for a question"),
     "gtp": ("go_core.arena.gtp_server", "main", "play over GTP on stdin/stdout"),
     "ladder": ("experiments.ladder", "main", "calibrate or show the reference ladder"),

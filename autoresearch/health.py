@@ -1,17 +1,24 @@
 """Health checks of a finished node: infrastructure bugs that make a result meaningless even when
-its Elo looks fine (issue 16, item 4 -- a first subset). Each check returns a HealthFlag; a node
-with a failed check is `suspect`: the agent is told, and its result should not be believed until
-the flag is explained.
+its Elo looks fine (issue 16, item 4). The referee runs them on every node that finished ok,
+whatever the proposer (autoresearch/loop.py, `health_check`), and stores them on the node
+(`metrics.health`: {suspect, flags, explained?}). A node with a failed check is `suspect` (a mark
+on an `ok` node, not a job status): the agent is told (`health_text`), and the node is kept out
+of the answer until someone explains it (`explain`: `research explain NODE "reason"`).
 
-Checks here:
+Checks:
 - losses_finite: every number in the run's metrics.jsonl is finite.
 - weights_finite: no NaN/inf in the checkpoint's tensors.
 - augmentation_applied: when the node's config says `train.augment=true`, the node's own
   `train_step` (its worktree, its patch, sandboxed) really transforms the boards it trains on.
   A patch that turns augmentation off while the config says on is caught here.
+- symmetry (autoresearch/health_symmetry.py): with augmentation on, the net's policy is
+  equivariant and its value invariant under the 8 board symmetries.
+- value_targets, policy_targets, komi_colour, throughput (autoresearch/health_sample.py): the
+  job's self-play sample replayed by the referee's rules engine, and its logged speed.
 
 The checks read files the node wrote (never trusting its summary) or run the node's code in a
-sandboxed throwaway worktree (autoresearch/proposers/run_check.py).
+sandboxed throwaway worktree (autoresearch/proposers/run_check.py). `ok` is None when a check
+does not apply or could not run (said why); only False makes a node suspect.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from experiment_tree.suspect import explain, explanation, failed_checks, is_suspect  # noqa: F401 -- re-exported
 
 PROBE_TIMEOUT_S = 120.0      # the augmentation probe imports torch in a sandbox: seconds, not minutes
 
@@ -82,7 +91,11 @@ def weights_finite(checkpoint: Path | str | None) -> HealthFlag:
         return HealthFlag("weights_finite", None, "no checkpoint")
     import torch
     try:
-        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        # weights_only: the node wrote this file, so no arbitrary unpickling in the harness;
+        # numpy's array reconstruction is allowed (a training checkpoint holds its RNG states
+        # and replay buffer as numpy arrays)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint is a finding, said as such
         return HealthFlag("weights_finite", False, f"checkpoint does not load: {type(e).__name__}: {e}")
     bad: list[str] = []
@@ -98,6 +111,13 @@ def weights_finite(checkpoint: Path | str | None) -> HealthFlag:
     if bad:
         return HealthFlag("weights_finite", False, f"NaN/inf in {', '.join(bad[:5])}")
     return HealthFlag("weights_finite", True, "no NaN/inf in the checkpoint")
+
+
+def _numpy_globals() -> list:
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    out = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    return out + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
 
 
 def augment_on(overrides: list[str]) -> bool:
@@ -132,18 +152,55 @@ def augmentation_applied(repo_root: Path | str, workspace: Path | str, node: Any
     return HealthFlag("augmentation_applied", True, f"{changed}/{total} probe boards transformed")
 
 
-def check_node(repo_root: Path | str, workspace: Path | str, node: Any,
-               sandbox_wanted: str = "auto") -> dict[str, Any]:
-    """Every check of a finished node: {"suspect": bool, "flags": [HealthFlag json, ...]}."""
-    flags = []
+def board_komi(repo_root: Path | str, board: str) -> float:
+    """The komi of conf/board/<board>.yaml (not a learner group: a node cannot override it)."""
+    import yaml
+    path = Path(repo_root) / "conf" / "board" / f"{board}.yaml"
+    try:
+        return float((yaml.safe_load(path.read_text()) or {}).get("komi", 7.0))
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return 7.0
+
+
+def check_node(repo_root: Path | str, workspace: Path | str, node: Any, cfg: Any = None,
+               real_job: bool = False, board_size: int = 9, komi: float = 7.0) -> dict[str, Any]:
+    """Every check of a finished node: {"suspect": bool, "flags": [HealthFlag json, ...]}.
+
+    `cfg` is the agent config's `health` section (autoresearch/agent_config.py, HealthConfig).
+    `real_job`: the node ran experiments/train.py, whose run directory must hold the self-play
+    sample and the self-play metrics (a job of another module -- the tests' fake job -- gets the
+    checks that need neither)."""
+    from autoresearch.agent_config import HealthConfig
+    cfg = cfg or HealthConfig()
+    flags: list[HealthFlag] = []
+
+    def guarded(name: str, fn, *args, **kw) -> None:
+        try:
+            flags.append(fn(*args, **kw))
+        except Exception as e:  # noqa: BLE001 -- a check that cannot run is said as such, never a loop crash
+            flags.append(HealthFlag(name, None, f"check not run: {type(e).__name__}: {e}"))
+
+    ckpt = None
     if node.run_dir:
         flags.append(losses_finite(node.run_dir))
-        ckpt = Path(node.run_dir) / "checkpoints" / "latest.pt"
-        flags.append(weights_finite(ckpt if ckpt.is_file() else None))
-    try:
-        flags.append(augmentation_applied(repo_root, workspace, node, sandbox_wanted))
-    except Exception as e:  # noqa: BLE001 -- a probe that cannot start is "not checked", never a loop crash
-        flags.append(HealthFlag("augmentation_applied", None, f"probe not run: {type(e).__name__}: {e}"))
+        for name in ("latest.pt", "best.pt"):
+            if (Path(node.run_dir) / "checkpoints" / name).is_file():
+                ckpt = Path(node.run_dir) / "checkpoints" / name
+                break
+        guarded("weights_finite", weights_finite, ckpt)
+    guarded("augmentation_applied", augmentation_applied, repo_root, workspace, node, cfg.sandbox)
+    if real_job and node.run_dir:
+        from autoresearch import health_sample as hs
+        from autoresearch.health_symmetry import symmetry_invariant
+        from experiments.rundir import read_summary
+        guarded("symmetry", symmetry_invariant, repo_root, workspace, node, ckpt, board_size, komi,
+                float(cfg.symmetry_max_tv), int(cfg.symmetry_positions), cfg.sandbox)
+        guarded("value_targets", hs.value_targets, node.run_dir)
+        guarded("policy_targets", hs.policy_targets, node.run_dir)
+        guarded("komi_colour", hs.komi_colour, node.run_dir, komi, tuple(cfg.black_share), float(cfg.alpha))
+        device = ((read_summary(Path(node.run_dir)) or {}).get("compute") or {}).get("device") or "cpu"
+        guarded("throughput", hs.throughput, node.run_dir, str(device),
+                {k: list(v) for k, v in dict(cfg.sims_per_s).items()})
     return {"suspect": any(f.ok is False for f in flags), "flags": [f.to_json() for f in flags]}
 
 
@@ -154,8 +211,12 @@ def health_text(nodes: list[Any]) -> str:
         h = (n.metrics or {}).get("health") or {}
         for f in h.get("flags", []):
             if f.get("ok") is False:
-                lines.append(f"  #{n.id} SUSPECT ({f['check']}): {f['detail']}")
+                if h.get("explained"):
+                    lines.append(f"  #{n.id} failed {f['check']}, explained: {explanation(n)}")
+                else:
+                    lines.append(f"  #{n.id} SUSPECT ({f['check']}): {f['detail']}")
     if not lines:
         return ""
     return ("Health checks failed -- do not build on these results until explained "
-            "(investigate with run_check):\n" + "\n".join(lines))
+            "(investigate with run_check; a suspect node is left out of the answer until "
+            "explained):\n" + "\n".join(lines))

@@ -483,6 +483,8 @@ class ResearchLoop:
             metrics, why = self.judge.rate(node, summary, parent)
             if why:
                 status, error = "invalid", why
+        if status == "ok":
+            metrics = self.health_check(node_id, metrics, summary)
         fields: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                                   "log_tail": (log_tail or "")[-LOG_TAIL_CHARS:],
                                   "finished_at": time.time()}
@@ -497,6 +499,27 @@ class ResearchLoop:
         self.update_verdicts()
         self.save_time()
         self.write_report()
+
+    # -- issue 16: the referee's health checks, for every proposer ------------------------------
+    def health_check(self, node_id: int, metrics: dict, summary: dict | None) -> dict:
+        """`metrics` with the node's health checks (autoresearch/health.py) under "health"; a
+        failed one marks the node suspect and is said. Seed re-runs are not checked (their
+        parent is)."""
+        from autoresearch.doctor import REAL_JOB_MODULE
+        from autoresearch.health import board_komi, check_node
+        node = self.store.get_node(node_id)
+        if not self.cfg.health.enabled or node.kind == "rerun":
+            return metrics
+        node.run_dir = node.run_dir or (summary or {}).get("run_dir")
+        board = str(self.budget.get("board") or "9x9")
+        health = check_node(self.repo_root, self.workspace, node, self.cfg.health,
+                            real_job=self.cfg.job.module == REAL_JOB_MODULE,
+                            board_size=int(board.split("x")[0]), komi=board_komi(self.repo_root, board))
+        failed = [f["check"] for f in health["flags"] if f["ok"] is False]
+        if failed:
+            self.say(f"node {node_id} SUSPECT: health check(s) failed: {', '.join(failed)} "
+                     f"(research show {node_id}; research explain {node_id} \"reason\" once understood)")
+        return {**metrics, "health": health}
 
     # -- verdicts ------------------------------------------------------------------------------
     def update_verdicts(self) -> None:
@@ -645,7 +668,7 @@ class ResearchLoop:
             self.say(f"question {self.qid} failed: {self.stop_reason}")
             return LoopResult(self.qid, "failed", self.stop_reason or "", answer)
         self.update_verdicts()
-        digest = make_digest(self.store, self.qid)
+        digest, left_out = self.answer_digest()
         known = {e.node_id for e in digest.entries}
         if self.conclusion is not None:
             answer, evidence, status = self.conclusion.answer, self.conclusion.evidence, "answered"
@@ -664,11 +687,30 @@ class ResearchLoop:
                 answer, evidence = summarise(digest, self.stop_reason or "budget spent")
                 status = "answered" if self.stop_reason == "concluded" else "budget-exhausted"
         evidence = [e for e in evidence if e in known]
+        if left_out:
+            answer += (" [Left out as suspect -- failed health checks not explained: "
+                       + "; ".join(left_out) + ". `research explain NODE \"reason\"` counts one again.]")
         self.save_time()
         self.store.set_answer(self.qid, answer, evidence, status=status)
         self.write_report(wait=True)
         self.say(f"question {self.qid} {status}: {answer}")
         return LoopResult(self.qid, status, self.stop_reason or "", answer)
+
+    def answer_digest(self) -> tuple[Digest, list[str]]:
+        """The digest the answer is written from: suspect nodes (a failed, unexplained health
+        check: experiment_tree/suspect.py) and their seed re-runs left out; and what was left out."""
+        import dataclasses
+
+        from experiment_tree.suspect import failed_checks, is_suspect
+        digest = make_digest(self.store, self.qid)
+        nodes = self.store.nodes(self.qid)
+        bad = {n.id: n for n in nodes if is_suspect(n)}
+        out = set(bad) | {n.id for n in nodes if n.kind == "rerun" and n.parent_id in bad}
+        if not out:
+            return digest, []
+        entries = [e for e in digest.entries if e.node_id not in out]
+        return (dataclasses.replace(digest, entries=entries),
+                [f"#{i} ({', '.join(failed_checks(n))})" for i, n in sorted(bad.items())])
 
     def save_time(self) -> None:
         now = time.time()

@@ -1,7 +1,7 @@
 """Tracks: each proposal opens or continues a named line of inquiry with its aim. A track that
-has had `stepback_after` nodes in a row that were not `better` is due a step-back review (a
-separate model call, autoresearch/proposers/stepback.py) that closes it or continues it with a
-reason. Also how a proposal's forecast and track land on its node (`record_proposal`, called by
+has had `stepback_after` nodes in a row that were not `better`, or `stepback_every` settled
+nodes since its last review, is due a step-back review (a separate model call,
+autoresearch/proposers/stepback.py) that closes it or continues it with a reason. Also how a proposal's forecast and track land on its node (`record_proposal`, called by
 the loop once the proposal is a node).
 """
 from __future__ import annotations
@@ -64,6 +64,16 @@ def due_for_review(track: Any, nodes: list[Any], after: int) -> list[Any]:
             break
         run.append(n)
     return list(reversed(run)) if len(run) >= after else []
+
+
+def due_periodic(track: Any, nodes: list[Any], every: int) -> list[Any]:
+    """The settled nodes of `track` since its last review, when there are at least `every` of
+    them, whatever their outcomes (the "every K nodes" step-back; [] otherwise)."""
+    if every <= 0 or track.status != "open":
+        return []
+    mine = [n for n in nodes if n.track_id == track.id and n.kind != "rerun"
+            and n.id > track.reviewed_through and n.status != "interrupted" and outcome(n) is not None]
+    return mine if len(mine) >= every else []
 
 
 def tracks_text(store: Any, question_id: int, nodes: list[Any] | None = None) -> str:

@@ -62,3 +62,23 @@ def main_show(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError) as e:
         print(f"research show: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
+
+
+def main_explain(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="research explain",
+                                description="Explain a suspect node's failed health check(s): the "
+                                            "node counts in the answer again, with this note shown.")
+    p.add_argument("node", type=int, help="node id (research tree marks suspect nodes)")
+    p.add_argument("reason", help="why the failed check does not invalidate the node's result")
+    _workspace_arg(p)
+    args = p.parse_args(argv)
+    ws = Workspace(args.workspace)
+    try:
+        from experiment_tree.suspect import explain, mark
+        store = ws.store(create=False)
+        node = explain(store, args.node, args.reason, by="user")
+        print(f"node {node.id}: {mark(node)}")
+        return 0
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f"research explain: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 1

@@ -13,7 +13,9 @@ from typing import Any
 
 from experiment_tree.format import clip, colour_class, first_line, headline, node_label
 from experiment_tree.layout import layout
-from experiment_tree.show import node_details
+from experiment_tree.show import health_line, node_details
+from experiment_tree.suspect import is_suspect
+from experiment_tree.tracks_view import node_brief, track_groups
 from experiment_tree.store import Node, TreeStore
 
 COLOURS = {  # fill colour by colour class (format.colour_class)
@@ -58,12 +60,14 @@ def tree_svg(nodes: list[Node], svg_id: str = "tree") -> str:
         fill = COLOURS[cls]
         metric = (("error: " + first_line(n.error, 40)) if cls == "crashed"
                   else headline(n.metrics) or n.kind)
-        title = f"#{n.id} {n.status}" + (f" · {n.verdict}" if n.verdict else "")
+        title = f"#{n.id} {n.status}" + (f" · {n.verdict}" if n.verdict else "") + (
+            " · SUSPECT" if is_suspect(n) else "")
         e = html.escape
         parts.append(
             f'<g class="node v-{cls}" id="node-{n.id}" data-id="{n.id}" '
             f'data-parent="{n.parent_id if n.parent_id is not None else ""}" '
             f'data-status="{e(n.status)}" data-verdict="{e(n.verdict or "")}" '
+            f'data-suspect="{"yes" if is_suspect(n) else ""}" '
             f'transform="translate({x:.1f},{y:.1f})" tabindex="0">'
             f'<title>{e(node_label(n))}</title>'
             f'<rect width="{BOX_W}" height="{BOX_H}" rx="7" fill="{fill}"/>'
@@ -159,6 +163,7 @@ TREE_JS = """
     row('strength', d.headline || '(not measured)');
     row('verdict', n.verdict ? n.verdict + (n.verdict_test ? ' (' + n.verdict_test + ')' : '') : '-');
     row('notes', n.notes);
+    row('health', d.health, d.suspect ? 'err' : null);
     row('overrides', (n.overrides || []).join(' ') || '(none)');
     row('seed', n.seed);
     row('run dir', d.run_dir);
@@ -200,7 +205,30 @@ def _node_payload(store: TreeStore, node: Node, workspace_root: Path | None) -> 
                                                                           "invalid") else None
     d.pop("summary", None)
     d.pop("parent", None)
+    d["health"] = health_line(n)
+    d["suspect"] = is_suspect(node)
     return d
+
+
+def tracks_html(store: TreeStore, question_id: int, nodes: list[Node]) -> str:
+    """The nodes grouped by track, each with its aim and step-back notes ('' without tracks)."""
+    groups = track_groups(store, question_id, nodes)
+    if not groups:
+        return ""
+    e = html.escape
+    items = []
+    for g in groups:
+        links = ", ".join(f'<a href="#node-{n.id}" class="node-link" data-id="{n.id}">'
+                          f'{e(node_brief(n))}</a>' for n in g.nodes) or "none yet"
+        notes = "".join(f"<li>step-back {e(x)}</li>" for x in g.notes)
+        items.append(f'<li class="track" data-track="{e(g.name)}"><b>{e(g.name)}</b>'
+                     f'{" [" + e(g.status) + "]" if g.status else ""}'
+                     f'{" -- aim: " + e(g.aim) if g.aim else ""}<br>nodes: {links}'
+                     f'{"<ul>" + notes + "</ul>" if notes else ""}</li>')
+    return f'<div class="tracks"><h3>Tracks</h3><ul>{"".join(items)}</ul></div>'
+
+
+
 
 
 def render_tree_html(store: TreeStore, question_id: int | None = None,
@@ -224,7 +252,8 @@ def render_tree_html(store: TreeStore, question_id: int | None = None,
             f'<section class="question" data-question="{q.id}"><h2>Question {q.id}: {e(q.text)}</h2>'
             f'<p>status {e(q.status)} · budget {e(budget)} · {len(nodes)} nodes · '
             f'LLM {q.tokens} tokens, ${q.cost_usd:.2f}</p>{answer}'
-            f'<div class="treewrap">{tree_svg(nodes, svg_id=f"tree-q{q.id}")}</div></section>')
+            f'<div class="treewrap">{tree_svg(nodes, svg_id=f"tree-q{q.id}")}</div>'
+            f'{tracks_html(store, q.id, nodes)}</section>')
     if not sections:
         sections.append('<p class="empty">(no questions yet: start one with '
                         '<code>research run "QUESTION"</code>)</p>')

@@ -9,6 +9,7 @@ from typing import Any
 
 from experiment_tree.format import comparison_text, first_line, headline
 from experiment_tree.store import Node, TreeStore
+from experiment_tree.suspect import health_of, mark
 from experiments.rundir import read_metrics, read_summary
 
 LOG_TAIL_LINES = 30
@@ -113,6 +114,14 @@ def node_details(store: TreeStore, node_id: int, workspace_root: Path | None = N
     }
 
 
+def health_line(node: Any) -> str:
+    """suspect / explained / all passed / not checked, in one line."""
+    h = health_of(node)
+    if not h:
+        return "not checked"
+    return mark(node) or f"{sum(1 for f in h.get('flags', []) if f.get('ok'))} checks passed"
+
+
 def render_node(store: TreeStore, node_id: int, workspace_root: Path | None = None) -> str:
     d = node_details(store, node_id, workspace_root)
     n = d["node"]
@@ -128,6 +137,7 @@ def render_node(store: TreeStore, node_id: int, workspace_root: Path | None = No
             + (f"  (test: {n['verdict_test']})" if n["verdict_test"] else ""),
             f"  comparison: {comparison_text(n['metrics']) or '-'}",
             f"  notes:      {n['notes'] or '-'}",
+            f"  health:     {health_line(n)}",
             f"  seed:       {n['seed']}",
             f"  command:    {n['command'] or '-'}",
             f"  run dir:    {d['run_dir'] or '-'}",
@@ -158,6 +168,11 @@ def render_node(store: TreeStore, node_id: int, workspace_root: Path | None = No
                 f"  compute: {json.dumps(s.get('compute', {}))}",
                 f"  checkpoint: {s.get('checkpoint')}",
                 f"  git: {json.dumps(s.get('git', {}))}"]
+    flags = health_of(n).get("flags") or []
+    if flags:
+        out += ["", "Health checks (the referee's):"]
+        out += [f"  {'ok  ' if f.get('ok') else 'FAIL' if f.get('ok') is False else 'n/a '} "
+                f"{f.get('check')}: {f.get('detail')}" for f in flags]
     if n["error"]:
         out += ["", "Error:"] + ["  " + ln for ln in n["error"].splitlines()]
     out += ["", "Log tail:"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from experiment_tree.format import first_line, headline, node_label
 from experiment_tree.layout import roots_and_children
 from experiment_tree.store import Node, Question, TreeStore
+from experiment_tree.suspect import mark
+from experiment_tree.tracks_view import track_groups, track_text
 
 RESET = "\033[0m"
 STYLE = {  # ANSI SGR codes by colour class
@@ -38,8 +40,10 @@ def node_line(node: Node, color: bool = False, hyp_width: int = 70) -> str:
     hyp = node_label(node)
     if len(hyp) > hyp_width:
         hyp = hyp[: hyp_width - 1] + "…"
+    suspect = mark(node)
     parts = [_paint(f"#{node.id}", "\033[1m", color), status, middle, verdict,
-             f"{node.kind:<11}", hyp]
+             _paint(f"[{suspect}]", STYLE["crashed"] if "SUSPECT" in suspect else None, color)
+             if suspect else "", f"{node.kind:<11}", hyp]
     return " ".join(p for p in parts if p).rstrip()
 
 
@@ -81,5 +85,8 @@ def render_tree(store: TreeStore, question_id: int | None = None, color: bool = 
         out.append(question_header(q, color))
         nodes = store.nodes(q.id)
         out.extend(render_nodes(nodes, color) if nodes else ["  (no nodes yet)"])
+        groups = track_groups(store, q.id, nodes)
+        if groups:
+            out += ["", "Tracks:"] + ["  " + line for line in track_text(groups)]
         out.append("")
     return "\n".join(out).rstrip() + "\n"

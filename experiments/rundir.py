@@ -1,8 +1,10 @@
 """The run-directory contract (DESIGN.md, "Contracts").
 
 A run directory holds `.hydra/`, `metrics.jsonl`, `checkpoints/`, `games/`, `log.txt`,
-`progress.json` while it runs and, last, `summary.json`. The harness reads only `summary.json`,
-`metrics.jsonl` and `progress.json`, so every entry point writes them through this module.
+`selfplay_sample.jsonl` (for the referee's health checks), `progress.json` while it runs and,
+last, `summary.json`. The harness reads only `summary.json`, `metrics.jsonl`, `progress.json`
+and (its health checks) `selfplay_sample.jsonl`, so every entry point writes them through this
+module.
 
 `progress.json` (live progress, for the console; never a result) is one JSON object, replaced
 atomically (temp file + os.replace) at each phase change and every few seconds in between:
@@ -24,6 +26,22 @@ atomically (temp file + os.replace) at each phase change and every few seconds i
     t            unix time of this write
 
 A reader must accept missing keys and a missing file (the job has not started, or is too old).
+
+`selfplay_sample.jsonl` (written by experiments/train.py; read by the referee's health checks,
+autoresearch/health_sample.py): the first `SAMPLE_MAX_GAMES` self-play games of the job, one JSON
+object per line, with the targets training got from them:
+
+    game      global game number
+    size      board size; komi: the komi the game was played (and scored) with
+    moves     the moves played, in order (m = row * size + col, pass = size * size)
+    resigned  0, or the colour that resigned (1 black, 2 white) after the last move
+    result    the result text ("B+3.5", "W+R", "0")
+    value     one value target per position (len(moves), + 1 when resigned): the outcome for
+              the player to move, +1 win, -1 loss, 0 draw
+    policy    one entry per position: null (a cheap search, no target) or [[move, p], ...] of
+              its non-zero entries
+
+The health checks treat a missing or malformed sample as a failed check (a node may delete it).
 """
 from __future__ import annotations
 
@@ -59,6 +77,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+SELFPLAY_SAMPLE = "selfplay_sample.jsonl"   # the self-play sample's file name in the run directory
+SAMPLE_MAX_GAMES = 8                        # games the sample keeps per job (a few KB each)
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON object as a line of `path`."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

@@ -196,6 +196,18 @@ class TrainingRun:
         import json
         atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
 
+    def save_sample(self, finished: list, samples) -> None:
+        """A few self-play games with their training targets, for the referee's health checks
+        (experiments/rundir.py: `selfplay_sample.jsonl`); capped per job, so it stays small."""
+        from experiments.rundir import SAMPLE_MAX_GAMES, SELFPLAY_SAMPLE, append_jsonl
+        from go_core.learn.selfplay import sample_record
+        path = self.run_dir / SELFPLAY_SAMPLE
+        have = len(path.read_text().splitlines()) if path.is_file() else 0
+        if samples is None:
+            return
+        for g in finished[: max(0, SAMPLE_MAX_GAMES - have)]:
+            append_jsonl(path, sample_record(g, samples))
+
     # -- one iteration
     def iterate(self, games: int, progress: ProgressReporter | None = None) -> dict:
         """One collect -> train iteration of `games` self-play games; its optimizer steps are
@@ -218,6 +230,7 @@ class TrainingRun:
             self.buffer.add(samples)
         for g in finished[: sp.sgf_games_per_iteration]:
             save_sgf(g, self.games_dir / f"selfplay_it{self.iteration + 1:04d}_g{g.index:06d}.sgf")
+        self.save_sample(finished, samples)
         t_train = time.perf_counter()
         tc = cfg.train
         n_steps = steps_for_iteration(cfg, self.step, self.games, stats.samples)

@@ -365,3 +365,33 @@ def xy_figure(result, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def calibration_figure(by_proposer: dict[str, list], path: Path) -> Path:
+    """Forecast Elo difference (dot, 80% interval as a bar) against the measured one, one colour
+    per proposer; the diagonal is a perfect forecast. Forecasts without a measured difference are
+    left out of the figure (they still count in the table's log score)."""
+    fig, ax = _subplots(figsize=(6.5, 5))
+    lo_all, hi_all = [], []
+    for i, (by, rows) in enumerate(sorted(by_proposer.items())):
+        pts = [(f, s) for _, f, s in rows if s.diff_elo is not None]
+        if not pts:
+            continue
+        x = np.array([s.diff_elo for _, s in pts])
+        y = np.array([f.diff_elo for f, _ in pts])
+        yerr = np.array([[f.diff_elo - f.lo80 for f, _ in pts], [f.hi80 - f.diff_elo for f, _ in pts]])
+        hits = sum(1 for _, s in pts if s.hit)
+        ax.errorbar(x, y, yerr=yerr, fmt="o", capsize=3, color=f"C{i}",
+                    label=f"{by}: {hits}/{len(pts)} inside the 80% interval")
+        lo_all += [x.min(), (y - yerr[0]).min()]
+        hi_all += [x.max(), (y + yerr[1]).max()]
+    if lo_all:
+        lo, hi = min(lo_all) - 20, max(hi_all) + 20
+        ax.plot([lo, hi], [lo, hi], color="#888", lw=1, ls="--", label="forecast = measured")
+        ax.legend(fontsize=8, loc="upper left")
+    else:
+        _empty(ax, "no scored forecast has a measured difference")
+    ax.set_xlabel("measured Elo difference vs parent (head-to-head)")
+    ax.set_ylabel("forecast Elo difference (80% interval)")
+    ax.set_title("Forecast calibration")
+    return _save(fig, path)

@@ -7,7 +7,7 @@ half-finished tree: pending nodes have no run directory, crashed ones no metrics
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import html
 import math
 from pathlib import Path
@@ -19,9 +19,12 @@ from experiment_tree.format import comparison_text
 from experiment_tree.html import BASE_CSS, ERROR_TRAP_JS, legend_html, tree_svg, write_tree_html
 from experiment_tree.show import node_run_dir
 from experiment_tree.store import Question
+from experiment_tree.suspect import is_suspect, mark
+from experiment_tree.tracks_view import track_groups, track_text
 from experiment_tree.workspace import Workspace
 from experiments.rundir import atomic_write_text
 from reports import figures
+from reports.calibration import NOTHING, TABLE_HEAD, calibration_table, rows_by_proposer, table_markdown
 from reports.data import curves_frame, nodes_frame
 from reports.ladder import Ladder, load_ladder
 from reports.xy import XYResult, xy_result
@@ -114,6 +117,7 @@ class Page:
     run_figs: dict
     ladder: Ladder
     xy: XYResult | None
+    tracks: list = field(default_factory=list)   # experiment_tree.tracks_view.TrackGroup, in order
 
 
 def draw_overview(q: Question, nodes: list, frame: pd.DataFrame, curves: pd.DataFrame,
@@ -138,6 +142,14 @@ def draw_overview(q: Question, nodes: list, frame: pd.DataFrame, curves: pd.Data
         missing["strength"] = NO_STRENGTH
         (fig_dir / "node_strength.png").unlink(missing_ok=True)
     figs["tree"] = figures.tree_diagram(nodes, fig_dir / "tree.png")
+    by_proposer = rows_by_proposer(nodes)
+    if any(s.diff_elo is not None for rows in by_proposer.values() for _, _, s in rows):
+        figs["calibration"] = figures.calibration_figure(by_proposer, fig_dir / "calibration.png")
+    else:
+        missing["calibration"] = NOTHING if not by_proposer else (
+            "No calibration figure: the scored forecasts have no measured Elo difference to "
+            "plot (their log scores are in the table).")
+        (fig_dir / "calibration.png").unlink(missing_ok=True)
     if ladder:
         figs["ladder"] = figures.ladder_figure(ladder, frame, fig_dir / "ladder.png")
     else:
@@ -204,7 +216,8 @@ def verdict_lines(nodes: list) -> list[str]:
         what = " ".join(n.overrides) or n.kind
         parent = by_id.get(n.parent_id)
         vs = f"#{parent.id} ({' '.join(parent.overrides) or parent.kind})" if parent else "its parent"
-        out.append(f"#{n.id} ({what}) vs {vs}: {n.verdict or 'open'}, {text}")
+        flag = f" [{mark(n)}; not counted]" if is_suspect(n) else (f" [{mark(n)}]" if mark(n) else "")
+        out.append(f"#{n.id} ({what}) vs {vs}: {n.verdict or 'open'}, {text}{flag}")
     return out
 
 
@@ -224,6 +237,7 @@ def write_report(workspace: Any, question_id: int | None = None,
                              f"(start one with `research run \"QUESTION\"`)")
         q = store.get_question(question_id) if question_id is not None else questions[-1]
         nodes = store.nodes(q.id)
+        tracks = track_groups(store, q.id, nodes)
     finally:
         store.close()
 
@@ -249,7 +263,7 @@ def write_report(workspace: Any, question_id: int | None = None,
             stale.unlink(missing_ok=True)
 
     write_tree_html(ws)
-    page = Page(q, nodes, frame, figs, missing, run_figs, ladder_, xy)
+    page = Page(q, nodes, frame, figs, missing, run_figs, ladder_, xy, tracks)
     atomic_write_text(out / "report.md", _markdown(page))
     index = out / "index.html"
     atomic_write_text(index, _html(page))
@@ -312,6 +326,7 @@ def _markdown(page: Page) -> str:
     if q.evidence:
         ev = frame[frame["node"].isin(q.evidence)]
         lines += ["### Evidence nodes", "", to_markdown(table_frame(ev)), ""]
+    lines += agent_sections_md(page)
     lines += ["## Experiment tree", "", f"![tree]({_rel(page.figs['tree'])})", "",
               "Browse it: [tree.html](tree.html) (click a node for its details).", "",
               "## Strength of every node", ""] + _fig_md(page, "strength", "strength")
@@ -325,6 +340,47 @@ def _markdown(page: Page) -> str:
         lines.append("")
     lines += ["## Nodes", "", to_markdown(table_frame(frame)), ""]
     return "\n".join(lines)
+
+
+def health_lines(nodes: list) -> list[str]:
+    """Nodes with a failed health check: suspect (left out of the answer) or explained."""
+    return [f"#{n.id}: {mark(n)}" + (" -- left out of the answer until explained"
+                                     if is_suspect(n) else "") for n in nodes if mark(n)]
+
+
+def agent_sections_md(page: Page) -> list[str]:
+    """Health flags, tracks, and forecast calibration (issue 16)."""
+    lines: list[str] = []
+    health = health_lines(page.nodes)
+    if health:
+        lines += ["## Health checks", ""] + [f"- {x}" for x in health] + [""]
+    if page.tracks:
+        lines += ["## Tracks", ""] + ["    " + x for x in track_text(page.tracks)] + [""]
+    lines += ["## Forecast calibration", ""] + _fig_md(page, "calibration", "forecast calibration")
+    lines += table_markdown(calibration_table(page.nodes))
+    return lines
+
+
+def agent_sections_html(page: Page, fig) -> str:
+    e = html.escape
+    out = ""
+    health = health_lines(page.nodes)
+    if health:
+        out += ('<section id="health"><h2>Health checks</h2><ul>'
+                + "".join(f"<li>{e(x)}</li>" for x in health) + "</ul></section>")
+    if page.tracks:
+        out += ('<section id="tracks"><h2>Tracks</h2><pre>' + e("\n".join(track_text(page.tracks)))
+                + "</pre></section>")
+    table = calibration_table(page.nodes)
+    rows = "".join("<tr>" + "".join(f"<td>{e(str(r[k]))}</td>" for k in
+                                    ("proposer", "scored", "hit_80", "log_score", "brier")) + "</tr>"
+                   for r in table)
+    head = "".join(f"<th>{e(h)}</th>" for h in TABLE_HEAD)
+    out += (f'<section id="calibration"><h2>Forecast calibration</h2>'
+            f'{fig("calibration", "forecast vs measured Elo difference")}'
+            + (f'<table class="ladder calibration"><tr>{head}</tr>{rows}</table>' if rows else "")
+            + "</section>")
+    return out
 
 
 REPORT_CSS = """
@@ -408,6 +464,7 @@ def _html(page: Page) -> str:
 <p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p></section>
 <p class="status">{e(status_text(q, frame))} · generated {now}<br>
 <b>Sandbox:</b> {e(sandbox_line(frame))}</p>
+{agent_sections_html(page, fig)}
 <section id="tree-section"><h2>Experiment tree</h2>{legend_html()}
 <div class="treewrap">{tree_svg(page.nodes, svg_id="report-tree")}</div>
 <p><a href="tree.html">Open the browsable tree</a> (click a node for everything about it).</p></section>

@@ -26,6 +26,7 @@ from typing import Any
 from experiment_tree.format import elo_of, winrate_of
 from experiment_tree.show import node_run_dir
 from experiment_tree.store import Node, Question
+from experiment_tree.suspect import is_suspect
 from experiments.rundir import read_metrics
 
 Z95 = 1.959963984540054
@@ -143,6 +144,8 @@ def arm_nodes(plan: Any, nodes: list[Node]) -> dict[str, list[Node]]:
     out: dict[str, list[Node]] = {}
     for n in nodes:
         r = root(n)
+        if is_suspect(r):
+            continue        # a failed, unexplained health check: not in the answer's figure
         if r.kind == "baseline":
             label = base_arm
         else:

@@ -147,3 +147,7 @@ def test_the_offline_planner_forecasts_its_stated_prior_on_the_same_scale(setup,
     assert track.name == "A/B test over mcts.c_puct" and all(n.track_id == track.id for n in arms)
     rows = scored(store.nodes(1))
     assert rows and all(s.log_score == pytest.approx(math.log(0.5)) for _, _, s in rows)
+    # the referee's health checks ran on the planner's nodes too (autoresearch/loop.py health_check)
+    for n in arms:
+        flags = {f["check"]: f["ok"] for f in n.metrics["health"]["flags"]}
+        assert flags["losses_finite"] is True and n.metrics["health"]["suspect"] is False

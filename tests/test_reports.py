@@ -10,6 +10,7 @@ from autoresearch.cli import main as research
 from experiment_tree.store import TreeStore
 from fabricate import LADDER, fabricate_tree
 from experiments.rundir import append_metrics
+from reports.calibration import NOTHING as NO_CALIBRATION
 from reports.data import curves_frame, nodes_frame
 from reports.ladder import load_ladder, normalise_ladder
 from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, budget_text, write_report
@@ -104,16 +105,16 @@ def test_report_of_a_tree_with_no_data_yet(tmp_path, monkeypatch):
     figs = tmp_path / "ws" / "report" / "figures"
     assert_png(figs / "tree.png")
     # figures with nothing to show are not drawn: one line says why instead of an empty panel
-    for name in ("learning_curves", "node_strength", "ladder", "xy"):
+    for name in ("learning_curves", "node_strength", "ladder", "xy", "calibration"):
         assert not (figs / f"{name}.png").exists(), name
     assert not list(figs.glob("run_*.png"))
     md = (tmp_path / "ws" / "report" / "report.md").read_text()
     page = index.read_text()
     assert "No answer yet" in md and "ImportError: no module named foo" in md
     assert "No answer yet" in page
-    for line in (NO_CURVES, NO_STRENGTH, NO_LADDER):
+    for line in (NO_CURVES, NO_STRENGTH, NO_LADDER, NO_CALIBRATION):
         assert f"_{line}_" in md
-    assert page.count('class="nofig"') == 3
+    assert page.count('class="nofig"') == 4
     assert "figures/learning_curves.png" not in md + page and "figures/ladder.png" not in md + page
 
 

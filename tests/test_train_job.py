@@ -58,6 +58,17 @@ def test_micro_job_writes_the_run_directory(straight_run):
     assert ckpt["iteration"] == 3 and ckpt["board_size"] == 5 and ckpt["replay"]["data"] is not None
 
 
+def test_the_job_saves_a_self_play_sample_the_referees_checks_accept(straight_run):
+    """The run-directory contract's selfplay_sample.jsonl (experiments/rundir.py), written by the
+    learner, replayed and accepted by the referee's health checks (autoresearch/health_sample.py)."""
+    from autoresearch import health_sample as hs
+    games, why = hs.read_sample(straight_run)
+    assert why is None and len(games) == 6 and {g["size"] for g in games} == {5}
+    for flag in (hs.value_targets(straight_run), hs.policy_targets(straight_run),
+                 hs.komi_colour(straight_run, games[0]["komi"], (0.0, 1.0), 0.01)):
+        assert flag.ok is True, flag
+
+
 @pytest.mark.parametrize("override, expected", [
     ("board=8x8", "9x9"),                      # unknown group option: Hydra names the choices
     ("train.lrr=0.1", "lrr"),                  # misspelt field

@@ -23,7 +23,7 @@ from typing import Any
 from autoresearch.agent_config import AnthropicConfig, PlannerConfig
 from autoresearch.digest import effective_change, proposal_key
 from autoresearch.forecast import calibration_text, parse_forecast
-from autoresearch.health import check_node, health_text
+from autoresearch.health import health_text
 from autoresearch.override_policy import LEARNER_GROUPS, validate_overrides
 from autoresearch.patch_policy import LEARNER_PATHS
 from autoresearch.planner.vocabulary import PlanRefused
@@ -208,19 +208,11 @@ class AnthropicProposer(Proposer):
         return "\n\n".join(p for p in [digest.text, health_text(nodes), calibration_text(nodes),
                                         tracks_text(self.store, self.qid, nodes)] if p)
 
-    def observe(self, node: Any) -> None:
-        """Health checks of every node that finished ok (autoresearch/health.py): a failed one
-        marks the node suspect in its metrics and the next digest tells the model."""
-        if not self.cfg.health_checks or node.status != "ok" or node.kind == "rerun":
-            return
-        health = check_node(self.repo_root, Path(self.store.path).parent, node, self.cfg.check_sandbox)
-        metrics = dict(self.store.get_node(node.id).metrics or {})
-        metrics["health"] = health
-        self.store.update_node(node.id, metrics=metrics)
-
     def step_back(self, digest: Any) -> None:
-        """A step-back review of every track due one (stepback_after non-better nodes in a row)."""
-        for track, run in due_reviews(self.store, self.qid, self.cfg.stepback_after):
+        """A step-back review of every track due one (stepback_after non-better nodes in a row,
+        or stepback_every settled nodes since its last review)."""
+        for track, run in due_reviews(self.store, self.qid, self.cfg.stepback_after,
+                                      self.cfg.stepback_every):
             if self._cost_spent():
                 return
             review_track(self.client, self.store, track, run, self.context(digest))

@@ -46,8 +46,11 @@ def check_argv(pytest: str | None, python: str | None) -> list[str]:
 
 
 def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: list[str],
-              timeout_s: float, sandbox_wanted: str = "auto") -> CheckResult:
-    """Run `argv` in a throwaway worktree of `node` (HEAD + its patch) and remove it after."""
+              timeout_s: float, sandbox_wanted: str = "auto",
+              out_dir: Path | None = None) -> CheckResult:
+    """Run `argv` in a throwaway worktree of `node` (HEAD + its patch) and remove it after.
+    `out_dir`: an existing folder it may also read and write (inputs and outputs larger than the
+    returned tail: the health checks' probes)."""
     repo_root = sandbox.repo_toplevel(Path(repo_root))
     wt = Path(workspace) / "checks" / f"{node.id}-{os.getpid()}-{time.time_ns()}"
     wt.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +65,9 @@ def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: lis
         mode = bwrap.sandbox_mode(sandbox_wanted)
         env = sandbox.job_env(None, wt)
         if mode == "bwrap":
-            bwrap.prepare_writable([wt])
-            run_argv = bwrap.sandboxed_argv(argv, writable=[wt], env=env, cwd=wt)
+            writable = [wt] + ([Path(out_dir)] if out_dir else [])
+            bwrap.prepare_writable(writable)
+            run_argv = bwrap.sandboxed_argv(argv, writable=writable, env=env, cwd=wt)
         else:
             run_argv = argv
         t0 = time.monotonic()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autoresearch.tracks import due_for_review
+from autoresearch.tracks import due_for_review, due_periodic
 
 STEPBACK_PATH = Path(__file__).with_name("stepback.md")
 
@@ -24,12 +24,14 @@ RECORD_TOOL: dict[str, Any] = {
         "required": ["limits", "worth_it", "better_question", "decision", "reason"]}}
 
 
-def due_reviews(store: Any, question_id: int, after: int) -> list[tuple[Any, list[Any]]]:
-    """(track, its run of not-better nodes) for every open track due a review."""
+def due_reviews(store: Any, question_id: int, after: int, every: int = 0
+                ) -> list[tuple[Any, list[Any]]]:
+    """(track, the nodes to review) for every open track due a review: `after` nodes in a row
+    not better, or else `every` settled nodes since its last review."""
     nodes = store.nodes(question_id)
     out = []
     for t in store.tracks(question_id):
-        run = due_for_review(t, nodes, after)
+        run = due_for_review(t, nodes, after) or due_periodic(t, nodes, every)
         if run:
             out.append((t, run))
     return out
@@ -37,9 +39,12 @@ def due_reviews(store: Any, question_id: int, after: int) -> list[tuple[Any, lis
 
 def review_prompt(track: Any, run: list[Any], context: str) -> str:
     ids = ", ".join(f"#{n.id} ({n.verdict or n.status})" for n in run)
+    if all(n.verdict != "better" for n in run):
+        why = f"Its last {len(run)} nodes were not better than their parents: {ids}."
+    else:
+        why = f"Its periodic review is due after {len(run)} nodes since the last one: {ids}."
     return (f"{context}\n\nStep back on the track {track.name!r} (aim: {track.aim or 'none given'}). "
-            f"Its last {len(run)} nodes were not better than their parents: {ids}. Review it from "
-            f"first principles and record your decision with record_stepback.")
+            f"{why} Review it from first principles and record your decision with record_stepback.")
 
 
 def review_track(client: Any, store: Any, track: Any, run: list[Any], context: str) -> dict[str, Any]:

@@ -202,6 +202,23 @@ def _finish(g: _Game, final: Board, A: int, stats: SelfPlayStats, parts: list[Sa
     return FinishedGame(final, winner, result, g.resign_allowed, g.would_have_resigned, g.index)
 
 
+def sample_record(game: FinishedGame, samples: Samples) -> dict:
+    """One finished game with the targets training got from it, as the run directory's
+    `selfplay_sample.jsonl` stores it (contract: experiments/rundir.py): the referee replays
+    `moves` with its own rules engine and checks `value` and `policy` against them."""
+    rows = np.flatnonzero(samples.game == game.index)
+    policy = []
+    for i in rows:
+        if samples.has_policy[i]:
+            nz = np.flatnonzero(samples.policy[i])
+            policy.append([[int(m), float(samples.policy[i, m])] for m in nz])
+        else:
+            policy.append(None)
+    return {"game": int(game.index), "size": int(game.board.size), "komi": float(game.board.komi),
+            "moves": [int(m) for m in game.board.history], "resigned": int(game.board.resigned),
+            "result": game.result, "value": [float(v) for v in samples.value[rows]], "policy": policy}
+
+
 def save_sgf(game: FinishedGame, path, player: str = "tengen") -> None:
     """Write one self-play game as SGF (go_core.game.sgf, sgfmill underneath)."""
     from go_core.game.sgf import record_from_board, write_sgf
