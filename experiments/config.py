@@ -214,7 +214,7 @@ def validate(cfg: DictConfig) -> DictConfig:
 def validate_eval(eval_cfg: Any) -> None:
     """The `eval` group against go_core.arena.ladder.EvalConfig: unknown keys refused by name (with the
     known ones), and the per-iteration quick Elo keys checked (experiments/iteration_eval.py)."""
-    from go_core.arena.ladder import EvalConfig
+    from go_core.arena.rungs import EvalConfig
 
     raw = OmegaConf.to_container(eval_cfg, resolve=True) if isinstance(eval_cfg, DictConfig) else dict(eval_cfg)
     try:
