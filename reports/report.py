@@ -23,7 +23,7 @@ from experiment_tree.workspace import Workspace
 from experiments.rundir import atomic_write_text
 from reports import figures
 from reports.data import curves_frame, nodes_frame
-from reports.ladder import Ladder, load_ladder
+from reports.ladder_elos import Ladder, load_ladder
 from reports.xy import XYResult, xy_result
 
 MAX_RUN_FIGURES = 40   # per-run curve figures for the most recent runs; the overview has them all
