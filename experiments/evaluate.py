@@ -125,8 +125,6 @@ def _cpu_s() -> float:
 
 def run(cfg) -> int:
     """The Hydra job body: evaluate, then write summary.json (status ok, or crash with the error)."""
-    from omegaconf import OmegaConf
-
     from experiments.rundir import write_summary
 
     run_dir = Path(os.getcwd())

@@ -25,8 +25,8 @@ p + 1, p + W`` with no bounds checks. ``P = W * W``.
     st[off_table + j]      open-addressing hash set (linear probing) of the Zobrist hashes of
                            every position of the game so far (positional superko); 0 = free slot
 
-with ``OFF_X = HEADER + i * P`` for the i-th per-point array in the order above
-(``offsets(size, cap)`` lists them all), ``off_moves = HEADER + N_POINT_ARRAYS * P`` and
+with ``OFF_X = HEADER + i * P`` for the i-th per-point array in the order above,
+``off_moves = HEADER + N_POINT_ARRAYS * P`` and
 ``off_table = off_moves + cap``, where ``cap = st[H_CAP]`` is a power of two. The table must
 stay at most half full: callers grow the state (``grow_state``) before
 ``move_number + 2 > cap // 2`` (``Board`` does). A plain placement (no capture, no
@@ -40,7 +40,7 @@ colour)``, ``area_counts(st)``, ``score(st, komi)``, ``stones(st, out)``,
 ``history_moves(st, out)``, ``set_position(st, colours, to_play)``, ``resign(st, colour)``,
 ``random_playout(st, seed, max_moves)``, ``playout_benchmark(st0, n, seed, max_moves, komi)``.
 Python helpers: ``new_state``,
-``grow_state``, ``state_length``, ``default_cap``, ``offsets``.
+``grow_state``, ``state_length``, ``default_cap``.
 
 Zobrist hashes cover stones only (positional superko; the player to move is not part of a
 position). A single-stone suicide recreates the position before it and is therefore refused
@@ -109,17 +109,6 @@ def padded_size(size: int) -> int:
 def state_length(size: int, cap: int) -> int:
     """Length of the state array of a ``size`` board whose move list and table hold ``cap``."""
     return HEADER + N_POINT_ARRAYS * padded_size(size) + 2 * cap
-
-
-def offsets(size: int, cap: int) -> dict[str, int]:
-    """Where each part of the state of a ``size`` board with capacity ``cap`` starts."""
-    P = padded_size(size)
-    names = ["color", "head", "next", "gsize", "plib", "lsum", "lsq", "elist", "epos"]
-    out = {name: HEADER + i * P for i, name in enumerate(names)}
-    out["moves"] = HEADER + N_POINT_ARRAYS * P
-    out["table"] = out["moves"] + cap
-    out["end"] = out["table"] + cap
-    return out
 
 
 def default_cap(size: int, moves: int = 0) -> int:
