@@ -213,7 +213,7 @@ def write_report(workspace: Any, question_id: int | None = None,
     """Write the report of one question (default: the latest) and return `report/index.html`.
 
     `ladder`: a dict or JSON file of rung -> Elo (± CI); by default the cached calibration is
-    looked up (see `reports.ladder`), and the ladder figure says so when there is none.
+    looked up (see `reports.ladder_elos`), and the ladder figure says so when there is none.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     store = ws.store(create=False)
