@@ -1,9 +1,10 @@
 """Players: anything that picks a move for a position.
 
 A `Player` has a `name`, `genmove(board) -> move` (a legal point, the pass move `size*size`, or
-`go_core.game.coords.RESIGN`) and `reset()` (called when a new game starts). `make_player(kind, **kw)` builds one by
-name: `random` lives here; `policy` and `mcts` (net players) live in `go_core.learn.net_players`,
-imported only when asked for so that the GTP server starts without loading torch.
+`go_core.game.coords.RESIGN`) and `reset()` (called when a new game starts).
+`make_player(kind, **kw)` builds one by name: `random` lives here; `policy` and `mcts` (net
+players) live in `go_core.learn.net_players`, imported only when asked for so that the GTP server
+starts without loading torch.
 """
 from __future__ import annotations
 
