@@ -16,6 +16,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+from go_core.arena.stats import wilson_interval
+
 P_CLIP = 0.01        # P(better) is clipped to [P_CLIP, 1 - P_CLIP] before the log: one 0 or 1 is not -inf
 COIN_LOG_SCORE = math.log(0.5)
 
@@ -154,16 +156,7 @@ def calibration(rows: list[tuple[Any, Forecast, ForecastScore]]) -> Calibration:
           if len(logs) > 1 else None)
     return Calibration(len(rows), hits, len(checked), mean,
                        sum(s.brier for _, _, s in rows) / len(rows),
-                       wilson(hits, len(checked)) if checked else None, se)
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n."""
-    p = k / n
-    d = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / d
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, centre - half), min(1.0, centre + half)
+                       wilson_interval(hits, len(checked)) if checked else None, se)
 
 
 def forecast_lines(rows: list[tuple[Any, Forecast, ForecastScore]]) -> list[str]:

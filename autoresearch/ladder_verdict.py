@@ -1,5 +1,7 @@
-"""The ladder verdict (legacy): a z-test on ladder Elo intervals, used by the loop until it plays
-head-to-head pairs (autoresearch/verdict.py). It cannot see less than about 560 Elo (issue 12).
+"""The ladder verdict: a z-test on ladder Elo intervals, used by the loop only when the referee
+does not rate its nodes (`referee.enabled=false`, or a job other than experiments.train, as the
+tests' fake job); rated nodes get head-to-head verdicts (autoresearch/judge.py, verdict.py).
+It cannot see less than about 560 Elo (issue 12).
 
 Test (recorded in `verdict_test`): the Elo difference child - parent divided by its standard
 error, each side's standard error read off its 95% interval (half-width / 1.96) and several seeds
@@ -14,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-Z95 = 1.959963984540054
+from go_core.arena.stats import Z95
 
 
 @dataclass

@@ -34,7 +34,7 @@ from autoresearch.digest import (Digest, effective_change, make_digest, merge_ov
                                  proposal_key, runs_used)
 from autoresearch.progress import Console, failure_line
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
-from autoresearch.verdict import compare
+from autoresearch.ladder_verdict import compare
 from experiment_tree.store import TreeStore
 from experiments.rundir import read_summary
 
@@ -747,18 +747,9 @@ class ResearchLoop:
             self._write_report_now()
 
     def _write_report_now(self) -> None:
-        """A failing or missing report module never stops the loop: the tree is the record."""
+        """A failing report never stops the loop: the tree is the record."""
         try:
-            from reports import write_report  # type: ignore[attr-defined]
-        except ImportError:
-            try:
-                from reports.report import write_report  # type: ignore[no-redef]
-            except ImportError:
-                if not self.report_error_shown:
-                    self.say("no report module (reports.write_report) yet: skipping the report")
-                    self.report_error_shown = True
-                return
-        try:
+            from reports.report import write_report
             write_report(self.workspace, self.qid)
         except Exception as e:
             if not self.report_error_shown:

@@ -26,7 +26,6 @@ import tarfile
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autoresearch import bwrap
 from autoresearch.referee_pin import REFEREE_PATHS, pin_referee, verify_pin

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ PROTECTED_PATTERNS: tuple[str, ...] = (
     "go_core/arena/match.py",
     "go_core/arena/elo.py",
     "go_core/arena/stats.py",
-    "go_core/arena/ladder.py",
+    "go_core/arena/rungs.py",
+    "go_core/arena/calibration.py",
+    "go_core/arena/rating_walk.py",
     "experiments/evaluate.py",
     "experiments/rundir.py",
     "conf/eval/**",

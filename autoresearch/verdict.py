@@ -40,11 +40,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 from autoresearch.agent_config import VerdictConfig
-from go_core.arena.sprt import (Z95, EloEstimate, decide_sprt, estimate, final_z, mde_elo,
+from go_core.arena.sprt import (EloEstimate, decide_sprt, estimate, final_z, mde_elo,
                                 sequential_test, sprt_bounds)
-
-# the legacy ladder z-test, kept importable under its old name until the loop plays head-to-head pairs
-from autoresearch.ladder_verdict import compare  # noqa: F401
+from go_core.arena.stats import Z95
 
 MORE_GAMES = "more games"
 ADD_SEED_PAIR = "add a seed pair"

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.evaluate import as_eval_config, candidate_player, load_default_eval_dict  # noqa: E402
-from go_core.arena.ladder import rung_player, _repo_env, our_player_command  # noqa: E402
+from go_core.arena.rungs import our_player_command, repo_env, rung_player  # noqa: E402
 from go_core.arena.match import PlayerSpec, play_match  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     if args.checkpoint:
         cand = candidate_player(cfg, args.checkpoint, name="candidate")
     else:
-        cand = PlayerSpec("candidate-random", our_player_command("random"), env=_repo_env())
+        cand = PlayerSpec("candidate-random", our_player_command("random"), env=repo_env())
     names = args.rungs.split(",") if args.rungs else [r.name for r in cfg.rungs]
     load0 = os.getloadavg()
     out = {"host": socket.gethostname(), "cpus": os.cpu_count(), "platform": platform.platform(),

@@ -131,11 +131,9 @@ def bench_mcts(net, device, args, rng):
 
 
 def bench_katago(args, rng):
-    try:
-        from go_core.arena import engines
-        from go_core.arena.gtp_client import GTPClient
-    except ImportError as e:  # the GTP helper's modules are missing
-        return None, f"go_core.arena.engines/gtp_client not importable: {e}"
+    from go_core.arena import engines
+    from go_core.arena.gtp_client import GTPClient
+
     try:
         extra = {}
         if args.katago_threads > 2:  # engines caps threads at 2 (shared CPUs); a GPU wants more

@@ -47,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoresearch.agent_config import VerdictConfig  # noqa: E402
-from autoresearch.verdict import SigmaEstimate, estimate_sigma_paired  # noqa: E402
-from go_core.arena.sprt import Z95, estimate, game_se_elo, mde_elo  # noqa: E402
+from autoresearch.verdict import estimate_sigma_paired  # noqa: E402
+from go_core.arena.sprt import estimate, game_se_elo, mde_elo  # noqa: E402
+from go_core.arena.stats import Z95  # noqa: E402
 
 TRAIN_COMMON = ["board=9x9", "budget=tiny", "tracking=disabled", "eval.at_end=false"]
 

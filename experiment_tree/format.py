@@ -8,21 +8,10 @@ import math
 from typing import Any
 
 from experiment_tree.store import Node
+from go_core.arena.stats import wilson_interval
 
-Z95 = 1.959963984540054
 CRASHED = ("crash", "timeout", "invalid")
 ACTIVE = ("pending", "running")
-
-
-def wilson_interval(wins: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score 95% interval of `wins / n` ([0, 1] with no games)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = min(max(wins / n, 0.0), 1.0)
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _num(x: Any) -> float | None:
@@ -60,8 +49,8 @@ def winrate_of(metrics: dict[str, Any]) -> tuple[float, tuple[float, float] | No
     games = _num(metrics.get("games_vs_ref"))
     n = int(games) if games is not None else None
     ci = _pair(metrics.get("winrate_ci95"))
-    if ci is None and n:
-        ci = wilson_interval(p * n, n)
+    if ci is None and n and n > 0:
+        ci = wilson_interval(min(max(p, 0.0), 1.0) * n, n)
     return p, ci, n
 
 

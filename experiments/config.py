@@ -6,7 +6,7 @@ with the group, the field and what was expected (Hydra itself refuses unknown gr
 names the valid ones).
 
 Groups owned elsewhere (`tracking`, `launcher`) are passed through untyped here; their owners
-validate them. The `eval` group's schema is `go_core.arena.ladder.EvalConfig`: `validate` checks the
+validate them. The `eval` group's schema is `go_core.arena.rungs.EvalConfig`: `validate` checks the
 group against it up front, so a bad key or value is refused before any self-play, not when the
 first evaluation starts.
 """
@@ -138,7 +138,7 @@ class JobConfig:
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    eval: Any = None                    # evaluation group (schema: go_core.arena.ladder.EvalConfig, checked in validate)
+    eval: Any = None                    # evaluation group (schema: go_core.arena.rungs.EvalConfig, checked in validate)
     tracking: Any = None                # tracking group (experiments/tracking.py)
     launcher: Any = None                # launcher group (Hydra launcher settings)
     seed: int = 0                       # seeds numpy, torch and the self-play games
@@ -212,16 +212,16 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 def validate_eval(eval_cfg: Any) -> None:
-    """The `eval` group against go_core.arena.ladder.EvalConfig: unknown keys refused by name (with the
+    """The `eval` group against go_core.arena.rungs.EvalConfig: unknown keys refused by name (with the
     known ones), and the per-iteration quick Elo keys checked (experiments/iteration_eval.py)."""
-    from go_core.arena.ladder import EvalConfig
+    from go_core.arena.rungs import EvalConfig
 
     raw = OmegaConf.to_container(eval_cfg, resolve=True) if isinstance(eval_cfg, DictConfig) else dict(eval_cfg)
     try:
         ecfg = EvalConfig.from_dict(raw)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid eval config: {e}. The eval group is conf/eval/*.yaml "
-                          f"(schema: go_core/arena/ladder.py EvalConfig)") from None
+                          f"(schema: go_core/arena/rungs.py EvalConfig)") from None
     checks = [("every_iters", int, lambda v: v >= 0, "an integer >= 0 (0: no quick Elo during training)"),
               ("every_games", int, lambda v: v >= 1, "an integer >= 1"),
               ("every_player", str, lambda v: v in ("policy", "mcts"), "one of ['policy', 'mcts']"),

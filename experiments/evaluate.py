@@ -19,7 +19,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from go_core.arena.ladder import EvalConfig, evaluate_candidate, ladder_elos, our_player_command, _repo_env
+from go_core.arena.calibration import ladder_elos
+from go_core.arena.rating_walk import evaluate_candidate
+from go_core.arena.rungs import EvalConfig, our_player_command, repo_env, rung_player
 from go_core.arena.match import PlayerSpec, play_match
 from go_core.arena.elo import fit_elo
 from go_core.arena.stats import win_rate
@@ -58,7 +60,7 @@ def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (give checkpoint=PATH to a .pt file)")
     dev = None if device in (None, "auto") else device
     argv = our_player_command(cfg.candidate_player, str(path.resolve()), cfg.candidate_visits, dev)
-    return PlayerSpec(name=name, argv=argv, env=_repo_env())
+    return PlayerSpec(name=name, argv=argv, env=repo_env())
 
 
 def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
@@ -96,7 +98,6 @@ def quick_elo(eval_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int
     elos, sds, source = ladder_elos(cfg)
     rung = cfg.rung(cfg.reference) if near_elo is None else min(
         (r for r in cfg.rungs if r.name in elos), key=lambda r: abs(elos[r.name] - near_elo))
-    from go_core.arena.ladder import rung_player
     cand = candidate_player(cfg, checkpoint_path, device)
     if sgf_dir is None and run_dir:
         sgf_dir = Path(run_dir) / "games"
@@ -124,8 +125,6 @@ def _cpu_s() -> float:
 
 def run(cfg) -> int:
     """The Hydra job body: evaluate, then write summary.json (status ok, or crash with the error)."""
-    from omegaconf import OmegaConf
-
     from experiments.rundir import write_summary
 
     run_dir = Path(os.getcwd())

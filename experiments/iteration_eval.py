@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-# A stop request from the job's signal handler (experiments.train.Stopped) must stop the job,
-# not be recorded as a failed evaluation. Matched by name: under `python -m experiments.train`
-# the class lives in `__main__`, not in an importable module.
-_STOP_REQUESTS = ("Stopped", "KeyboardInterrupt", "SystemExit")
+from experiments.stop import Stopped
+
+# A stop request (the job's signal handler or safety limit) must stop the job, not be recorded
+# as a failed evaluation.
+_STOP_REQUESTS = (Stopped, KeyboardInterrupt, SystemExit)
 
 
 def is_due(eval_cfg: Any, iteration: int) -> bool:
@@ -81,9 +82,9 @@ def maybe_evaluate(cfg: Any, run_dir: Path, iteration: int, checkpoint: Path, la
                         games=int(ecfg.every_games), near_elo=near,
                         sgf_dir=Path(run_dir) / "games" / f"eval_it{iteration:04d}",
                         device=_get(cfg, "device", None))
+    except _STOP_REQUESTS:
+        raise
     except BaseException as e:  # noqa: BLE001 - an evaluation must never end the training
-        if type(e).__name__ in _STOP_REQUESTS:
-            raise
         error = f"{type(e).__name__}: {e}".strip()[:1000]
         log(f"iteration {iteration}: quick Elo failed, training goes on: {error}")
         return {"elo_error": error, "elo_s": round(time.monotonic() - t0, 1)}

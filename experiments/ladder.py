@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from go_core.arena.ladder import cache_path, calibrate, calibration_table, load_calibration
+from go_core.arena.calibration import cache_path, calibrate, calibration_table, load_calibration
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,13 +56,9 @@ from experiments.config import ConfigError, validate
 from experiments.iteration_eval import is_due, maybe_evaluate
 from experiments.progress import ProgressReporter
 from experiments.rundir import append_metrics, read_metrics, write_summary
+from experiments.stop import Stopped
 
 log = logging.getLogger("tengen.train")
-
-
-class Stopped(BaseException):
-    """The job was asked to stop (SIGTERM/SIGINT) or ran past its wall-clock safety limit. A
-    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
 
 
 def _raise_stopped(signum, frame):
@@ -265,22 +261,16 @@ class TrainingRun:
 def _evaluate_at_end(cfg: DictConfig, checkpoint: Path, run_dir: Path) -> dict:
     if not cfg.get("eval") or not OmegaConf.select(cfg, "eval.at_end", default=True):
         return {}
-    try:
-        from experiments.evaluate import evaluate_checkpoint
-    except ImportError as e:
-        log.warning("evaluation skipped: experiments.evaluate is not importable (%s)", e)
-        return {}
+    from experiments.evaluate import evaluate_checkpoint
+
     log.info("evaluating %s against the reference ladder", checkpoint)
     return evaluate_checkpoint(cfg.eval, checkpoint, run_dir, board_size=cfg.board.size, komi=cfg.board.komi,
                                device=cfg.device, log=log.info)
 
 
 def _start_tracking(cfg: DictConfig, run_dir: Path):
-    try:
-        from experiments.tracking import start_tracking
-    except ImportError as e:
-        log.warning("tracking off: experiments.tracking is not importable (%s)", e)
-        return None
+    from experiments.tracking import start_tracking
+
     try:
         return start_tracking(cfg.get("tracking"), run_dir, OmegaConf.to_container(cfg, resolve=True))
     except Exception as e:  # noqa: BLE001 - tracking must never fail a run

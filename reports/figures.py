@@ -20,7 +20,7 @@ from experiment_tree.format import clip, colour_class, first_line, headline, nod
 from experiment_tree.html import COLOURS
 from experiment_tree.layout import layout
 from experiment_tree.store import Node
-from reports.ladder import Ladder
+from reports.ladder_elos import Ladder
 
 DPI = 110
 

@@ -26,7 +26,7 @@ from experiments.rundir import atomic_write_text
 from reports import figures
 from reports.calibration import NOTHING, TABLE_HEAD, calibration_table, rows_by_proposer, table_markdown
 from reports.data import curves_frame, nodes_frame
-from reports.ladder import Ladder, load_ladder
+from reports.ladder_elos import Ladder, load_ladder
 from reports.xy import XYResult, xy_result
 
 MAX_RUN_FIGURES = 40   # per-run curve figures for the most recent runs; the overview has them all
@@ -226,7 +226,7 @@ def write_report(workspace: Any, question_id: int | None = None,
     """Write the report of one question (default: the latest) and return `report/index.html`.
 
     `ladder`: a dict or JSON file of rung -> Elo (± CI); by default the cached calibration is
-    looked up (see `reports.ladder`), and the ladder figure says so when there is none.
+    looked up (see `reports.ladder_elos`), and the ladder figure says so when there is none.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     store = ws.store(create=False)

@@ -28,8 +28,8 @@ from experiment_tree.show import node_run_dir
 from experiment_tree.store import Node, Question
 from experiment_tree.suspect import is_suspect
 from experiments.rundir import read_metrics
+from go_core.arena.stats import Z95
 
-Z95 = 1.959963984540054
 # two-sided 95% Student t quantiles by degrees of freedom (no scipy in this project)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}

@@ -5,7 +5,7 @@ Each case runs on the numba ``Board`` and on the plain-Python ``ReferenceBoard``
 import numpy as np
 import pytest
 
-from go_core.game.board import BLACK, EMPTY, WHITE, Board, Boards, IllegalMoveError, pass_move
+from go_core.game.board import BLACK, EMPTY, WHITE, Board, IllegalMoveError, pass_move
 from go_core.game.coords import gtp_to_move
 from go_core.game.reference_board import ReferenceBoard
 
@@ -254,36 +254,6 @@ def test_long_game_grows_the_superko_table():
     assert b.move_number > cap0 // 2 and int(b.state[K.H_CAP]) > cap0
 
 
-def test_boards_batch_steps_games_and_matches_single_boards():
-    rng = np.random.default_rng(0)
-    bs = Boards(6, 7, komi=7.0)
-    singles = [Board(7, komi=7.0) for _ in range(6)]
-    for _ in range(120):
-        masks = bs.legal_masks()
-        moves = np.array([int(rng.choice(np.flatnonzero(mk))) if mk.any() else 0 for mk in masks])
-        bs.play(moves)
-        for i, b in enumerate(singles):
-            if not b.is_over:
-                b.play(int(moves[i]))
-        np.testing.assert_array_equal(bs.stones, np.stack([b.stones for b in singles]))
-        np.testing.assert_array_equal(bs.done, [b.is_over for b in singles])
-    np.testing.assert_allclose(bs.scores(), [b.score() for b in singles])
-    assert bs.board(2).to_ascii() == singles[2].to_ascii()
-    bs.reset(0)
-    assert bs.stones[0].sum() == 0 and not bs.done[0]
-
-
-def test_boards_refuses_illegal_move_and_plays_nothing():
-    bs = Boards(3, 5)
-    bs.play([0, 1, 2])
-    with pytest.raises(IllegalMoveError) as e:
-        bs.play([3, 1, 4])           # game 1: occupied
-    assert e.value.reason == "occupied" and "game 1" in str(e.value)
-    assert int(bs.move_numbers.sum()) == 3
-    bs.play([-1, 25, 25])            # game 0 resigns (white to move)
-    assert bs.done[0] and bs.winners()[0] == BLACK
-
-
 def test_random_playout_reaches_the_end_without_filling_own_eyes():
     b = Board(9, komi=7.0)
     final = b.random_playout(np.random.default_rng(1))
@@ -325,7 +295,7 @@ def test_kernels_are_callable_from_other_numba_code():
     assert first_legal_then_score(st, 0.5) == 24.5
 
 
-def test_ascii_round_trip_last_move_and_set_board():
+def test_ascii_round_trip_and_last_move():
     b = Board.from_ascii("""
         X.O
         .X.
@@ -336,8 +306,3 @@ def test_ascii_round_trip_last_move_and_set_board():
     assert b.last_move == gtp_to_move("C1", 3)
     b.play(9)
     assert b.last_move == 9
-    bs = Boards(2, 3)
-    bs.set_board(1, b)
-    assert bs.board(1).to_ascii() == b.to_ascii() and bs.to_play[1] == b.to_play
-    bs.play([4, 3])
-    assert bs.board(1).history == b.history + [3]

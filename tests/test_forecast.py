@@ -8,10 +8,11 @@ from types import SimpleNamespace as NS
 import pytest
 
 from autoresearch.forecast import (Forecast, calibration, calibration_text, measured_diff,
-                                   parse_forecast, prior_forecast, score, scored, wilson)
+                                   parse_forecast, prior_forecast, score, scored)
 from autoresearch.tracks import due_for_review, open_or_continue, record_proposal
 from autoresearch.proposers.base import Proposal
 from experiment_tree.store import TreeStore
+from go_core.arena.stats import wilson_interval
 
 
 def test_an_interval_hit_and_the_log_score_follow_the_verdict():
@@ -70,7 +71,7 @@ def test_calibration_counts_hits_and_averages_scores():
     c = calibration(rows)
     assert (c.scored, c.hits, c.with_diff) == (2, 1, 2)
     assert c.mean_log_score == pytest.approx(math.log(0.5))
-    assert c.hit_ci95 == pytest.approx(wilson(1, 2))
+    assert c.hit_ci95 == pytest.approx(wilson_interval(1, 2))
     assert c.log_score_se == pytest.approx(0.0)        # both log(0.5)
     text = calibration_text(nodes)
     assert "1/2 measured differences inside your 80% intervals" in text

@@ -104,8 +104,9 @@ def test_a_stop_request_is_not_swallowed(setup, monkeypatch):
     cfg, tmp, ckpt = setup
     import experiments.evaluate as evaluate
 
-    class Stopped(Exception):   # what experiments.train raises on SIGTERM
-        pass
+    from experiments import train
+    from experiments.stop import Stopped
+    assert train.Stopped is Stopped     # the class the job raises on SIGTERM
 
     def stopped(*a, **k):
         raise Stopped("stopped by signal SIGTERM")

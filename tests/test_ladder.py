@@ -1,13 +1,12 @@
 """The reference ladder: config checks, calibration cache, the adaptive walk, and real-engine matches."""
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from go_core.arena import engines, ladder
+from go_core.arena import calibration, engines, rating_walk
 from go_core.arena.elo import expected_score
-from go_core.arena.ladder import EvalConfig, RungConfig
+from go_core.arena.rungs import EvalConfig, RungConfig, rung_player
 from go_core.arena.match import GameRecord, MatchConfig, MatchResult, PlayerSpec, play_match
 from go_core.arena.stats import wilson_interval
 
@@ -40,7 +39,8 @@ def simulated(monkeypatch):
             if on_game:
                 on_game(games[-1])
         return MatchResult(a.name, b.name, games)
-    monkeypatch.setattr(ladder, "play_match", fake_match)
+    monkeypatch.setattr(calibration, "play_match", fake_match)
+    monkeypatch.setattr(rating_walk, "play_match", fake_match)
     return log
 
 
@@ -55,7 +55,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
 def test_calibration_is_cached_with_machine_date_games_and_recovers_the_order(tmp_path, simulated):
     cfg = config(tmp_path)
-    data = ladder.calibrate(cfg, games=40, log=lambda m: None)
+    data = calibration.calibrate(cfg, games=40, log=lambda m: None)
     cached = json.loads((tmp_path / "ladder.json").read_text())
     assert cached["machine"]["hostname"] and cached["date"] and cached["games_per_pair"] == 40
     assert len(cached["games"]) == 40 * (4 + 3)      # neighbours + rungs two apart
@@ -65,26 +65,26 @@ def test_calibration_is_cached_with_machine_date_games_and_recovers_the_order(tm
     for n in ("r1", "r2", "r3", "r4"):
         lo, hi = cached["rungs"][n]["ci95"]
         assert lo - 100 < TRUTH[n] < hi + 100
-    assert "random" in ladder.calibration_table(data)
+    assert "random" in calibration.calibration_table(data)
     # Calibrating again tops pairs up to the new count (resumable); nothing is replayed.
     simulated.clear()
-    ladder.calibrate(cfg, games=40, log=lambda m: None)
+    calibration.calibrate(cfg, games=40, log=lambda m: None)
     assert simulated == []
-    ladder.calibrate(cfg, games=50, log=lambda m: None)
+    calibration.calibrate(cfg, games=50, log=lambda m: None)
     assert {n for _, _, n in simulated} == {10}
     assert len(json.loads((tmp_path / "ladder.json").read_text())["games"]) == 50 * 7
     # A changed rung definition makes its calibration stale.
     changed = config(tmp_path)
     changed.rungs[4].argv = ["false"]
-    assert "r4" not in ladder.load_calibration(changed)["rungs"]
+    assert "r4" not in calibration.load_calibration(changed)["rungs"]
 
 
 def test_adaptive_walk_starts_in_the_middle_and_plays_only_nearby_rungs(tmp_path, simulated):
     cfg = config(tmp_path)
-    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    calibration.calibrate(cfg, games=60, log=lambda m: None)
     simulated.clear()
     cand = PlayerSpec("candidate", ["true"])
-    out = ladder.evaluate_candidate(cand, cfg, log=lambda m: None)
+    out = rating_walk.evaluate_candidate(cand, cfg, log=lambda m: None)
     played = [b for _, b, _ in simulated]
     assert played[0] == "r2"                         # the middle rung of five
     assert len(set(played)) == 3 and "random" not in played and "r1" not in played  # far from 600
@@ -96,7 +96,7 @@ def test_adaptive_walk_starts_in_the_middle_and_plays_only_nearby_rungs(tmp_path
 
 def test_uncalibrated_machine_uses_the_configured_defaults(tmp_path, simulated):
     cfg = config(tmp_path)
-    elos, sds, source = ladder.ladder_elos(cfg)
+    elos, sds, source = calibration.ladder_elos(cfg)
     assert source == "defaults" and elos["r3"] == 750.0 and sds["r3"] > 0
 
 
@@ -109,14 +109,14 @@ def _need(finder):
 
 
 def _random():
-    return ladder.rung_player(RungConfig("random", "random"))
+    return rung_player(RungConfig("random", "random"))
 
 
 @pytest.mark.katago
 def test_katago_one_visit_beats_random_in_every_game(tmp_path):
     _need(engines.find_katago)
     _need(engines.find_katago_model)
-    kata = ladder.rung_player(RungConfig("katago-v1", "katago", visits=1))
+    kata = rung_player(RungConfig("katago-v1", "katago", visits=1))
     res = play_match(kata, _random(), MatchConfig(games=2, board_size=9, workers=2), sgf_dir=tmp_path)
     assert [g.winner for g in res.games] == ["katago-v1"] * 2, [(g.result, g.reason, g.detail) for g in res.games]
 
@@ -127,7 +127,7 @@ def test_katago_one_visit_beats_random_in_every_game(tmp_path):
 def test_katago_one_visit_beats_random_in_every_game_of_ten(tmp_path):
     _need(engines.find_katago)
     _need(engines.find_katago_model)
-    kata = ladder.rung_player(RungConfig("katago-v1", "katago", visits=1))
+    kata = rung_player(RungConfig("katago-v1", "katago", visits=1))
     res = play_match(kata, _random(), MatchConfig(games=10, board_size=9, workers=2), sgf_dir=tmp_path)
     assert res.win_rate("katago-v1").wins == 10
 
@@ -137,8 +137,8 @@ def test_katago_one_visit_beats_random_in_every_game_of_ten(tmp_path):
 @pytest.mark.timeout(3600)   # 80 games: L10 scored 20/30 (0.67) here, too few games to say so; ~7 min on 2 cores
 def test_gnugo_level_10_beats_level_0_clearly(tmp_path):
     _need(engines.find_gnugo)
-    strong = ladder.rung_player(RungConfig("gnugo-L10", "gnugo", level=10))
-    weak = ladder.rung_player(RungConfig("gnugo-L0", "gnugo", level=0))
+    strong = rung_player(RungConfig("gnugo-L10", "gnugo", level=10))
+    weak = rung_player(RungConfig("gnugo-L0", "gnugo", level=0))
     res = play_match(strong, weak, MatchConfig(games=80, board_size=9, workers=2, random_opening_moves=4))
     wr = res.win_rate("gnugo-L10")
     assert not any(g.failure for g in res.games), res.reasons()
@@ -147,9 +147,9 @@ def test_gnugo_level_10_beats_level_0_clearly(tmp_path):
 
 def test_a_prior_estimate_starts_the_walk_at_the_nearest_rung(tmp_path, simulated):
     cfg = config(tmp_path, max_rungs=2)
-    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    calibration.calibrate(cfg, games=60, log=lambda m: None)
     simulated.clear()
-    out = ladder.evaluate_candidate(PlayerSpec("candidate", ["true"]), cfg, log=lambda m: None,
+    out = rating_walk.evaluate_candidate(PlayerSpec("candidate", ["true"]), cfg, log=lambda m: None,
                                     start_elo=980.0)
     played = [b for _, b, _ in simulated]
     assert played[0] == "r4"
@@ -158,7 +158,7 @@ def test_a_prior_estimate_starts_the_walk_at_the_nearest_rung(tmp_path, simulate
 
 def test_an_interrupted_calibration_resumes_where_it_stopped(tmp_path, simulated, monkeypatch):
     cfg = config(tmp_path)
-    inner = ladder.play_match
+    inner = calibration.play_match
 
     def dies_after_six(a, b, mcfg, sgf_dir=None, on_game=None, first_index=0):
         count = []
@@ -169,23 +169,23 @@ def test_an_interrupted_calibration_resumes_where_it_stopped(tmp_path, simulated
             if len(count) == 6:
                 raise KeyboardInterrupt
         return inner(a, b, mcfg, sgf_dir, counted, first_index)
-    monkeypatch.setattr(ladder, "play_match", dies_after_six)
+    monkeypatch.setattr(calibration, "play_match", dies_after_six)
     with pytest.raises(KeyboardInterrupt):
-        ladder.calibrate(cfg, games=10, log=lambda m: None)
+        calibration.calibrate(cfg, games=10, log=lambda m: None)
     assert len(json.loads((tmp_path / "ladder.json").read_text())["games"]) == 6
-    monkeypatch.setattr(ladder, "play_match", inner)
+    monkeypatch.setattr(calibration, "play_match", inner)
     simulated.clear()
-    ladder.calibrate(cfg, games=10, log=lambda m: None)
+    calibration.calibrate(cfg, games=10, log=lambda m: None)
     assert simulated[0] == ("random", "r1", 4)       # only the missing games of the first pair
 
 
 def test_a_candidate_that_loses_everything_walks_down_and_is_flagged_as_a_bound(tmp_path, simulated):
     cfg = config(tmp_path, max_rungs=3, games_per_rung=4)
-    ladder.calibrate(cfg, games=60, log=lambda m: None)
+    calibration.calibrate(cfg, games=60, log=lambda m: None)
     TRUTH["hopeless"] = -2000.0
     try:
         simulated.clear()
-        out = ladder.evaluate_candidate(PlayerSpec("hopeless", ["true"]), cfg, log=lambda m: None)
+        out = rating_walk.evaluate_candidate(PlayerSpec("hopeless", ["true"]), cfg, log=lambda m: None)
     finally:
         del TRUTH["hopeless"]
     played = [b for _, b, _ in simulated]

@@ -12,7 +12,7 @@ import pytest
 from anthropic.types import Message, TextBlock, ToolUseBlock, Usage
 
 from autoresearch import run_cli
-from autoresearch.verdict import compare
+from autoresearch.ladder_verdict import compare
 from experiment_tree.store import TreeStore
 from tests.fakerepo import JOB_MODULE, PROTECTED_PATCH, behaviour_patch, make_fake_repo
 

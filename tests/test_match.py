@@ -131,7 +131,7 @@ def _need(finder):
 @pytest.mark.gnugo
 def test_gnugo_beats_random_and_suicides_are_resynced(tmp_path):
     _need(engines.find_gnugo)
-    from go_core.arena.ladder import RungConfig, rung_player
+    from go_core.arena.rungs import RungConfig, rung_player
     gnugo = rung_player(RungConfig("gnugo-L0", "gnugo", level=0))
     res = play_match(gnugo, random_player(), MatchConfig(games=2, board_size=9, workers=2), sgf_dir=tmp_path)
     assert [g.winner for g in res.games] == ["gnugo-L0"] * 2

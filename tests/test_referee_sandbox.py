@@ -18,19 +18,15 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from autoresearch import bwrap
-except ImportError:   # code from before the sandbox: these tests must fail there, not skip
-    bwrap = None
+from autoresearch import bwrap
 from tests.fakerepo import JOB_MODULE, make_fake_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-ant-redteam-5f3a9c"
 SLEEP_S = "987.654321"          # a unique command line to find the detached "engine" by
 
-pytestmark = pytest.mark.skipif(bwrap is not None and not bwrap.bwrap_status()[0],
-                                reason="bubblewrap cannot run here: "
-                                       f"{bwrap and bwrap.bwrap_status()[1]}")
+pytestmark = pytest.mark.skipif(not bwrap.bwrap_status()[0],
+                                reason=f"bubblewrap cannot run here: {bwrap.bwrap_status()[1]}")
 
 SPY = textwrap.dedent(f'''\
     # What a code patch edits in the fake project: the job's behaviour and a flat Elo bonus.
@@ -256,7 +252,6 @@ def test_the_reference_net_in_a_read_only_candidate_tree_is_hidden(tmp_path):
 def test_only_a_sweep_trial_sees_the_engines():
     """A research-run node never sees the reference engines; a sweep trial (a config-only search
     whose objective is its own evaluation) does, with KataGo's tuning read-only."""
-    from autoresearch import bwrap
     hidden = bwrap.engine_paths()
     assert Path("/usr/games") in hidden or not Path("/usr/games").exists()
     node = bwrap.sandboxed_argv(["true"], writable=[])

@@ -12,7 +12,7 @@ from fabricate import LADDER, fabricate_tree
 from experiments.rundir import append_metrics
 from reports.calibration import NOTHING as NO_CALIBRATION
 from reports.data import curves_frame, nodes_frame
-from reports.ladder import load_ladder, normalise_ladder
+from reports.ladder_elos import load_ladder, normalise_ladder
 from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, budget_text, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -179,7 +179,7 @@ def test_ladder_cache_of_this_machine_is_found(tmp_path, monkeypatch):
     import socket
     monkeypatch.setenv("TENGEN_CACHE", str(tmp_path))
     monkeypatch.delenv("TENGEN_LADDER_CACHE", raising=False)
-    # the shape go_core.arena.ladder writes: rungs with elo, ci95, stderr, games, signature
+    # the shape go_core.arena.calibration writes: rungs with elo, ci95, stderr, games, signature
     (tmp_path / f"ladder-{socket.gethostname()}.json").write_text(json.dumps(
         {"date": "2026-11-24", "rungs": {"random": {"elo": 0.0, "ci95": [0.0, 0.0], "games": 20},
                                          "gnugo-1": {"elo": 612.5, "ci95": [540.0, 690.1],

@@ -118,6 +118,8 @@ def test_protected_paths_cover_renames_globs_and_dot_segments():
               "rename from x.py\nrename to conf/eval/ladder.yaml\n")
     assert protected_in_patch(rename) == ["conf/eval/ladder.yaml"]
     assert sandbox.is_protected("./go_core/arena/elo.py")
+    for ladder_part in ("rungs", "calibration", "rating_walk"):   # the ladder, split in three
+        assert sandbox.is_protected(f"go_core/arena/{ladder_part}.py")
     assert sandbox.is_protected("go_core/../experiments/evaluate.py")
     assert not sandbox.is_protected("go_core/learn/mcts.py")
     assert protected_in_patch(behaviour_patch()) == []

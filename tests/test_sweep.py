@@ -256,16 +256,23 @@ MICRO_JOB = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_it
              "train.max_steps_per_iteration=3", "train.torch_threads=1", "eval=smoke"]
 
 
+def _need_gnugo() -> None:
+    """The smoke ladder of the real training job has a GNU Go rung."""
+    from go_core.arena import engines
+    try:
+        engines.find_gnugo()
+    except engines.EngineNotFound as e:
+        pytest.skip(f"the smoke ladder needs GNU Go: {e}")
+
+
 @pytest.mark.slow
 @pytest.mark.gnugo
 def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
     """`research sweep` on experiments.train (micro budget, smoke ladder): Elo from the run's
     summary is the trial's value, and the W&B offline run is on the node."""
-    import shutil
     from experiments.tracking import read_offline_run
 
-    if shutil.which("gnugo") is None and not Path("/usr/games/gnugo").exists():
-        pytest.skip("GNU Go not installed (apt-get install gnugo): the smoke ladder needs it")
+    _need_gnugo()
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     sweep = write_sweep(tmp_path / "micro.yaml", f"""
@@ -301,13 +308,9 @@ def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
 def test_real_training_job_reports_elo_per_iteration(tmp_path, monkeypatch):
     """With eval.every_iters=1 each iteration of experiments.train writes a quick Elo, which the
     sweep reports to the pruner at that iteration."""
-    import shutil
     import subprocess
 
-    if "iteration_eval" not in (ROOT / "experiments/train.py").read_text():
-        pytest.skip("experiments/train.py does not call experiments.iteration_eval.maybe_evaluate yet")
-    if shutil.which("gnugo") is None and not Path("/usr/games/gnugo").exists():
-        pytest.skip("GNU Go not installed (apt-get install gnugo): the smoke ladder needs it")
+    _need_gnugo()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     job = [o for o in MICRO_JOB if not o.startswith("eval=")]
     sweep = write_sweep(tmp_path / "per_iter.yaml", f"""

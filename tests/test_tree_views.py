@@ -5,7 +5,8 @@ import re
 import pytest
 
 from autoresearch.cli import main as research
-from experiment_tree.format import headline, wilson_interval
+from experiment_tree.format import headline
+from go_core.arena.stats import wilson_interval
 from experiment_tree.layout import layout
 from experiment_tree.show import overrides_diff
 from experiment_tree.store import TreeStore

@@ -9,7 +9,7 @@ game ids it was not asked about, a move that is illegal, a timeout, a crash — 
 
     spec = PlayerSpec(argv=[...], cwd=..., env=..., name="child")
     with BatchPlayerClient(spec) as player:            # starts it, checks the hello
-        player.submit({"p0g0": board0, "p1g1": board1})  # our Boards, that player to move
+        player.submit({"p0g0": board0, "p1g1": board1})  # Board objects, that player to move
         moves, failures = player.collect()             # {game: move}, {game: reason}
 
 `submit` returns at once, so the referee can ask both players of a match at the same time and
@@ -29,9 +29,9 @@ import time
 from dataclasses import dataclass
 
 from go_core.arena.gtp_client import kill_process
+from go_core.game.coords import RESIGN
 
 PROTOCOL_VERSION = 1
-RESIGN = -1
 MAX_LINE_CHARS = 16 * 1024 * 1024   # a longer answer line is refused as malformed
 _EOF = object()
 

@@ -26,8 +26,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from go_core.arena.stats import Z95
+
 ELO_SCALE = 400.0 / math.log(10.0)   # Elo points per unit of log-odds
-Z95 = 1.959963984540054
 
 
 def expected_score(r_a: float, r_b: float, colour_advantage: float = 0.0) -> float:

@@ -229,10 +229,6 @@ class GTPClient:
             raise GTPError(command, text)
         return text
 
-    # -- conveniences ----------------------------------------------------------------------
-    def known_commands(self) -> set[str]:
-        return set(self.send("list_commands").split())
-
 
 def kill_process(proc: subprocess.Popen | None) -> None:
     """SIGKILL an engine's whole process group (it runs in its own session), reap it and close

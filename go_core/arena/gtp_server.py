@@ -17,16 +17,15 @@ import datetime
 import sys
 from typing import Callable, TextIO
 
+from go_core.arena.players import PLAYER_KINDS, Player, make_player
 from go_core.game import sgf
-from go_core.game.coords import MAX_SIZE
-from go_core.arena.players import Player, make_player, PLAYER_KINDS
+from go_core.game.board import BLACK, WHITE, IllegalMoveError
+from go_core.game.coords import GTP_COLUMNS, MAX_SIZE, RESIGN, gtp_to_move, move_to_gtp
 
 PROTOCOL_VERSION = "2"
 ENGINE_NAME = "Tengen"
 ENGINE_VERSION = "0.1.0"
 MIN_SIZE = 2
-RESIGN = -1
-BLACK, WHITE = 1, 2
 _COLOURS = {"b": BLACK, "black": BLACK, "w": WHITE, "white": WHITE}
 
 
@@ -45,8 +44,6 @@ class GTPEngine:
     """The state of one GTP session: a board, the moves that led to it, and the player."""
 
     def __init__(self, player: Player, size: int = 19, komi: float = 7.0):
-        from go_core.game.board import Board  # noqa: F401  (fail early if the engine is missing)
-
         self.player = player
         self.komi = float(komi)
         self.size = int(size)
@@ -92,7 +89,6 @@ class GTPEngine:
 
     def _play_move(self, colour: int, m: int) -> None:
         """Play `m` for `colour` (who need not be the side to move); GTPCommandError if illegal."""
-        from go_core.game.board import IllegalMoveError
 
         board = self.board
         if board.is_over:
@@ -118,7 +114,6 @@ class GTPEngine:
         return c
 
     def _vertex(self, text: str) -> int:
-        from go_core.game.coords import gtp_to_move
 
         try:
             m = gtp_to_move(text, self.size)
@@ -174,7 +169,6 @@ class GTPEngine:
         return ""
 
     def _genmove(self, args: list[str]) -> str:
-        from go_core.game.coords import move_to_gtp
 
         if len(args) != 1:
             raise GTPCommandError("syntax error (genmove takes a colour)")
@@ -200,7 +194,6 @@ class GTPEngine:
         return ""
 
     def _showboard(self, args: list[str]) -> str:
-        from go_core.game.coords import GTP_COLUMNS
 
         b, n = self.board, self.size
         letters = "   " + " ".join(GTP_COLUMNS[:n])

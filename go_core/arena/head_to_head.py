@@ -36,10 +36,11 @@ from typing import Callable
 
 import numpy as np
 
-from go_core.arena.batch_protocol import RESIGN, BatchPlayerClient, PlayerFailed, PlayerSpec
+from go_core.arena.batch_protocol import BatchPlayerClient, PlayerFailed, PlayerSpec
 from go_core.arena.opening_book import load_openings, random_openings
+from go_core.arena.stats import Z95
 from go_core.game.board import BLACK, EMPTY, WHITE, Board
-from go_core.game.coords import move_to_gtp
+from go_core.game.coords import RESIGN, move_to_gtp
 from go_core.game.symmetry import N_SYMMETRIES, transform_move
 
 __all__ = ["PlayerSpec", "GameResult", "PairResult", "HeadToHeadResult", "play_head_to_head",
@@ -123,7 +124,7 @@ class HeadToHeadResult:
         if n < 2:
             return (0.0, 1.0)
         x = np.array([p.score_a / 2 for p in self.pairs])
-        half = 1.96 * x.std(ddof=1) / math.sqrt(n)
+        half = Z95 * x.std(ddof=1) / math.sqrt(n)
         return (max(0.0, x.mean() - half), min(1.0, x.mean() + half))
 
     @property

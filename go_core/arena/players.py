@@ -1,9 +1,10 @@
 """Players: anything that picks a move for a position.
 
 A `Player` has a `name`, `genmove(board) -> move` (a legal point, the pass move `size*size`, or
-`RESIGN`) and `reset()` (called when a new game starts). `make_player(kind, **kw)` builds one by
-name: `random` lives here; `policy` and `mcts` (net players) live in `go_core.learn.net_players`,
-imported only when asked for so that the GTP server starts without loading torch.
+`go_core.game.coords.RESIGN`) and `reset()` (called when a new game starts).
+`make_player(kind, **kw)` builds one by name: `random` lives here; `policy` and `mcts` (net
+players) live in `go_core.learn.net_players`, imported only when asked for so that the GTP server
+starts without loading torch.
 """
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ import numpy as np
 
 from go_core.game.eyes import own_eye_mask
 
-RESIGN = -1
-BLACK, WHITE = 1, 2
 PLAYER_KINDS = ("random", "policy", "mcts")
 
 
@@ -26,7 +25,8 @@ class Player(Protocol):
     name: str
 
     def genmove(self, board) -> int:
-        """A move for `board.to_play`: a legal point, the pass `board.size**2`, or RESIGN (-1)."""
+        """A move for `board.to_play`: a legal point, the pass `board.size**2`, or RESIGN (-1,
+        go_core.game.coords)."""
         ...
 
     def reset(self) -> None:
@@ -70,9 +70,6 @@ def make_player(kind: str, **kw) -> Player:
             net_players = importlib.import_module("go_core.learn.net_players")
         except ImportError as e:
             raise RuntimeError(f"player '{kind}' needs go_core.learn.net_players (and torch): {e}") from e
-        factory = getattr(net_players, "make_net_player", None)
-        if factory is not None:
-            return factory(kind, **kw)
         cls = getattr(net_players, {"policy": "PolicyPlayer", "mcts": "MCTSPlayer"}[kind])
         return cls(**kw)
     raise ValueError(f"unknown player kind {kind!r}; choose one of {', '.join(PLAYER_KINDS)}")

@@ -48,7 +48,7 @@ def _write(path: str, obj: dict) -> None:
 def rate_ladder(a: argparse.Namespace) -> dict:
     """Elo on the reference ladder (the headline strength, comparable across questions)."""
     from experiments.evaluate import as_eval_config
-    from go_core.arena.ladder import evaluate_candidate
+    from go_core.arena.rating_walk import evaluate_candidate
     from go_core.arena.match import PlayerSpec
     spec = _spec(a.player_json)
     cfg = as_eval_config(None)
@@ -69,7 +69,7 @@ def rate_ladder(a: argparse.Namespace) -> dict:
 def ladder_anchors(a: argparse.Namespace) -> dict:
     """The rung Elos (and sds, and their source) a question is rated against, fixed at its start."""
     from experiments.evaluate import as_eval_config
-    from go_core.arena.ladder import ladder_elos
+    from go_core.arena.calibration import ladder_elos
     elos, sds, source = ladder_elos(as_eval_config(None), a.board_size, a.komi)
     return {"elos": elos, "sds": sds, "source": source, "board_size": a.board_size, "komi": a.komi}
 

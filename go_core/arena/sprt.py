@@ -45,10 +45,11 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Iterable, Sequence
 
-ELO_SCALE = 400.0 / math.log(10.0)       # Elo per unit of log-odds (the logistic Elo curve)
+from go_core.arena.elo import ELO_SCALE
+from go_core.arena.stats import Z95
+
 PAIR_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)  # per-game score of each pentanomial outcome
 NULL_PAIR_VARIANCE = 0.125               # variance of a pair's score between equal players, games independent
-Z95 = 1.959963984540054
 
 
 def z_quantile(p: float) -> float:

@@ -1,4 +1,4 @@
-"""Tromp-Taylor Go: ``Board`` (one game) and ``Boards`` (many games stepped at once).
+"""Tromp-Taylor Go: ``Board``, one game on the numba kernels.
 
 Rules (Tromp-Taylor, as KataGo's ``tromp-taylor``): a move captures the opponent's chains left
 without liberties, then removes its own chain if that has none (suicide is legal; a
@@ -11,7 +11,7 @@ only that colour) minus komi.
 Moves are ints (see ``go_core.game.coords``): ``m = row * size + col`` with row 0 on top, pass is
 ``size * size``, ``RESIGN = -1``. The work happens in the numba kernels of
 ``go_core.game.board_kernels`` on one int64 state array per game, so ``Board.copy()`` is one numpy
-array copy and ``Boards`` keeps a 2-D array with one game per row.
+array copy.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ MAX_SIZE = K.MAX_SIZE
 COLOUR_NAMES = {BLACK: "black", WHITE: "white"}
 
 __all__ = ["EMPTY", "BLACK", "WHITE", "RESIGN", "MAX_SIZE", "opponent", "pass_move",
-           "IllegalMoveError", "Board", "Boards", "format_result"]
+           "IllegalMoveError", "Board", "format_result"]
 
 
 def opponent(colour: int) -> int:
@@ -253,122 +253,3 @@ class Board:
         if dead:
             raise ValueError(f"the position has {dead} stone(s) in chains without a liberty; "
                              f"such chains would have been captured")
-
-
-class Boards:
-    """``n`` games on ``size`` boards stepped together (self-play); one kernel call per step.
-
-    ``stones`` (n, size*size) int8, ``to_play`` (n,), ``done`` (n,), ``legal_masks()`` (n,
-    size*size+1), ``play(moves)`` (one move per game; ignored for finished games; -1 resigns),
-    ``scores()`` (n,), ``board(i)`` a ``Board`` copy of game i, ``reset(i)`` a new game in slot i.
-    """
-
-    def __init__(self, n: int, size: int = 9, komi: float = 7.0):
-        self.n, self.size, self.komi = int(n), int(size), float(komi)
-        one = K.new_state(self.size)
-        self._states = np.tile(one, (self.n, 1))
-
-    @property
-    def states(self) -> np.ndarray:
-        """The (n, L) kernel state array (layout in ``go_core.game.board_kernels``)."""
-        return self._states
-
-    @property
-    def stones(self) -> np.ndarray:
-        out = np.empty((self.n, self.size * self.size), dtype=np.int8)
-        K.batch_stones(self._states, out)
-        return out
-
-    @property
-    def to_play(self) -> np.ndarray:
-        return self._states[:, K.H_TO_PLAY].astype(np.int8)
-
-    @property
-    def done(self) -> np.ndarray:
-        return self._states[:, K.H_OVER] != 0
-
-    @property
-    def move_numbers(self) -> np.ndarray:
-        return self._states[:, K.H_MOVE_NUMBER].copy()
-
-    @property
-    def passes(self) -> np.ndarray:
-        return self._states[:, K.H_PASSES].copy()
-
-    @property
-    def resigned(self) -> np.ndarray:
-        return self._states[:, K.H_RESIGNED].astype(np.int8)
-
-    def legal_masks(self) -> np.ndarray:
-        out = np.empty((self.n, self.size * self.size + 1), dtype=np.bool_)
-        K.batch_legal_masks(self._states, out)
-        return out
-
-    def play(self, moves) -> None:
-        """Play ``moves[i]`` in every unfinished game i (-1: its player to move resigns).
-        If any is illegal, nothing is played and IllegalMoveError names the first such game."""
-        moves = np.ascontiguousarray(moves, dtype=np.int64)
-        if moves.shape != (self.n,):
-            raise ValueError(f"Boards.play needs one move per game: shape ({self.n},), "
-                             f"got {moves.shape}")
-        status = np.empty(self.n, dtype=np.int64)
-        K.batch_status(self._states, moves, self.done, status)
-        bad = np.flatnonzero(status)
-        if bad.size:
-            i = int(bad[0])
-            err = IllegalMoveError(int(moves[i]), self.size, int(self._states[i, K.H_TO_PLAY]),
-                                   K.STATUS_REASONS[int(status[i])])
-            err.args = (f"game {i}: {err.args[0]}",)
-            err.game = i
-            raise err
-        most = K.batch_apply(self._states, moves)
-        if 2 * most + 4 > self._states[0, K.H_CAP]:
-            self._grow()
-
-    def _grow(self) -> None:
-        cap = 2 * int(self._states[0, K.H_CAP])
-        new = np.empty((self.n, K.state_length(self.size, cap)), dtype=np.int64)
-        for i in range(self.n):
-            new[i, K.H_CAP] = cap
-            K.copy_grown(self._states[i], new[i])
-        self._states = new
-
-    def scores(self) -> np.ndarray:
-        out = np.empty(self.n, dtype=np.float64)
-        K.batch_scores(self._states, self.komi, out)
-        return out
-
-    def winners(self) -> np.ndarray:
-        """(n,) BLACK / WHITE / EMPTY per game, resignations included."""
-        s = self.scores()
-        w = np.where(s > 0, BLACK, np.where(s < 0, WHITE, EMPTY)).astype(np.int8)
-        r = self.resigned
-        return np.where(r != 0, 3 - r, w).astype(np.int8)
-
-    def board(self, i: int) -> Board:
-        """A ``Board`` copy of game ``i``."""
-        b = Board.__new__(Board)
-        b.size, b.komi = self.size, self.komi
-        b._st = self._states[i].copy()
-        return b
-
-    def set_board(self, i: int, board: Board) -> None:
-        """Put a copy of ``board`` (same size) in slot ``i``."""
-        if board.size != self.size:
-            raise ValueError(f"board is {board.size}x{board.size}; these Boards are "
-                             f"{self.size}x{self.size}")
-        st = board.state
-        if st.shape[0] > self._states.shape[1]:
-            self._grow_to(st.shape[0])
-        if st.shape[0] == self._states.shape[1]:
-            self._states[i] = st
-        else:
-            K.copy_grown(st, self._states[i])  # keeps this batch's capacity
-
-    def _grow_to(self, length: int) -> None:
-        while self._states.shape[1] < length:
-            self._grow()
-
-    def reset(self, i: int) -> None:
-        """Start a new game in slot ``i``."""
-        K.init_state(self._states[i], self.size, int(self._states[i, K.H_CAP]))

@@ -1,12 +1,12 @@
 """Numba kernels of the Tromp-Taylor rules engine, on one flat int64 array per board.
 
 Other numba code may call these directly (they are ``@njit`` functions of plain arrays);
-``go_core.game.board.Board`` and ``Boards`` are thin Python wrappers around them.
+``go_core.game.board.Board`` is a thin Python wrapper around them.
 
-State layout (one ``np.int64`` array ``st``; a batch is a C-contiguous 2-D array, one row per
-board). The board is padded by one ring of ``BORDER`` points: with ``W = size + 2`` the point
-``m = row * size + col`` lives at the padded index ``p = (row + 1) * W + col + 1``, so the four
-neighbours of ``p`` are ``p - W, p - 1, p + 1, p + W`` with no bounds checks. ``P = W * W``.
+State layout (one ``np.int64`` array ``st`` per board). The board is padded by one ring of
+``BORDER`` points: with ``W = size + 2`` the point ``m = row * size + col`` lives at the padded
+index ``p = (row + 1) * W + col + 1``, so the four neighbours of ``p`` are ``p - W, p - 1,
+p + 1, p + W`` with no bounds checks. ``P = W * W``.
 
     st[0:HEADER]           header, the H_* slots below
     st[OFF_COLOR + p]      EMPTY / BLACK / WHITE / BORDER at padded point p
@@ -25,11 +25,11 @@ neighbours of ``p`` are ``p - W, p - 1, p + 1, p + W`` with no bounds checks. ``
     st[off_table + j]      open-addressing hash set (linear probing) of the Zobrist hashes of
                            every position of the game so far (positional superko); 0 = free slot
 
-with ``OFF_X = HEADER + i * P`` for the i-th per-point array in the order above
-(``offsets(size, cap)`` lists them all), ``off_moves = HEADER + N_POINT_ARRAYS * P`` and
+with ``OFF_X = HEADER + i * P`` for the i-th per-point array in the order above,
+``off_moves = HEADER + N_POINT_ARRAYS * P`` and
 ``off_table = off_moves + cap``, where ``cap = st[H_CAP]`` is a power of two. The table must
 stay at most half full: callers grow the state (``grow_state``) before
-``move_number + 2 > cap // 2`` (``Board``/``Boards`` do). A plain placement (no capture, no
+``move_number + 2 > cap // 2`` (``Board`` does). A plain placement (no capture, no
 suicide) that makes more stones than any earlier position had cannot repeat one, so superko
 needs no table look-up then (``H_MAXSTONES``).
 
@@ -38,9 +38,9 @@ not), ``play(st, m)`` (checked), ``apply_move(st, m)`` / ``place(st, p)`` / ``pl
 (unchecked), ``legal_mask(st, out)``, ``legal_point(st, p, colour)``, ``is_own_eye(st, p,
 colour)``, ``area_counts(st)``, ``score(st, komi)``, ``stones(st, out)``,
 ``history_moves(st, out)``, ``set_position(st, colours, to_play)``, ``resign(st, colour)``,
-``random_playout(st, seed, max_moves)``, ``playout_benchmark(st0, n, seed, max_moves, komi)``,
-and ``batch_*`` versions over a 2-D array of states. Python helpers: ``new_state``,
-``grow_state``, ``state_length``, ``default_cap``, ``offsets``.
+``random_playout(st, seed, max_moves)``, ``playout_benchmark(st0, n, seed, max_moves, komi)``.
+Python helpers: ``new_state``,
+``grow_state``, ``state_length``, ``default_cap``.
 
 Zobrist hashes cover stones only (positional superko; the player to move is not part of a
 position). A single-stone suicide recreates the position before it and is therefore refused
@@ -109,17 +109,6 @@ def padded_size(size: int) -> int:
 def state_length(size: int, cap: int) -> int:
     """Length of the state array of a ``size`` board whose move list and table hold ``cap``."""
     return HEADER + N_POINT_ARRAYS * padded_size(size) + 2 * cap
-
-
-def offsets(size: int, cap: int) -> dict[str, int]:
-    """Where each part of the state of a ``size`` board with capacity ``cap`` starts."""
-    P = padded_size(size)
-    names = ["color", "head", "next", "gsize", "plib", "lsum", "lsq", "elist", "epos"]
-    out = {name: HEADER + i * P for i, name in enumerate(names)}
-    out["moves"] = HEADER + N_POINT_ARRAYS * P
-    out["table"] = out["moves"] + cap
-    out["end"] = out["table"] + cap
-    return out
 
 
 def default_cap(size: int, moves: int = 0) -> int:
@@ -862,50 +851,3 @@ def playout_benchmark(st0, n, seed, max_moves, komi):
             st[off_table + log[_U(j)]] = 0
         st[:fixed] = st0[:fixed]
     return total, bwins
-
-
-# ---- batch kernels: a 2-D array, one state per row -------------------------------------------
-
-@njit
-def batch_status(states, moves, done, out):
-    """``out[_U(i)]`` = move_status of ``moves[_U(i)]`` on row i (OK for rows with ``done[i]``)."""
-    for i in range(states.shape[0]):
-        if done[i] or moves[_U(i)] == -1:
-            out[_U(i)] = OK
-        else:
-            out[_U(i)] = move_status(states[i], moves[_U(i)])
-
-
-@njit
-def batch_apply(states, moves):
-    """Play ``moves[_U(i)]`` on every row not over (-1 = the player to move resigns); no checks.
-    Return the largest move number afterwards."""
-    most = 0
-    for i in range(states.shape[0]):
-        st = states[i]
-        if st[H_OVER] == 0:
-            if moves[_U(i)] == -1:
-                resign(st, st[H_TO_PLAY])
-            else:
-                apply_move(st, moves[_U(i)])
-        if st[H_MOVE_NUMBER] > most:
-            most = st[H_MOVE_NUMBER]
-    return most
-
-
-@njit
-def batch_legal_masks(states, out):
-    for i in range(states.shape[0]):
-        legal_mask(states[i], out[_U(i)])
-
-
-@njit
-def batch_scores(states, komi, out):
-    for i in range(states.shape[0]):
-        out[_U(i)] = score(states[i], komi)
-
-
-@njit
-def batch_stones(states, out):
-    for i in range(states.shape[0]):
-        stones(states[i], out[_U(i)])

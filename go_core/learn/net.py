@@ -24,7 +24,6 @@ extra keyword given at save time (e.g. an optimizer state dict).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -228,10 +227,6 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def param_count(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 # ---------------------------------------------------------------- checkpoints

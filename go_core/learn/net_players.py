@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from go_core.game.coords import RESIGN
 from go_core.learn.evaluators import NetEvaluator
 from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree
 
-RESIGN = -1
 
 
 def _load(checkpoint, net, device):

@@ -120,10 +120,6 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return 0 if self._data is None else len(self._data)
 
-    @property
-    def num_games(self) -> int:
-        return 0 if self._data is None else len(np.unique(self._data.game))
-
     def add(self, samples: Samples) -> None:
         """Append samples (whole games, oldest first) and drop what falls out of the window."""
         if len(samples) == 0:

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from go_core.game.board import BLACK, WHITE, Board
+from go_core.game.board import Board
 from go_core.learn.replay import HISTORY, Position, ReplayBuffer, Samples
 
 

@@ -1,7 +1,7 @@
 """The reference ladder's Elo values (random = 0, GNU Go levels, KataGo at several visit counts).
 
-The evaluation code (`go_core/arena/ladder.py`, `research ladder calibrate`) measures the ladder once per
-machine and caches it as JSON (`$TENGEN_CACHE/ladder-<hostname>.json`, default
+The referee (`go_core/arena/calibration.py`, `research ladder calibrate`) measures the ladder once
+per machine and caches it as JSON (`$TENGEN_CACHE/ladder-<hostname>.json`, default
 `~/.cache/tengen/`); a report only reads that cache. Accepted shapes (rung -> Elo and its 95% interval):
 
     {"random": {"elo": 0, "ci95": [0, 0]}, "gnugo-1": {"elo": 650, "ci95": [600, 700]}, ...}
@@ -56,7 +56,7 @@ def ladder_candidates(workspace_root: Path | None = None) -> list[Path]:
     if workspace_root is not None:
         root = Path(workspace_root)
         paths += [root / "ladder.json", root / "ladder_cache.json"]
-    # go_core.arena.ladder caches this machine's calibration as $TENGEN_CACHE/ladder-<hostname>.json
+    # go_core.arena.calibration caches this machine's calibration as $TENGEN_CACHE/ladder-<hostname>.json
     # (default ~/.cache/tengen/); prefer this machine's file, then any other one found there.
     folders = [Path(os.environ["TENGEN_CACHE"])] if os.environ.get("TENGEN_CACHE") else []
     folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tengen",
