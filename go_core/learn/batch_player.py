@@ -88,7 +88,7 @@ class BatchPlayer:
             from go_core.learn.mcts import BatchedMCTS, MCTSConfig
             if self.visits < 1:
                 raise ValueError(f"--visits must be >= 1, not {visits}")
-            self.mcts_cfg = MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0, root=root,
+            self.mcts_cfg = MCTSConfig(dirichlet_eps=0.0, root=root,
                                        gumbel_m=int(gumbel_m))
             self.searcher = BatchedMCTS(self.evaluator, self.mcts_cfg, self.rng)
             if root != "puct":

@@ -65,7 +65,7 @@ class MCTSPlayer:
             raise ValueError(f"visits must be >= 1, not {visits!r}")
         self.net, self.meta = _load(checkpoint, net, device)
         self.visits = int(visits)
-        self.cfg = cfg or MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0)
+        self.cfg = cfg or MCTSConfig(dirichlet_eps=0.0)
         self.searcher = BatchedMCTS(NetEvaluator(self.net, device, max_batch=256), self.cfg,
                                     np.random.default_rng(seed))
         self.resign_threshold = resign_threshold
