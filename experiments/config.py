@@ -3,10 +3,14 @@
 Each config value is declared once, with its one-line doc, next to the code that reads it: the
 learner's groups by go_core/learn (`mcts`: mcts.MCTSConfig, `selfplay`: selfplay.SelfPlayConfig,
 `train`: training.TrainConfig with warmstart.WarmStartConfig, `model`: net.NetConfig plus a label),
-the job's own (`board`, `budget`) here. Each is stored as `<group>/schema`; every conf/<group>/*.yaml
-starts with `defaults: [schema, _self_]` and holds only what differs from it, so Hydra type-checks
-every value and refuses unknown keys when it composes (tests/test_config_declared_once.py keeps it
-so). `validate(cfg)` then checks what a type cannot say (choices, ranges, a budget that sets work).
+the job's own (`board`, `budget`) here. `JobConfig` is stored as `job_schema`, which conf/config.yaml
+extends, and each group's class as `<group>/schema`, which the learner's YAML (conf/model|mcts|
+selfplay|train) extend, holding only what differs from it: Hydra type-checks every value and
+refuses unknown keys when it composes. conf/board and conf/budget are the referee's (pinned at a
+question's start and composed by the rating without the learner's code), so each of their files
+states all its values; they are typed through `job_schema` all the same.
+tests/test_config_declared_once.py keeps all this true. `validate(cfg)` then checks what a type
+cannot say (choices, ranges, a budget that sets work).
 
 Groups owned elsewhere (`tracking`, `launcher`) are passed through untyped here; their owners
 validate them. The `eval` group's schema is `go_core.arena.ladder.EvalConfig`: `validate` checks the
@@ -30,6 +34,7 @@ from go_core.learn.training import TrainConfig
 
 @dataclass
 class BoardConfig:
+    """The `board` group: the game every process of a job plays."""
     size: int = 9                       # board width and height (the net is size-agnostic)
     komi: float = 7.0                   # points given to white (area scoring, Tromp-Taylor)
 
@@ -42,7 +47,8 @@ class ModelConfig(NetConfig):
 
 @dataclass
 class BudgetConfig:
-    name: str = ""                      # label for logs and plans: the conf/budget file's name
+    """The `budget` group: how much work a job does (work, not time, so nodes compare fairly)."""
+    name: str = "tiny"                  # label for logs and plans: the conf/budget file's name
     max_games: int = 0                  # self-play games in all; the last iteration is cut to hit it exactly (0: no limit)
     max_steps: int = 0                  # optimizer steps in all (0: derived per iteration from train.*; see steps_for_iteration)
     max_iterations: int = 0             # stop after this many collect -> train iterations (0: no limit)
@@ -52,12 +58,13 @@ class BudgetConfig:
 
 @dataclass
 class JobConfig:
-    board: BoardConfig = field(default_factory=BoardConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    mcts: MCTSConfig = field(default_factory=MCTSConfig)
-    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    """The training job's whole config (conf/config.yaml's schema, `job_schema`)."""
+    board: BoardConfig = field(default_factory=BoardConfig)           # the game: conf/board
+    model: ModelConfig = field(default_factory=ModelConfig)           # the net's architecture: conf/model
+    mcts: MCTSConfig = field(default_factory=MCTSConfig)              # the search's settings: conf/mcts
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)  # self-play's settings: conf/selfplay
+    train: TrainConfig = field(default_factory=TrainConfig)           # training and the warm start: conf/train
+    budget: BudgetConfig = field(default_factory=BudgetConfig)        # the amount of work: conf/budget
     eval: Any = None                    # evaluation group (schema: go_core.arena.ladder.EvalConfig, checked in validate)
     tracking: Any = None                # tracking group (experiments/tracking.py)
     launcher: Any = None                # launcher group (Hydra launcher settings)
