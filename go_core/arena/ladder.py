@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from go_core.arena import engines
 from go_core.arena.elo import fit_elo
-from go_core.arena.match import GameRecord, MatchConfig, PlayerSpec, play_match
+from go_core.arena.match import MatchGame, MatchConfig, PlayerSpec, play_match
 from go_core.arena.stats import win_rate
 
 RUNG_KINDS = ("random", "gnugo", "katago", "checkpoint", "gtp")
@@ -302,7 +302,7 @@ def _calibrate(cfg, board_size, komi, games, rungs, names, anchor, pairs, sgf_di
         log(f"[ladder] {a} vs {b}: {need} games ({have} on record)")
         valid |= {a, b}
 
-        def save(g: GameRecord) -> None:  # after every game: an interrupted calibration resumes
+        def save(g: MatchGame) -> None:  # after every game: an interrupted calibration resumes
             records.append([g.black, g.white, g.black_score, g.reason])
             if write_cache:  # the games only; the fit is refreshed after each pair
                 progress = dict(data or old)
@@ -454,8 +454,8 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
         first = cfg.rung(cfg.reference)
     else:
         raise ValueError(f"eval.start must be middle or reference, got {start!r}")
-    played: dict[str, list[GameRecord]] = {}
-    all_games: list[GameRecord] = []
+    played: dict[str, list[MatchGame]] = {}
+    all_games: list[MatchGame] = []
 
     def play(rung: RungConfig, n: int) -> None:
         if n <= 0:
