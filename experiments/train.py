@@ -45,6 +45,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -160,9 +161,11 @@ class TrainingRun:
                         optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                         replay=self.buffer.state_dict(), iteration=self.iteration, games=self.games,
                         rng=rng_state, wall_s=wall_s, cpu_s=cpu_s, gpu_s=self.gpu_s,
-                        warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True))
+                        warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True),
+                        mcts=asdict(self.mcts_cfg))
+        # the search settings travel with the net: a rating plays it with them (mcts.search_config_from)
         save_checkpoint(self.ckpt_dir / "best.pt", self.net, board_size=self.cfg.board.size, step=self.step,
-                        iteration=self.iteration, games=self.games)
+                        iteration=self.iteration, games=self.games, mcts=asdict(self.mcts_cfg))
 
     def resume(self, path: Path) -> None:
         import numpy as np

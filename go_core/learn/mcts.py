@@ -86,6 +86,15 @@ class MCTSConfig:
     forced_k: float = 2.0             # forced playouts: a visited root child gets at least sqrt(forced_k * P * sum N) visits
 
 
+def search_config_from(meta: dict, **overrides) -> MCTSConfig:
+    """The search settings a checkpoint was trained with (`meta["mcts"]`, written by
+    experiments/train.py), with `overrides` on top; defaults for a checkpoint that holds none.
+    Ratings play a node with its own search settings this way; only the visits are the referee's."""
+    known = {f for f in MCTSConfig.__dataclass_fields__}
+    stored = {k: v for k, v in (meta.get("mcts") or {}).items() if k in known}
+    return MCTSConfig(**{**stored, **overrides})
+
+
 # ------------------------------------------------------------------ numba kernels
 
 @numba.njit(cache=True, nogil=True, inline="always")
