@@ -20,7 +20,7 @@ first evaluation starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -114,7 +114,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         key = getattr(e, "full_key", None) or "?"
         msg = str(e).splitlines()[0]
         raise ConfigError(f"invalid config at '{key}': {msg}. Fields of each group are declared, with "
-                          f"their types, in experiments/config.py") from None
+                          f"their types and docs, by the classes of experiments/config.py GROUPS "
+                          f"(the learner's in go_core/learn)") from None
     choices = {"schedule": ("cosine", "step", "constant"), "value_loss": ("mse", "bce")}
     for name, allowed in choices.items():
         if merged.train[name] not in allowed:
