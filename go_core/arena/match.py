@@ -124,7 +124,7 @@ class MatchResult:
     """All games of a match between players `a` and `b`."""
     a: str
     b: str
-    games: list[MatchGame]           # the games that count (void ones are in `voided`)
+    games: list[MatchGame]            # the games that count (void ones are in `voided`)
     seconds: float = 0.0
     voided: list[MatchGame] = field(default_factory=list)  # ended by a reference engine's failure
 
