@@ -1,4 +1,8 @@
-"""Typed configuration of the agent loop (`conf/agent/default.yaml`, overridden by CLI flags)."""
+"""Typed configuration of the agent loop: every field declared once, here, with its doc and default.
+
+`conf/agent/default.yaml` (or `--agent-config FILE`) holds only the values that differ from these
+defaults; `research run` flags (autoresearch/run_cli.py) win over both and take their help text and
+default from the fields below."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -12,13 +16,15 @@ DEFAULT_AGENT_YAML = REPO_ROOT / "conf" / "agent" / "default.yaml"
 
 
 @dataclass
-class JobConfig:
+class NodeJobConfig:
+    """How each node's job is launched (the agent's `job:` block; the job's own config is
+    experiments/config.py JobConfig)."""
     module: str = "experiments.train"     # `python -m MODULE <overrides> hydra.run.dir=...`
     wall_clock_s: float = 1800.0          # a node running longer is killed -> timeout
-    mem_limit_mb: int = 16384             # RLIMIT_AS of the job in MiB (0: no limit; CUDA needs 0)
-    extra_overrides: list[str] = field(default_factory=list)  # appended to every node
-    keep_worktrees: bool = False          # keep W/worktrees/<id> after the run
-    sandbox: str = "auto"                 # auto (bubblewrap where it runs) | bwrap (required) | none
+    mem_limit_mb: int = 16384             # RLIMIT_AS of the job in MiB (0: no limit; CUDA jobs need 0)
+    extra_overrides: list[str] = field(default_factory=list)  # Hydra overrides appended to every node's (e.g. tracking=disabled)
+    keep_worktrees: bool = False          # keep W/worktrees/<id> after the run (the branch node/<id> stays anyway)
+    sandbox: str = "auto"                 # auto (bubblewrap where it runs, else recorded "none: why") | bwrap (required) | none
     disk_limit_mb: float = 20480          # a node whose run directory grows past this is killed (0: none)
     readonly: list[str] = field(default_factory=list)  # more paths a sandboxed job may read (warm-start checkpoint, SGF folder)
 
@@ -27,7 +33,7 @@ class JobConfig:
 class SlurmConfig:
     """`--launcher slurm`: each node is one SLURM job (autoresearch/cluster.py). Resource fields
     left null come from `resources_from` (the Hydra submitit launcher's YAML), then defaults."""
-    resources_from: str | None = "conf/launcher/slurm.yaml"  # hydra.launcher block read first (null: none)
+    resources_from: str | None = "conf/launcher/slurm.yaml"  # its hydra.launcher block fills the null fields below (null: none)
     partition: str | None = None          # sbatch --partition (null: from resources_from / cluster default)
     account: str | None = None            # sbatch --account
     qos: str | None = None                # sbatch --qos
@@ -35,7 +41,7 @@ class SlurmConfig:
     cpus_per_task: int | None = None      # sbatch --cpus-per-task
     gpus_per_node: int | None = None      # sbatch --gpus-per-node (0: no GPU)
     gres: str | None = None               # sbatch --gres, e.g. "gpu:1" where --gpus-per-node is not used
-    mem_gb: float | None = None           # sbatch --mem in GB (the node's memory limit on SLURM)
+    mem_gb: float | None = None           # sbatch --mem in GB (the node's memory limit on SLURM; job.mem_limit_mb is not applied)
     setup: list[str] | None = None        # shell lines before the job, e.g. ["module load cuda"]
     name: str | None = None               # job name prefix (the node id is appended)
     additional: dict[str, Any] | None = None  # more sbatch options verbatim, e.g. {"mail-type": "END"}
@@ -43,7 +49,7 @@ class SlurmConfig:
     folder: str = "submitit"              # submitit's pickles and logs: W/<folder>/<job id>/
     python: str | None = None             # interpreter on the compute nodes (null: this one; shared disk)
     poll_s: float = 30.0                  # seconds between sacct queries of a running node
-    rc_grace_s: float = 30.0              # wait for job.rc this long after SLURM says a job ended
+    rc_grace_s: float = 30.0              # wait for job.rc this long after SLURM says a job ended (shared disk lag)
 
 
 @dataclass
@@ -64,6 +70,7 @@ class VerdictConfig:
 
 @dataclass
 class OfflineConfig:
+    """The Optuna search of `--sweep NAME`."""
     sweep: str = "agent_default"          # conf/sweep/NAME.yaml or a path: the search space
 
 
@@ -80,6 +87,7 @@ class PlannerConfig:
 
 @dataclass
 class Prices:
+    """USD per million tokens: Opus 4.5's list prices -- check the current price list for the model you use."""
     input: float = 5.0                    # USD per million input tokens
     output: float = 25.0                  # USD per million output tokens
     cache_write: float = 6.25             # USD per million tokens written to the prompt cache
@@ -88,9 +96,10 @@ class Prices:
 
 @dataclass
 class AnthropicConfig:
-    model: str = "claude-opus-5-5"        # Claude model name: the newest Opus the installed SDK lists, not deprecated (research doctor checks)
+    """The `anthropic` proposer (Claude through tool use)."""
+    model: str = "claude-opus-5-5"        # Claude model: the newest Opus the installed SDK (2.15) lists and does not deprecate (research needs the strongest reasoning on offer; research doctor checks the name)
     max_tokens: int = 4096                # per response
-    max_turns: int = 16                   # model calls per propose() round
+    max_turns: int = 16                   # model calls per propose() round before giving up on it
     cost_budget_usd: float = 5.0          # stop proposing once the question spent this much
     retries: int = 5                      # attempts per API call
     backoff_s: float = 2.0                # first backoff (doubles per retry)
@@ -100,7 +109,7 @@ class AnthropicConfig:
     max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     check_timeout_s: float = 120.0        # run_check: time limit of one investigation command (and its maximum)
     check_sandbox: str = "auto"           # run_check: auto (bubblewrap where it runs) | bwrap (required) | none
-    prices_per_mtok: Prices = field(default_factory=Prices)
+    prices_per_mtok: Prices = field(default_factory=Prices)  # token prices, for cost_budget_usd
 
 
 @dataclass
@@ -124,23 +133,24 @@ class RefereeConfig:
 
 @dataclass
 class AgentConfig:
-    proposer: str = "auto"                # auto | anthropic | offline
+    """The agent loop (`research run`)."""
+    proposer: str = "auto"                # auto (anthropic if ANTHROPIC_API_KEY is set, else offline) | anthropic | offline
     workers: int = 1                      # nodes run at once
     budget_runs: int = 4                  # nodes per question (baseline, re-runs included)
-    budget_hours: float | None = None     # wall-clock hours per question
+    budget_hours: float | None = None     # wall-clock hours per question (null: no limit)
     board: str = "9x9"                    # conf/board option of every node
     budget: str = "tiny"                  # conf/budget option of every node
     seed: int = 0                         # baseline seed; re-runs use seed+1, seed+2, ...
-    launcher: str = "local"               # local | slurm | submitit-local: where nodes run
-    job: JobConfig = field(default_factory=JobConfig)
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
-    verdict: VerdictConfig = field(default_factory=VerdictConfig)
-    referee: RefereeConfig = field(default_factory=RefereeConfig)
-    health: HealthConfig = field(default_factory=HealthConfig)
-    shared_start: bool = True             # with the referee on: train the warm start once per question, every node starts from it
-    offline: OfflineConfig = field(default_factory=OfflineConfig)
-    planner: PlannerConfig = field(default_factory=PlannerConfig)
-    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
+    launcher: str = "local"               # where nodes run: local (subprocesses here) | slurm (one SLURM job per node, via submitit) | submitit-local
+    job: NodeJobConfig = field(default_factory=NodeJobConfig)      # how each node's job is launched
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)        # --launcher slurm: workspace, repo and venv on a disk the compute nodes share
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)  # child vs parent
+    referee: RefereeConfig = field(default_factory=RefereeConfig)  # rates every node that runs experiments.train, from a pinned copy of go_core/game|arena
+    health: HealthConfig = field(default_factory=HealthConfig)     # the referee's health checks of every finished node
+    shared_start: bool = True             # with the referee on: train the warm start once per question; nodes that do not change it start from it
+    offline: OfflineConfig = field(default_factory=OfflineConfig)  # the Optuna search of --sweep
+    planner: PlannerConfig = field(default_factory=PlannerConfig)  # the offline default: plans the experiment the question names
+    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)  # the anthropic proposer
 
 
 def _build(cls, raw: dict[str, Any], where: str):

@@ -38,7 +38,7 @@ PROBE_TIMEOUT_S = 120.0      # the augmentation probe imports torch in a sandbox
 AUGMENT_PROBE = r'''
 import numpy as np, torch
 from go_core.learn.replay import Batch
-from go_core.learn.training import OptimConfig, train_step
+from go_core.learn.training import TrainConfig, train_step
 B, C, S = 32, 4, 9
 rng = np.random.default_rng(0)
 planes = rng.random((B, C, S, S)).astype(np.float32)
@@ -54,7 +54,7 @@ class Recorder(torch.nn.Module):
         logits, value = self.forward(x); return {"logits": logits, "value": value}
 net = Recorder()
 opt = torch.optim.SGD(net.parameters(), lr=0.0)
-train_step(net, opt, None, batch, OptimConfig(augment=True), torch.device("cpu"), torch.Generator().manual_seed(1))
+train_step(net, opt, None, batch, TrainConfig(augment=True), torch.device("cpu"), torch.Generator().manual_seed(1))
 changed = int((seen[0] != torch.from_numpy(planes)).flatten(1).any(1).sum())
 print("AUGMENT_PROBE", changed, B)
 '''

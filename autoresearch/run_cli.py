@@ -5,7 +5,8 @@
     research run --resume --question 3    # or a given one
     research run "..." --launcher slurm --partition gpu   # each node is a SLURM job (submitit)
 
-Defaults come from conf/agent/default.yaml (`--agent-config` for another file); flags win.
+Defaults are declared in autoresearch/agent_config.py; conf/agent/default.yaml (`--agent-config`
+for another file) holds what differs; flags win.
 
 Before anything trains, the checks the question needs run (the engines that rate the nodes, the
 model of the Anthropic proposer; `research doctor` runs them all): a failure stops here, in
@@ -31,53 +32,70 @@ RESUMABLE = ("open", "running", "interrupted", "failed")
 EXIT_COMPARED, EXIT_NO_COMPARISON, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+# Flags that set a field of the agent config: (flag, dotted AgentConfig field, type, choices, note).
+# Each flag's help is that field's doc and its default the field's default (shown, never copied):
+# a flag not given is None and leaves the agent YAML's value alone.
+CONFIG_FLAGS: tuple[tuple[str, str, type, tuple[str, ...] | None, str], ...] = (
+    ("--budget-runs", "budget_runs", int, None, ""),
+    ("--budget-hours", "budget_hours", float, None, ""),
+    ("--workers", "workers", int, None, ""),
+    ("--proposer", "proposer", str, ("anthropic", "offline"), ""),
+    ("--board", "board", str, None, ""),
+    ("--budget", "budget", str, None, ""),
+    ("--seed", "seed", int, None, ""),
+    ("--sweep", "offline.sweep", str, None,
+     "given: the Optuna search instead of the planner, for questions of the form 'find the best settings'"),
+    ("--job-module", "job.module", str, None, ""),
+    ("--job-timeout-s", "job.wall_clock_s", float, None, ""),
+    ("--mem-limit-mb", "job.mem_limit_mb", int, None, ""),
+    ("--launcher", "launcher", str, ("local", "slurm", "submitit-local"), ""),
+    ("--partition", "slurm.partition", str, None, "with --launcher slurm"),
+    ("--cost-budget-usd", "anthropic.cost_budget_usd", float, None, ""),
+    ("--model", "anthropic.model", str, None,
+     "checked by preflight and the models endpoint before the first node"),
+)
+
+
+def _field(path: str) -> tuple[type, str]:
+    """The dataclass that holds the dotted AgentConfig field `path`, and the field's name."""
+    from dataclasses import fields
+    cls = AgentConfig
+    *outer, name = path.split(".")
+    for part in outer:
+        f = next(f for f in fields(cls) if f.name == part)
+        cls = type(f.default_factory())  # type: ignore[misc]
+    return cls, name
+
+
+def add_config_flags(ap: argparse.ArgumentParser) -> None:
+    from experiments.config_docs import field_doc
+    for flag, path, typ, choices, note in CONFIG_FLAGS:
+        cls, name = _field(path)
+        default = getattr(cls(), name)
+        ap.add_argument(flag, type=typ, choices=choices, default=None,
+                        help=f"{note + ': ' if note else ''}{field_doc(cls, name)} (agent config {path}; default {default})")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="research run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("question", nargs="?", help="the research question (omit with --resume)")
     ap.add_argument("--workspace", default=None,
                     help="folder of tree.db, runs/, report/ (default $TENGEN_WORKSPACE or ./workspace)")
-    ap.add_argument("--budget-runs", type=int, default=None, help="nodes for this question, baseline included")
-    ap.add_argument("--budget-hours", type=float, default=None, help="wall-clock hours for this question")
-    ap.add_argument("--workers", type=int, default=None, help="nodes run at once")
-    ap.add_argument("--proposer", choices=("anthropic", "offline"), default=None,
-                    help="default: anthropic if ANTHROPIC_API_KEY is set, else offline")
+    add_config_flags(ap)
     ap.add_argument("--resume", action="store_true",
                     help="continue the latest unfinished question (or --question ID)")
     ap.add_argument("--question", type=int, default=None, dest="question_id",
                     help="with --resume: the question to continue")
-    ap.add_argument("--board", default=None, help="conf/board option for every node (default 9x9)")
-    ap.add_argument("--budget", default=None, help="conf/budget option for every node (default tiny)")
-    ap.add_argument("--cost-budget-usd", type=float, default=None,
-                    help="LLM spending cap for the question (anthropic proposer)")
-    ap.add_argument("--seed", type=int, default=None, help="seed of the baseline and every node")
-    ap.add_argument("--sweep", default=None,
-                    help="use the Optuna search over conf/sweep/NAME.yaml (or a path) instead of "
-                         "the planner (for questions of the form 'find the best settings')")
     ap.add_argument("--agent-config", default=None, help="agent YAML (default conf/agent/default.yaml)")
     ap.add_argument("--repo", default=None,
                     help="git repository to research (default: this project's checkout)")
-    ap.add_argument("--job-module", default=None,
-                    help="python module each node runs (default experiments.train)")
-    ap.add_argument("--job-timeout-s", type=float, default=None, help="wall-clock limit per node")
-    ap.add_argument("--mem-limit-mb", type=int, default=None, help="address-space limit per node (0: none)")
-    ap.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default=None,
-                    help="where nodes run: local (default: subprocesses here), slurm (one SLURM "
-                         "job per node through submitit; workspace and repo on a shared disk), "
-                         "submitit-local (the cluster path through submitit on this machine)")
-    ap.add_argument("--partition", default=None,
-                    help="with --launcher slurm: the SLURM partition (agent YAML slurm.partition)")
     ap.add_argument("--no-report", action="store_true",
                     help="do not regenerate the report after each node (write it with research report)")
     ap.add_argument("--set", action="append", default=[], metavar="OVERRIDE",
                     help="a Hydra override added to every node (repeatable), e.g. tracking=disabled")
     ap.add_argument("--skip-preflight", action="store_true",
                     help="do not check engines and model before the first node (not recommended)")
-    # -- issue 16 (agent branch): --model overrides anthropic.model (checked by preflight and the
-    # models endpoint before the first node) ------------------------------------------------------
-    ap.add_argument("--model", default=None,
-                    help="Claude model of the anthropic proposer (default: anthropic.model of the agent YAML)")
-    # -- end issue 16 ------------------------------------------------------------------------------
     # -- the planner's flags (--dry-run, --x, --x2, --y, --seeds): autoresearch/planner/run_plan.py --
     from autoresearch.planner.run_plan import add_flags as add_planner_flags
     add_planner_flags(ap)
@@ -105,28 +123,15 @@ def preflight(cfg: AgentConfig, kind: str) -> bool:
 
 
 def apply_flags(cfg: AgentConfig, a: argparse.Namespace) -> AgentConfig:
-    for name, attr in (("budget_runs", "budget_runs"), ("budget_hours", "budget_hours"),
-                       ("workers", "workers"), ("board", "board"), ("budget", "budget"),
-                       ("seed", "seed"), ("proposer", "proposer")):
-        value = getattr(a, name)
+    """The flags given (not None) written into `cfg` (the agent YAML's values), then checked."""
+    for flag, path, *_ in CONFIG_FLAGS:
+        value = getattr(a, flag.lstrip("-").replace("-", "_"))
         if value is not None:
-            setattr(cfg, attr, value)
-    if a.sweep:
-        cfg.offline.sweep = a.sweep
-    if a.job_module:
-        cfg.job.module = a.job_module
-    if a.job_timeout_s is not None:
-        cfg.job.wall_clock_s = a.job_timeout_s
-    if a.mem_limit_mb is not None:
-        cfg.job.mem_limit_mb = a.mem_limit_mb
-    if a.cost_budget_usd is not None:
-        cfg.anthropic.cost_budget_usd = a.cost_budget_usd
-    if a.model:                                    # issue 16 (agent branch): --model
-        cfg.anthropic.model = a.model
-    if a.launcher:
-        cfg.launcher = a.launcher
-    if a.partition:
-        cfg.slurm.partition = a.partition
+            *outer, name = path.split(".")
+            target = cfg
+            for part in outer:
+                target = getattr(target, part)
+            setattr(target, name, value)
     if cfg.launcher not in ("local", "slurm", "submitit-local"):
         raise SystemExit(f"research run: unknown launcher {cfg.launcher!r} "
                          f"(local | slurm | submitit-local)")

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from go_core.arena.head_to_head import PlayerSpec, play_head_to_head  # noqa: E402
+from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head  # noqa: E402
 from go_core.arena.sprt import estimate  # noqa: E402
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint  # noqa: E402
 
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
                                                          policy_channels=16, value_channels=16, value_hidden=32)),
                             board_size=9)
         for v in a.visits:
-            res = play_head_to_head(PlayerSpec(player(ck, v, "gumbel", a), cwd=str(ROOT), name=f"gumbel{v}"),
-                                    PlayerSpec(player(ck, v, "puct", a), cwd=str(ROOT), name=f"puct{v}"),
+            res = play_head_to_head(BatchPlayerSpec(player(ck, v, "gumbel", a), cwd=str(ROOT), name=f"gumbel{v}"),
+                                    BatchPlayerSpec(player(ck, v, "puct", a), cwd=str(ROOT), name=f"puct{v}"),
                                     pairs=a.pairs, pairs_at_once=a.pairs_at_once, seed=a.seed + v,
                                     sgf_dir=Path(tmp) / f"sgf{v}", timeout_s=900, start_timeout_s=600,
                                     max_moves=a.max_moves or None)

@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from go_core.arena.head_to_head import PlayerSpec, play_head_to_head  # noqa: E402
+from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head  # noqa: E402
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint  # noqa: E402
 
 
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
         argv_player = [sys.executable, "-m", "go_core.learn.batch_player", "--player", "policy",
                        "--checkpoint", str(ck), "--device", a.device,
                        "--threads", str(a.threads)]
-        res = play_head_to_head(PlayerSpec(argv_player + ["--seed", "1"], cwd=str(ROOT), name="A"),
-                                PlayerSpec(argv_player + ["--seed", "2"], cwd=str(ROOT), name="B"),
+        res = play_head_to_head(BatchPlayerSpec(argv_player + ["--seed", "1"], cwd=str(ROOT), name="A"),
+                                BatchPlayerSpec(argv_player + ["--seed", "2"], cwd=str(ROOT), name="B"),
                                 pairs=a.pairs, pairs_at_once=a.pairs_at_once, seed=a.seed,
                                 sgf_dir=Path(tmp) / "sgf", timeout_s=600, start_timeout_s=600,
                                 max_moves=a.game_length or None)

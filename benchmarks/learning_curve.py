@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from go_core.arena.head_to_head import PlayerSpec, play_head_to_head  # noqa: E402
+from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head  # noqa: E402
 from go_core.arena.sprt import estimate  # noqa: E402
 
 
@@ -45,8 +45,8 @@ def train(run_dir: Path, overrides: list[str], log: Path) -> float:
     return time.monotonic() - t
 
 
-def player(ckpt: Path, name: str, device: str) -> PlayerSpec:
-    return PlayerSpec(argv=[sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ckpt),
+def player(ckpt: Path, name: str, device: str) -> BatchPlayerSpec:
+    return BatchPlayerSpec(argv=[sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ckpt),
                             "--player", "policy", "--device", device], cwd=str(ROOT),
                       env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, name=name)
 

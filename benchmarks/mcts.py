@@ -103,7 +103,7 @@ def bench_net(net, device, size, batch, seconds, rng, inference_layout: bool = T
 
 
 def bench_mcts(net, device, args, rng):
-    cfg = MCTSConfig(num_simulations=args.sims, leaves_per_game=args.leaves)
+    cfg = MCTSConfig(leaves_per_game=args.leaves)
     evaluator = NetEvaluator(net, device, max_batch=args.max_batch)
     searcher = BatchedMCTS(evaluator, cfg, rng)
     # warm-up: compile the numba kernels, first CUDA calls

@@ -226,10 +226,10 @@ def h2h(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: 
 
 
 def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name: str) -> dict:
-    from go_core.arena.head_to_head import PlayerSpec, play_head_to_head
+    from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head
 
-    def spec(ck: Path, who: str) -> PlayerSpec:
-        return PlayerSpec([sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ck),
+    def spec(ck: Path, who: str) -> BatchPlayerSpec:
+        return BatchPlayerSpec([sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(ck),
                            "--player", "policy", "--device", "cpu", "--seed", str(seed)],
                           cwd=str(ROOT), name=who)
     log(f"h2h {name}: {pairs} pairs")

@@ -40,8 +40,8 @@ from go_core.arena.stats import wilson_interval  # noqa: E402
 
 class MCTSSide:
     def __init__(self, evaluator, visits: int, rng, leaves_per_game: int = 1):
-        self.cfg = MCTSConfig(num_simulations=visits, dirichlet_eps=0.0, temperature=0.0, temperature_moves=0,
-                              leaves_per_game=leaves_per_game)
+        self.visits = visits
+        self.cfg = MCTSConfig(dirichlet_eps=0.0, leaves_per_game=leaves_per_game)
         self.search = BatchedMCTS(evaluator, self.cfg, rng)
         self.trees: dict[int, Tree] = {}
 
@@ -53,7 +53,7 @@ class MCTSSide:
                 t = Tree(boards[g], self.cfg)  # the opponent moved: start from the new position
                 self.trees[g] = t
             trees.append(t)
-        self.search.search_many(trees, self.cfg.num_simulations, False)
+        self.search.search_many(trees, self.visits, False)
         return [t.best_move() for t in trees]
 
     def played(self, g: int, move: int) -> None:

@@ -45,6 +45,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -107,7 +108,6 @@ class TrainingRun:
         from go_core.learn.mcts import BatchedMCTS
         from go_core.learn.net import PolicyValueNet, NetConfig, select_device
         from go_core.learn.replay import ReplayBuffer
-        from go_core.learn.selfplay import make_mcts_config
         from go_core.learn.training import make_optimizer
 
         self.cfg = cfg
@@ -129,8 +129,10 @@ class TrainingRun:
         self.net = PolicyValueNet(NetConfig.from_dict(model)).to(self.device)
         self.opt, self.sched = make_optimizer(self.net, cfg.train)
         self.buffer = ReplayBuffer(cfg.train.replay_samples, cfg.train.replay_games or None)
-        self.mcts_cfg = make_mcts_config(cfg.mcts, cfg.selfplay)
-        self.evaluator = NetEvaluator(self.net, self.device, max_batch=cfg.mcts.max_batch)
+        # the learner's own config classes, as validated (experiments/config.py composes them)
+        self.mcts_cfg = OmegaConf.to_object(cfg.mcts)            # go_core.learn.mcts.MCTSConfig
+        self.selfplay_cfg = OmegaConf.to_object(cfg.selfplay)    # go_core.learn.selfplay.SelfPlayConfig
+        self.evaluator = NetEvaluator(self.net, self.device, max_batch=self.mcts_cfg.max_batch)
         self.searcher = BatchedMCTS(self.evaluator, self.mcts_cfg, self.rng)
         self.iteration = 0
         self.step = 0
@@ -155,9 +157,11 @@ class TrainingRun:
                         optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                         replay=self.buffer.state_dict(), iteration=self.iteration, games=self.games,
                         rng=rng_state, wall_s=wall_s, cpu_s=cpu_s, gpu_s=self.gpu_s,
-                        warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True))
+                        warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True),
+                        mcts=asdict(self.mcts_cfg))
+        # the search settings travel with the net: a rating plays it with them (mcts.search_config_from)
         save_checkpoint(self.ckpt_dir / "best.pt", self.net, board_size=self.cfg.board.size, step=self.step,
-                        iteration=self.iteration, games=self.games)
+                        iteration=self.iteration, games=self.games, mcts=asdict(self.mcts_cfg))
 
     def resume(self, path: Path) -> None:
         import numpy as np
@@ -208,18 +212,15 @@ class TrainingRun:
     def iterate(self, games: int, progress: ProgressReporter | None = None) -> dict:
         """One collect -> train iteration of `games` self-play games; its optimizer steps are
         `steps_for_iteration` (a function of the budget, the config and the samples: never of time)."""
-        from go_core.learn.selfplay import SelfPlaySettings, play_games, save_sgf
+        from go_core.learn.selfplay import play_games, save_sgf
         from go_core.learn.training import train_steps
         cfg = self.cfg
-        sp = cfg.selfplay
-        settings = SelfPlaySettings(size=cfg.board.size, komi=cfg.board.komi, parallel_games=sp.parallel_games,
-                                    resign_threshold=sp.resign_threshold, resign_consecutive=sp.resign_consecutive,
-                                    resign_min_moves=sp.resign_min_moves,
-                                    no_resign_fraction=sp.no_resign_fraction, max_moves_factor=sp.max_moves_factor)
+        sp = self.selfplay_cfg
         self.net.eval()
         if progress is not None:
             progress.selfplay(self.iteration + 1, games, lambda: self.searcher.simulations)
-        samples, finished, stats = play_games(games, self.searcher, settings, self.rng, first_index=self.games,
+        samples, finished, stats = play_games(games, self.searcher, sp, self.rng, size=cfg.board.size,
+                                              komi=cfg.board.komi, first_index=self.games,
                                               on_game=progress.game_finished if progress else None)
         self.games += stats.games
         if samples is not None:

@@ -10,8 +10,8 @@ from go_core.learn.evaluators import UniformEvaluator
 from go_core.learn.mcts import BatchedMCTS, MCTSConfig
 from go_core.learn.net import NetConfig, PolicyValueNet
 from go_core.learn.replay import Batch, ReplayBuffer, Samples
-from go_core.learn.selfplay import SelfPlaySettings, play_games
-from go_core.learn.training import OptimConfig, make_optimizer, train_step
+from go_core.learn.selfplay import SelfPlayConfig, play_games
+from go_core.learn.training import TrainConfig, make_optimizer, train_step
 
 torch.set_num_threads(1)
 
@@ -48,10 +48,10 @@ def test_final_ownership_on_an_ascii_board():
 
 
 def test_self_play_stores_the_targets_of_each_game():
-    cfg = MCTSConfig(num_simulations=4, fast_simulations=2, full_search_prob=1.0, leaves_per_game=2)
-    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=2, no_resign_fraction=1.0)
+    cfg = MCTSConfig(leaves_per_game=2)
+    s = SelfPlayConfig(visits=4, cheap_visits=2, full_search_prob=1.0, parallel_games=2, no_resign_fraction=1.0)
     rng = np.random.default_rng(0)
-    samples, games, _ = play_games(2, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng)
+    samples, games, _ = play_games(2, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng, size=5, komi=0.5)
     for g in games:
         part = samples.take(samples.game == g.index)
         assert part.has_aux.all()
@@ -85,15 +85,16 @@ def test_training_with_the_aux_heads_lowers_their_losses_on_a_fixed_batch():
     cfg = NetConfig(blocks=1, channels=16, gpool_every=1, gpool_channels=4, policy_channels=8,
                     value_channels=8, value_hidden=16, ownership_head=True, score_head=True)
     net = PolicyValueNet(cfg)
-    play_cfg = MCTSConfig(num_simulations=2, fast_simulations=2, leaves_per_game=1)
+    play_cfg = MCTSConfig(leaves_per_game=1)
     rng = np.random.default_rng(1)
     samples, _, _ = play_games(4, BatchedMCTS(UniformEvaluator(), play_cfg, rng),
-                               SelfPlaySettings(size=5, komi=0.5, parallel_games=4, no_resign_fraction=1.0), rng)
+                               SelfPlayConfig(visits=2, cheap_visits=2, full_search_prob=1.0, temperature_moves=12,
+                                              parallel_games=4, no_resign_fraction=1.0), rng, size=5, komi=0.5)
     buf = ReplayBuffer(10_000)
     buf.add(samples)
     batch = buf.sample(64, np.random.default_rng(2))
     assert batch.has_aux.all() and np.abs(batch.score).max() > 0
-    opt_cfg = OptimConfig(lr=3e-3, warmup_steps=0, schedule="constant", augment=True)
+    opt_cfg = TrainConfig(lr=3e-3, warmup_steps=0, schedule="constant", augment=True)
     opt, sched = make_optimizer(net, opt_cfg)
     gen = torch.Generator().manual_seed(0)
     first = train_step(net, opt, sched, batch, opt_cfg, torch.device("cpu"), gen)
@@ -124,7 +125,7 @@ def test_ownership_follows_the_board_symmetry_in_augmentation():
         return losses(net, planes, policy, has_policy, value, cfg, ownership, score, has_aux)
     net = PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0, policy_channels=4, value_channels=4,
                                    value_hidden=8, ownership_head=True))
-    cfg = OptimConfig(augment=True)
+    cfg = TrainConfig(augment=True)
     opt, sched = make_optimizer(net, cfg)
     orig = training.losses
     training.losses = spy

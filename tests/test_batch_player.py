@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from go_core.arena.batch_protocol import BatchPlayerClient, PlayerSpec
+from go_core.arena.batch_protocol import BatchPlayerClient, BatchPlayerSpec
 from go_core.game.board import Board
 from go_core.learn.batch_player import BatchPlayer
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
@@ -97,7 +97,7 @@ def test_mcts_and_sampling_players_answer_legal_moves(checkpoint):
 def test_subprocess_client_round_trip(checkpoint):
     argv = [sys.executable, "-m", "go_core.learn.batch_player", "--checkpoint", str(checkpoint),
             "--player", "policy", "--device", "cpu", "--threads", "1"]
-    with BatchPlayerClient(PlayerSpec(argv, name="pol"), timeout_s=60) as client:
+    with BatchPlayerClient(BatchPlayerSpec(argv, name="pol"), timeout_s=60) as client:
         assert client.hello["player"] == "policy"
         boards = {f"g{i}": Board(9) for i in range(8)}
         for _ in range(3):

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 import torch
 
-from go_core.arena.head_to_head import PlayerSpec, choose_openings, play_head_to_head
+from go_core.arena.head_to_head import BatchPlayerSpec, choose_openings, play_head_to_head
 from go_core.arena.opening_book import load_book, load_openings, random_openings
 from go_core.game.board import Board
 from go_core.game.sgf import read_sgf, record_to_board
@@ -57,7 +57,7 @@ def broken_script(tmp_path_factory):
 
 
 def random_player(seed, name="random"):
-    return PlayerSpec(PLAYER + ["--player", "random", "--seed", str(seed)], name=name)
+    return BatchPlayerSpec(PLAYER + ["--player", "random", "--seed", str(seed)], name=name)
 
 
 @pytest.mark.parametrize("mode, reason, restarts", [
@@ -70,7 +70,7 @@ def random_player(seed, name="random"):
 ])
 def test_a_broken_player_loses_its_games_with_the_reason_and_the_match_goes_on(
         broken_script, tmp_path, mode, reason, restarts):
-    broken = PlayerSpec([sys.executable, str(broken_script), mode, str(tmp_path / "marker")],
+    broken = BatchPlayerSpec([sys.executable, str(broken_script), mode, str(tmp_path / "marker")],
                         name=f"broken-{mode}")
     res = play_head_to_head(random_player(1), broken, pairs=3, pairs_at_once=2, seed=0,
                             max_moves=40, timeout_s=1.0, start_timeout_s=10, max_restarts=restarts)
@@ -86,7 +86,7 @@ def test_a_broken_player_loses_its_games_with_the_reason_and_the_match_goes_on(
 
 
 def test_a_player_restarted_after_a_crash_plays_on(broken_script, tmp_path):
-    flaky = PlayerSpec([sys.executable, str(broken_script), "crash_once", str(tmp_path / "m")],
+    flaky = BatchPlayerSpec([sys.executable, str(broken_script), "crash_once", str(tmp_path / "m")],
                        name="flaky")
     res = play_head_to_head(flaky, random_player(2), pairs=4, pairs_at_once=2, seed=1,
                             max_moves=60, timeout_s=5.0, sgf_dir=tmp_path / "sgf")
@@ -143,7 +143,7 @@ def test_a_net_that_always_passes_loses_every_game_to_random(tmp_path):
         net.p_pass.bias.fill_(1e4)
     ck = tmp_path / "passer.pt"
     save_checkpoint(ck, net, board_size=9)
-    passer = PlayerSpec(PLAYER + ["--player", "policy", "--checkpoint", str(ck)], name="passer")
+    passer = BatchPlayerSpec(PLAYER + ["--player", "policy", "--checkpoint", str(ck)], name="passer")
     res = play_head_to_head(passer, random_player(8), pairs=4, seed=3, max_moves=100)
     assert not res.failures and res.score_a == 0.0 and res.pentanomial == [4, 0, 0, 0, 0]
 
@@ -180,7 +180,7 @@ def test_mcts_player_process_plays_a_match_through_the_protocol(tmp_path):
     save_checkpoint(ck, PolicyValueNet(NetConfig(blocks=1, channels=8, gpool_every=0,
                                                  gpool_channels=4, policy_channels=4,
                                                  value_channels=4, value_hidden=8)), board_size=9)
-    mcts = PlayerSpec(PLAYER + ["--player", "mcts", "--visits", "4", "--checkpoint", str(ck)],
+    mcts = BatchPlayerSpec(PLAYER + ["--player", "mcts", "--visits", "4", "--checkpoint", str(ck)],
                       name="mcts4")
     res = play_head_to_head(mcts, random_player(9), pairs=2, seed=4, max_moves=40)
     assert res.games == 4 and not res.failures

@@ -7,7 +7,7 @@ import pytest
 from go_core.arena import calibration, engines, rating_walk
 from go_core.arena.elo import expected_score
 from go_core.arena.rungs import EvalConfig, RungConfig, rung_player
-from go_core.arena.match import GameRecord, MatchConfig, MatchResult, PlayerSpec, play_match
+from go_core.arena.match import MatchGame, MatchConfig, MatchResult, PlayerSpec, play_match
 from go_core.arena.stats import wilson_interval
 
 TRUTH = {"random": 0.0, "r1": 250.0, "r2": 500.0, "r3": 750.0, "r4": 1000.0, "candidate": 600.0}
@@ -34,7 +34,7 @@ def simulated(monkeypatch):
         for i in range(first_index, first_index + cfg.games):
             black, white = (a.name, b.name) if i % 2 == 0 else (b.name, a.name)
             bw = rng.random() < expected_score(TRUTH[black], TRUTH[white])
-            games.append(GameRecord(index=i, black=black, white=white, winner=black if bw else white,
+            games.append(MatchGame(index=i, black=black, white=white, winner=black if bw else white,
                                     result="B+1" if bw else "W+1", reason="two passes", score=1.0))
             if on_game:
                 on_game(games[-1])

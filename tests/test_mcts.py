@@ -7,7 +7,8 @@ from go_core.game.board import BLACK, WHITE, Board
 from go_core.game.coords import gtp_to_move, move_to_gtp
 from go_core.learn.evaluators import NetEvaluator, RolloutEvaluator, UniformEvaluator, masked_softmax
 from go_core.learn.mcts import (BatchedMCTS, MCTSConfig, Tree, _puct_child, search,
-                          select_child_reference, temperature_for_move, terminal_value)
+                          select_child_reference, terminal_value)
+from go_core.learn.selfplay import SelfPlayConfig, plan_search, temperature_for_move
 from go_core.learn.net import NetConfig, PolicyValueNet
 
 # Black to play: the white chain C5-C6-D6 has one liberty, C4; only capturing it wins (komi 13.5).
@@ -222,8 +223,8 @@ def test_tree_reuse_keeps_the_subtree_visits():
     tree.advance(unvisited)
     assert tree.root_visits == 0 and tree.board.history == [move, unvisited]
     # reuse switched off: always fresh
-    t2 = search(Board(9), ev, 50, MCTSConfig(reuse_tree=False))
-    t2.advance(t2.best_move())
+    t2 = search(Board(9), ev, 50, MCTSConfig())
+    t2.advance(t2.best_move(), keep_subtree=False)
     assert t2.root_visits == 0
 
 
@@ -259,9 +260,10 @@ def test_terminal_positions_are_scored_by_the_rules_not_the_evaluator():
 
 def test_root_noise_playout_caps_and_temperature():
     rng = np.random.default_rng(0)
-    cfg = MCTSConfig(full_search_prob=0.25, num_simulations=64, fast_simulations=16)
+    cfg = MCTSConfig()
+    sp = SelfPlayConfig(full_search_prob=0.25, visits=64, cheap_visits=16)
     searcher = BatchedMCTS(UniformEvaluator(), cfg, rng)
-    plans = [searcher.plan_search() for _ in range(400)]
+    plans = [plan_search(sp, cfg, rng) for _ in range(400)]
     full = [p for p in plans if p.full]
     assert 60 < len(full) < 140
     assert all(p.simulations == 64 and p.noise for p in full)
@@ -275,8 +277,8 @@ def test_root_noise_playout_caps_and_temperature():
     tree.clear_noise()
     np.testing.assert_allclose(tree.P[kids.start:kids.stop], 1 / 82, rtol=1e-5)
 
-    assert temperature_for_move(0, cfg) == cfg.temperature
-    assert temperature_for_move(cfg.temperature_moves, cfg) == cfg.temperature_final
+    assert temperature_for_move(0, sp) == sp.temperature
+    assert temperature_for_move(sp.temperature_moves, sp) == sp.temperature_final
     counts = tree.visit_counts()
     assert tree.pick_move(0.0) == tree.best_move() and counts[tree.best_move()] == counts.max()
     picks = [tree.pick_move(1.0, rng) for _ in range(300)]

@@ -4,7 +4,7 @@ import numpy as np
 from go_core.game.board import BLACK, WHITE
 from go_core.learn.evaluators import UniformEvaluator
 from go_core.learn.mcts import BatchedMCTS, MCTSConfig
-from go_core.learn.selfplay import SelfPlaySettings, make_mcts_config, play_games, save_sgf
+from go_core.learn.selfplay import SelfPlayConfig, play_games, save_sgf
 from go_core.game.sgf import read_sgf
 
 
@@ -17,13 +17,13 @@ class WhiteDespairs(UniformEvaluator):
 
 
 def run(evaluator, n=6, parallel=3, full=1.0, **settings):
-    cfg = MCTSConfig(num_simulations=6, fast_simulations=2, full_search_prob=full, leaves_per_game=2,
-                     temperature_moves=4)
-    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=parallel, max_moves_factor=2.0)
+    cfg = MCTSConfig(leaves_per_game=2)
+    s = SelfPlayConfig(visits=6, cheap_visits=2, full_search_prob=full, temperature_moves=4,
+                       parallel_games=parallel, max_moves_factor=2.0)
     for k, v in settings.items():
         setattr(s, k, v)
     rng = np.random.default_rng(0)
-    return play_games(n, BatchedMCTS(evaluator, cfg, rng), s, rng, first_index=10)
+    return play_games(n, BatchedMCTS(evaluator, cfg, rng), s, rng, size=5, komi=0.5, first_index=10)
 
 
 def test_games_give_one_sample_per_move_with_the_right_targets():
@@ -75,20 +75,12 @@ def test_sgf_sample_round_trips(tmp_path):
     assert rec.result == games[0].result and rec.size == 5
 
 
-def test_config_groups_map_onto_the_search():
-    from experiments.config import MCTSConfig as M, SelfPlayConfig as S
-    c = make_mcts_config(M(c_puct=2.0), S(visits=40, cheap_visits=5, full_search_prob=0.5, tree_reuse=False))
-    assert (c.num_simulations, c.fast_simulations, c.full_search_prob, c.c_puct, c.reuse_tree) == (40, 5, 0.5, 2.0, False)
-    c = make_mcts_config(M(root="gumbel", gumbel_m=8, gumbel_c_scale=0.2), S())
-    assert (c.root, c.gumbel_m, c.gumbel_c_scale) == ("gumbel", 8, 0.2)
-
-
 def test_gumbel_self_play_records_improved_policy_targets():
-    cfg = MCTSConfig(num_simulations=8, fast_simulations=2, full_search_prob=0.5, leaves_per_game=2,
-                     temperature_moves=4, root="gumbel", gumbel_m=4)
-    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=3, max_moves_factor=2.0, no_resign_fraction=1.0)
+    cfg = MCTSConfig(leaves_per_game=2, root="gumbel", gumbel_m=4)
+    s = SelfPlayConfig(visits=8, cheap_visits=2, full_search_prob=0.5, temperature_moves=4, parallel_games=3,
+                       max_moves_factor=2.0, no_resign_fraction=1.0)
     rng = np.random.default_rng(0)
-    samples, games, stats = play_games(4, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng)
+    samples, games, stats = play_games(4, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng, size=5, komi=0.5)
     assert stats.games == 4 and 0 < samples.has_policy.sum() < len(samples)
     pol = samples.policy[samples.has_policy]
     np.testing.assert_allclose(pol.sum(1), 1, atol=1e-5)
@@ -98,8 +90,10 @@ def test_gumbel_self_play_records_improved_policy_targets():
 
 def test_on_game_reports_each_finished_game():
     seen = []
-    cfg = MCTSConfig(num_simulations=6, fast_simulations=2, leaves_per_game=2, temperature_moves=4)
-    s = SelfPlaySettings(size=5, komi=0.5, parallel_games=3, max_moves_factor=2.0)
+    cfg = MCTSConfig(leaves_per_game=2)
+    s = SelfPlayConfig(visits=6, cheap_visits=2, full_search_prob=1.0, temperature_moves=4, parallel_games=3,
+                       max_moves_factor=2.0)
     rng = np.random.default_rng(0)
-    _, games, _ = play_games(5, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng, on_game=seen.append)
+    _, games, _ = play_games(5, BatchedMCTS(UniformEvaluator(), cfg, rng), s, rng, size=5, komi=0.5,
+                             on_game=seen.append)
     assert seen == [1, 2, 3, 4, 5] and len(games) == 5

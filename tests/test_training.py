@@ -5,7 +5,7 @@ import torch
 
 from go_core.learn.net import NetConfig, PolicyValueNet
 from go_core.learn.replay import Batch, ReplayBuffer
-from go_core.learn.training import OptimConfig, losses, lr_factor, make_optimizer, train_steps, to_tensors
+from go_core.learn.training import TrainConfig, losses, lr_factor, make_optimizer, train_steps, to_tensors
 from tests.test_replay import fake_game
 
 torch.set_num_threads(1)  # the test machine is shared: one thread per process avoids contention
@@ -25,7 +25,7 @@ def test_policy_loss_ignores_samples_without_a_policy_target():
     policy2 = policy.copy()
     policy2[3:] = np.eye(26, dtype=np.float32)[[0, 1, 2]]  # garbage where there is no target
     b2 = Batch(planes, policy2, has, s.value)
-    cfg = OptimConfig()
+    cfg = TrainConfig()
     l1 = losses(net, *to_tensors(b1, torch.device("cpu")), cfg)
     l2 = losses(net, *to_tensors(b2, torch.device("cpu")), cfg)
     assert float(l1["policy_loss"].detach()) == pytest.approx(float(l2["policy_loss"].detach()))
@@ -38,15 +38,15 @@ def test_policy_loss_ignores_samples_without_a_policy_target():
 
 
 def test_schedule_warms_up_then_decays():
-    cfg = OptimConfig(warmup_steps=10, schedule="cosine", decay_steps=100, min_lr_ratio=0.1)
+    cfg = TrainConfig(warmup_steps=10, schedule="cosine", decay_steps=100, min_lr_ratio=0.1)
     f = [lr_factor(s, cfg) for s in range(200)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0) and f[60] == pytest.approx(0.55) and f[150] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(f[10:], f[11:]))
-    step = OptimConfig(warmup_steps=0, schedule="step", step_every=5, step_gamma=0.5)
+    step = TrainConfig(warmup_steps=0, schedule="step", step_every=5, step_gamma=0.5)
     assert [lr_factor(s, step) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
     with pytest.raises(ValueError, match="cosine, step or constant"):
-        lr_factor(0, OptimConfig(warmup_steps=0, schedule="linear"))
+        lr_factor(0, TrainConfig(warmup_steps=0, schedule="linear"))
 
 
 @pytest.mark.parametrize("value_loss", ["mse", "bce"])
@@ -56,7 +56,7 @@ def test_the_net_fits_its_replay_window(value_loss):
     buf = ReplayBuffer(1000)
     for g in range(4):
         buf.add(fake_game(g, 16))
-    cfg = OptimConfig(lr=3e-3, warmup_steps=5, decay_steps=200, value_loss=value_loss, augment=False)
+    cfg = TrainConfig(lr=3e-3, warmup_steps=5, decay_steps=200, value_loss=value_loss, augment=False)
     opt, sched = make_optimizer(net, cfg)
     rng = np.random.default_rng(0)
     first = train_steps(net, opt, sched, buf, 3, 64, cfg, torch.device("cpu"), rng)
@@ -72,7 +72,7 @@ def test_gradient_clipping_bounds_the_update():
     net = PolicyValueNet(SMALL)
     buf = ReplayBuffer(100)
     buf.add(fake_game(0, 32))
-    cfg = OptimConfig(grad_clip=1e-3, warmup_steps=0, augment=True)
+    cfg = TrainConfig(grad_clip=1e-3, warmup_steps=0, augment=True)
     opt, sched = make_optimizer(net, cfg)
     stats = train_steps(net, opt, sched, buf, 1, 32, cfg, torch.device("cpu"), np.random.default_rng(0))
     assert stats["grad_norm"] > 1e-3  # the raw norm is reported; the step used the clipped one

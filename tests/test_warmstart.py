@@ -7,7 +7,7 @@ from go_core.game.board import Board
 from go_core.learn.features import encode
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
 from go_core.game.sgf import record_from_board, write_sgf
-from go_core.learn.training import OptimConfig
+from go_core.learn.training import TrainConfig
 from go_core.learn.warmstart import init_from_checkpoint, pretrain, random_game_samples, sgf_samples
 
 torch.set_num_threads(1)
@@ -40,7 +40,7 @@ def test_value_pretraining_learns_to_count():
     rng = np.random.default_rng(1)
     s = random_game_samples(200, 5, 0.5, rng, positions_per_game=4)
     net = PolicyValueNet(SMALL)
-    cfg = OptimConfig(lr=3e-3, warmup_steps=5)
+    cfg = TrainConfig(lr=3e-3, warmup_steps=5)
     x = torch.from_numpy(s.planes())
     with torch.no_grad():
         before = float(((net.eval()(x)[1] - torch.from_numpy(s.value)) ** 2).mean())

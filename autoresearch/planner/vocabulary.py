@@ -2,14 +2,12 @@
 
 The YAML is data: the phrases researchers use for each learner factor, its sweep values and its
 bounds. This module turns it into `Factor` objects and reads two things from the project itself:
-each factor's one-line doc (the comment beside its field in experiments/config.py, so the planner
+each factor's one-line doc (the comment beside its field where it is declared, so the planner
 never keeps a second copy) and its default value under the question's board and budget (Hydra
 composes conf/ exactly as a node's job would).
 """
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +17,6 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOCABULARY_YAML = Path(__file__).with_name("vocabulary.yaml")
-CONFIG_PY = REPO_ROOT / "experiments" / "config.py"
 # The groups a node may change (DESIGN.md: the learner); anything else is the question's or the referee's.
 LEARNER_GROUPS = ("model", "mcts", "selfplay", "train")
 FACTOR_TYPES = ("float", "int", "bool", "choice")
@@ -90,20 +87,13 @@ class Vocabulary:
         return "\n".join(lines)
 
 
-def config_docs(path: Path = CONFIG_PY) -> dict[str, str]:
-    """`group.field` -> the comment beside the field in experiments/config.py's dataclasses."""
-    text = path.read_text()
-    tree = ast.parse(text)
-    lines = text.splitlines()
-    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    groups = {"ModelConfig": "model", "MCTSConfig": "mcts", "SelfPlayConfig": "selfplay",
-              "TrainConfig": "train", "WarmStartConfig": "train.warm_start"}
-    docs: dict[str, str] = {}
-    for cls, prefix in groups.items():
-        for stmt in classes[cls].body:
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                m = re.search(r"#\s*(.*)$", lines[stmt.lineno - 1])
-                docs[f"{prefix}.{stmt.target.id}"] = m.group(1).strip() if m else ""
+def config_docs() -> dict[str, str]:
+    """`group.field` -> the comment beside the field where it is declared (the learner's groups of
+    experiments/config.py JobConfig: go_core/learn's config classes)."""
+    from experiments.config import JobConfig
+    from experiments.config_docs import walk_fields
+
+    docs = {key: doc for key, _, doc in walk_fields(JobConfig) if key.split(".")[0] in LEARNER_GROUPS and "." in key}
     docs["model"] = "the conf/model option: the whole net architecture (blocks x channels)"
     return docs
 
@@ -142,6 +132,8 @@ def load_vocabulary(path: str = str(VOCABULARY_YAML)) -> Vocabulary:
 def _composed(board: str, budget: str) -> Any:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    import experiments.config  # noqa: F401  registers the schemas conf/ extends (job_schema, <group>/schema)
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()

@@ -7,7 +7,7 @@ is untrusted (a node's own code, inside its sandbox): whatever it answers — ma
 game ids it was not asked about, a move that is illegal, a timeout, a crash — becomes a
 `Failure` attributed to it, with the reason, and never an exception that stops a match.
 
-    spec = PlayerSpec(argv=[...], cwd=..., env=..., name="child")
+    spec = BatchPlayerSpec(argv=[...], cwd=..., env=..., name="child")
     with BatchPlayerClient(spec) as player:            # starts it, checks the hello
         player.submit({"p0g0": board0, "p1g1": board1})  # Board objects, that player to move
         moves, failures = player.collect()             # {game: move}, {game: reason}
@@ -37,7 +37,7 @@ _EOF = object()
 
 
 @dataclass
-class PlayerSpec:
+class BatchPlayerSpec:
     """How to launch one player process: the caller decides everything (a sandbox wrapper,
     the node's worktree as cwd, an allow-listed env); this module assumes nothing about argv."""
     argv: list[str]                # command line, e.g. [python, -m, go_core.learn.batch_player, ...]
@@ -61,7 +61,7 @@ class _Pending:
 class BatchPlayerClient:
     """One player process speaking the batched move protocol (see the module docstring)."""
 
-    def __init__(self, spec: PlayerSpec, timeout_s: float = 120.0, start_timeout_s: float = 120.0,
+    def __init__(self, spec: BatchPlayerSpec, timeout_s: float = 120.0, start_timeout_s: float = 120.0,
                  temperature: float = 0.0, max_restarts: int = 3):
         if not spec.argv:
             raise ValueError(f"player {spec.name!r} has an empty argv")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from go_core.arena.elo import fit_elo
-from go_core.arena.match import GameRecord, play_match
+from go_core.arena.match import MatchGame, play_match
 from go_core.arena.rungs import EvalConfig, rung_player, rung_signature
 
 
@@ -144,7 +144,7 @@ def _calibrate(cfg, board_size, komi, games, rungs, names, anchor, pairs, sgf_di
         log(f"[ladder] {a} vs {b}: {need} games ({have} on record)")
         valid |= {a, b}
 
-        def save(g: GameRecord) -> None:  # after every game: an interrupted calibration resumes
+        def save(g: MatchGame) -> None:  # after every game: an interrupted calibration resumes
             records.append([g.black, g.white, g.black_score, g.reason])
             if write_cache:  # the games only; the fit is refreshed after each pair
                 progress = dict(data or old)

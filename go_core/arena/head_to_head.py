@@ -1,7 +1,7 @@
 """Head-to-head matches between two player processes: many games at once, colour-swapped pairs.
 
-    result = play_head_to_head(PlayerSpec(argv_a, cwd_a, env_a, "child"),
-                               PlayerSpec(argv_b, cwd_b, env_b, "parent"),
+    result = play_head_to_head(BatchPlayerSpec(argv_a, cwd_a, env_a, "child"),
+                               BatchPlayerSpec(argv_b, cwd_b, env_b, "parent"),
                                pairs=200, seed=node_seed, sgf_dir=run_dir / "games" / "h2h",
                                should_stop=lambda done: my_sequential_test(done))
     result.score_a, result.pentanomial, result.games_per_min, result.failures
@@ -21,7 +21,7 @@ applies every move and scores. A game ends by two passes, a resignation, the mov
 to move (crash, hang, malformed answer, illegal move: that player loses the game, and the reason
 is recorded; the match goes on, with the process restarted). Every game is saved as SGF.
 
-This module knows nothing about nodes or sandboxes: the caller builds the `PlayerSpec`s.
+This module knows nothing about nodes or sandboxes: the caller builds the `BatchPlayerSpec`s.
 `should_stop(pairs_done)` is called after every step in which pairs finished, with all finished
 pairs in the order they finished; when it returns True no new pair starts and the unfinished
 ones are abandoned (counted in `abandoned_pairs`), so a sequential test stops where it decided.
@@ -36,14 +36,14 @@ from typing import Callable
 
 import numpy as np
 
-from go_core.arena.batch_protocol import BatchPlayerClient, PlayerFailed, PlayerSpec
+from go_core.arena.batch_protocol import BatchPlayerClient, PlayerFailed, BatchPlayerSpec
 from go_core.arena.opening_book import load_openings, random_openings
 from go_core.arena.stats import Z95
 from go_core.game.board import BLACK, EMPTY, WHITE, Board
 from go_core.game.coords import RESIGN, move_to_gtp
 from go_core.game.symmetry import N_SYMMETRIES, transform_move
 
-__all__ = ["PlayerSpec", "GameResult", "PairResult", "HeadToHeadResult", "play_head_to_head",
+__all__ = ["BatchPlayerSpec", "GameResult", "PairResult", "HeadToHeadResult", "play_head_to_head",
            "choose_openings"]
 
 DEFAULT_PAIRS_AT_ONCE = 64      # pairs in flight: 128 games per batch (one forward pass per side)
@@ -159,7 +159,7 @@ def choose_openings(size: int, pairs: int, seed: int) -> tuple[list[list[int]], 
     return chosen, f"book {size}x{size} ({len(book)} KataGo-balanced openings, random symmetry)"
 
 
-class _Game:
+class _PairGame:
     __slots__ = ("gid", "pair", "a_black", "board", "result")
 
     def __init__(self, gid: str, pair: int, a_black: bool, board: Board):
@@ -170,7 +170,7 @@ class _Game:
         return "A" if (self.board.to_play == BLACK) == self.a_black else "B"
 
 
-def play_head_to_head(a: PlayerSpec, b: PlayerSpec, pairs: int, *, size: int = 9,
+def play_head_to_head(a: BatchPlayerSpec, b: BatchPlayerSpec, pairs: int, *, size: int = 9,
                       komi: float = 7.0, seed: int = 0,
                       pairs_at_once: int = DEFAULT_PAIRS_AT_ONCE, max_moves: int | None = None,
                       sgf_dir: str | Path | None = None,
@@ -215,8 +215,8 @@ def play_head_to_head(a: PlayerSpec, b: PlayerSpec, pairs: int, *, size: int = 9
     res.startup_s = time.monotonic() - t0
     t0 = time.monotonic()
 
-    active: dict[str, _Game] = {}
-    open_pairs: dict[int, list[_Game]] = {}
+    active: dict[str, _PairGame] = {}
+    open_pairs: dict[int, list[_PairGame]] = {}
     next_pair = 0
     stop = False
 
@@ -232,12 +232,12 @@ def play_head_to_head(a: PlayerSpec, b: PlayerSpec, pairs: int, *, size: int = 9
                 board = Board(size, komi)
                 for m in opening:
                     board.play(m)   # IllegalMoveError: a bad opening is the caller's bug
-                game = _Game(f"p{p}g{g}", p, a_black_first == (g == 0), board)
+                game = _PairGame(f"p{p}g{g}", p, a_black_first == (g == 0), board)
                 games.append(game)
                 active[game.gid] = game
             open_pairs[p] = games
 
-    def finish(game: _Game, end: str, failed: str | None = None, reason: str | None = None) -> None:
+    def finish(game: _PairGame, end: str, failed: str | None = None, reason: str | None = None) -> None:
         board = game.board
         a_colour = BLACK if game.a_black else WHITE
         if failed is not None:
@@ -311,7 +311,7 @@ def play_head_to_head(a: PlayerSpec, b: PlayerSpec, pairs: int, *, size: int = 9
     return res
 
 
-def _write_game(path: str, game: _Game, specs: dict, result: str, end: str,
+def _write_game(path: str, game: _PairGame, specs: dict, result: str, end: str,
                 reason: str | None, opening_moves: int) -> None:
     from go_core.game.sgf import record_from_board, write_sgf
     black, white = ("A", "B") if game.a_black else ("B", "A")

@@ -33,7 +33,7 @@ from go_core.arena.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GT
 from go_core.game.eyes import own_eye_mask
 from go_core.arena.stats import WinRate, colour_advantage, win_rate
 
-# Reasons a game ended (GameRecord.reason). Failures name the engine in GameRecord.detail.
+# Reasons a game ended (MatchGame.reason). Failures name the engine in MatchGame.detail.
 TWO_PASSES = "two passes"
 RESIGNATION = "resignation"
 MOVE_CAP = "move cap"
@@ -78,7 +78,7 @@ class MatchConfig:
 
 
 @dataclass
-class GameRecord:
+class MatchGame:
     """One finished game."""
     index: int                        # game number within the match
     black: str                        # player names
@@ -124,9 +124,9 @@ class MatchResult:
     """All games of a match between players `a` and `b`."""
     a: str
     b: str
-    games: list[GameRecord]           # the games that count (void ones are in `voided`)
+    games: list[MatchGame]            # the games that count (void ones are in `voided`)
     seconds: float = 0.0
-    voided: list[GameRecord] = field(default_factory=list)  # ended by a reference engine's failure
+    voided: list[MatchGame] = field(default_factory=list)  # ended by a reference engine's failure
 
     def win_rate(self, name: str) -> WinRate:
         return win_rate(g.score_for(name) for g in self.games)
@@ -209,7 +209,7 @@ def random_legal_move(board: Board, rng: np.random.Generator, allow_pass: bool =
 
 
 def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
-              sgf_dir: Path | None = None) -> GameRecord:
+              sgf_dir: Path | None = None) -> MatchGame:
     """Play one game between two seats; never raises for an engine's failure (it loses instead)."""
     t0 = time.monotonic()
     size = cfg.board_size
@@ -281,7 +281,7 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
         result = f"{letter}+R"
     else:
         result = f"{letter}+F"  # forfeit: the other side failed
-    rec = GameRecord(index=index, black=names[BLACK], white=names[WHITE], winner=winner, result=result,
+    rec = MatchGame(index=index, black=names[BLACK], white=names[WHITE], winner=winner, result=result,
                      reason=reason, detail=detail, score=score, moves=moves,
                      seconds=time.monotonic() - t0, resyncs=black.resyncs + white.resyncs)
     if sgf_dir is not None:
@@ -340,7 +340,7 @@ def _load_position(seat: _Seat, colour: int, board: Board) -> None:
         os.unlink(path)
 
 
-def write_game_sgf(rec: GameRecord, cfg: MatchConfig, sgf_dir: Path) -> Path:
+def write_game_sgf(rec: MatchGame, cfg: MatchConfig, sgf_dir: Path) -> Path:
     """Save a game as FF[4] SGF with RE and the end reason (root and last-move comments)."""
     from go_core.game import sgf as sgf_io
 
@@ -363,7 +363,7 @@ def write_game_sgf(rec: GameRecord, cfg: MatchConfig, sgf_dir: Path) -> Path:
 
 
 def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig,
-               sgf_dir: str | None, on_game: Callable[[GameRecord], None] | None = None) -> list[GameRecord]:
+               sgf_dir: str | None, on_game: Callable[[MatchGame], None] | None = None) -> list[MatchGame]:
     """A worker: plays the given game indices with one engine per player, kept between games."""
     seat_a, seat_b = _Seat(a, cfg), _Seat(b, cfg)
     refs = {s.name for s in (a, b) if s.reference}
@@ -391,7 +391,7 @@ def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfi
 
 
 def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os.PathLike | None = None,
-               on_game: Callable[[GameRecord], None] | None = None,
+               on_game: Callable[[MatchGame], None] | None = None,
                first_index: int = 0) -> MatchResult:
     """Play `cfg.games` games between a and b (a is black in even games); see the module docstring.
 
@@ -407,12 +407,12 @@ def play_match(a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig, sgf_dir: str | os
     sgf = str(sgf_dir) if sgf_dir is not None else None
     lock = threading.Lock()
 
-    def report(rec: GameRecord) -> None:
+    def report(rec: MatchGame) -> None:
         if on_game:
             with lock:
                 on_game(rec)
 
-    games: list[GameRecord] = []
+    games: list[MatchGame] = []
     if workers == 1:
         games = _run_games(indices, a, b, cfg, sgf, report)
     else:

@@ -77,10 +77,10 @@ def ladder_anchors(a: argparse.Namespace) -> dict:
 def rate_h2h(a: argparse.Namespace) -> dict:
     """Colour-swapped game pairs A vs B until the games-only sequential test stops, the pairs'
     own standard error is below `settle_se` (more games would not sharpen the verdict), or the cap."""
-    from go_core.arena.head_to_head import PlayerSpec, play_head_to_head
+    from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head
     sa, sb = _spec(a.a_json), _spec(a.b_json)
-    specs = [PlayerSpec(argv=[str(x) for x in s["argv"]], cwd=s.get("cwd"), env=s.get("env"),
-                        name=s.get("name") or n) for s, n in ((sa, "A"), (sb, "B"))]
+    specs = [BatchPlayerSpec(argv=[str(x) for x in s["argv"]], cwd=s.get("cwd"), env=s.get("env"),
+                             name=s.get("name") or n) for s, n in ((sa, "A"), (sb, "B"))]
     stopped = {"why": f"cap of {a.max_pairs} pairs"}
 
     def should_stop(done) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from go_core.arena.calibration import ladder_elos
 from go_core.arena.elo import fit_elo
-from go_core.arena.match import GameRecord, PlayerSpec, play_match
+from go_core.arena.match import MatchGame, PlayerSpec, play_match
 from go_core.arena.rungs import EvalConfig, RungConfig, rung_player
 from go_core.arena.stats import win_rate
 
@@ -56,8 +56,8 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
         first = cfg.rung(cfg.reference)
     else:
         raise ValueError(f"eval.start must be middle or reference, got {start!r}")
-    played: dict[str, list[GameRecord]] = {}
-    all_games: list[GameRecord] = []
+    played: dict[str, list[MatchGame]] = {}
+    all_games: list[MatchGame] = []
 
     def play(rung: RungConfig, n: int) -> None:
         if n <= 0:

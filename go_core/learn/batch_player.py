@@ -7,8 +7,9 @@ The referee (`go_core.arena.batch_protocol`) starts this process — inside the 
 with the node's own code — and sends it positions of many games; it answers one move per game,
 evaluating all of them together: `policy` in ONE batched forward pass per request, `mcts` with
 `go_core.learn.mcts.BatchedMCTS` over all the games' trees at once (one forward pass per search
-round), with PUCT or Gumbel root search (`--root`; Gumbel without noise here: the top-m moves by
-prior, then Sequential Halving on their values). It reads only its checkpoint and stdin, writes only stdout (the protocol) and stderr
+round), with the search settings the checkpoint was trained with (`mcts.search_config_from`: its
+c_puct, FPU, root search...; `--root`/`--gumbel-m` override them) and the caller's `--visits`
+(Gumbel without noise here: the top-m moves by prior, then Sequential Halving on their values). It reads only its checkpoint and stdin, writes only stdout (the protocol) and stderr
 (diagnostics), and never imports the referee (`go_core.arena`).
 
 Protocol (version 1): JSON lines. Each request is one JSON object on one line; each gets exactly
@@ -61,7 +62,7 @@ class BatchPlayer:
     """The game states of one player process and the batched move choice over them."""
 
     def __init__(self, kind: str, checkpoint: str | None = None, visits: int = 1,
-                 device: str = "cpu", seed: int = 0, root: str = "puct", gumbel_m: int = 16):
+                 device: str = "cpu", seed: int = 0, root: str | None = None, gumbel_m: int | None = None):
         if kind not in PLAYER_KINDS:
             raise ValueError(f"player must be one of {PLAYER_KINDS}, not {kind!r}")
         self.kind = kind
@@ -70,6 +71,7 @@ class BatchPlayer:
         self.boards: dict[str, object] = {}   # game id -> go_core.game.board.Board
         self.trees: dict[str, object] = {}    # game id -> mcts.Tree (mcts only)
         self.evaluator = None
+        self.meta: dict = {}                  # the checkpoint's metadata (its search settings: mcts.search_config_from)
         self.device = "cpu"
         self.name = kind
         if kind != "random":
@@ -78,18 +80,20 @@ class BatchPlayer:
             from go_core.learn.evaluators import NetEvaluator
             from go_core.learn.net import load_checkpoint, select_device
             dev = select_device(device)
-            net, _ = load_checkpoint(checkpoint, dev)
+            net, self.meta = load_checkpoint(checkpoint, dev)
             # One forward pass per request: the batch is the number of games (chunked only
             # beyond this, to bound memory).
             self.evaluator = NetEvaluator(net, dev, max_batch=4096)
             self.device = str(dev)
             self.name = f"{kind}:{checkpoint}"
         if kind == "mcts":
-            from go_core.learn.mcts import BatchedMCTS, MCTSConfig
+            from go_core.learn.mcts import BatchedMCTS, search_config_from
             if self.visits < 1:
                 raise ValueError(f"--visits must be >= 1, not {visits}")
-            self.mcts_cfg = MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0, root=root,
-                                       gumbel_m=int(gumbel_m))
+            # the search settings the checkpoint was trained with; --root/--gumbel-m when given
+            given = {k: v for k, v in (("root", root), ("gumbel_m", gumbel_m)) if v is not None}
+            self.mcts_cfg = search_config_from(self.meta, dirichlet_eps=0.0, **given)
+            root = self.mcts_cfg.root
             self.searcher = BatchedMCTS(self.evaluator, self.mcts_cfg, self.rng)
             if root != "puct":
                 self.name = f"{kind}-{root}:{checkpoint}"
@@ -238,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="a .pt written by training (policy, mcts)")
     p.add_argument("--player", choices=PLAYER_KINDS, default="policy")
     p.add_argument("--visits", type=int, default=1, help="root visits per move (mcts)")
-    p.add_argument("--root", choices=("puct", "gumbel"), default="puct", help="root search (mcts)")
-    p.add_argument("--gumbel-m", type=int, default=16, help="moves considered at the root (mcts --root gumbel)")
+    p.add_argument("--root", choices=("puct", "gumbel"), default=None,
+                   help="root search (mcts; default: the checkpoint's own mcts.root)")
+    p.add_argument("--gumbel-m", type=int, default=None,
+                   help="moves considered at the root (mcts --root gumbel; default: the checkpoint's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0, help="seeds sampling and search")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

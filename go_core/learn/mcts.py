@@ -5,22 +5,23 @@ Q = W / N, P = prior, U = c_puct * P * sqrt(N_p - 1) / (1 + N); selection picks 
 W[c] is kept from the point of view of the player who *moved into* c (the player to move at p),
 so a parent maximizes its children's Q directly, and values flip sign on the way up.
 
-Using it (self-play of many games, one forward pass per round for all of them):
+Using it (many games, one forward pass per round for all of them; self-play adds playout caps,
+temperatures and its targets in `go_core.learn.selfplay`):
 
-    cfg = MCTSConfig(num_simulations=200)
+    cfg = MCTSConfig(c_puct=1.25)
     trees = [Tree(board, cfg) for board in boards]           # one per game
     searcher = BatchedMCTS(evaluator, cfg, rng=np.random.default_rng(0))
-    plan = [searcher.plan_search() for _ in trees]           # playout-cap randomization
-    searcher.search_many(trees, [p.simulations for p in plan], [p.noise for p in plan])
-    for tree, p in zip(trees, plan):
-        target = tree.policy_target() if p.full else None    # cheap searches: no policy target
-        move = tree.pick_move(temperature_for_move(tree.board.move_number, cfg), rng)
+    searcher.search_many(trees, 200, noise=True)             # 200 simulations in each tree
+    for tree in trees:
+        target = tree.policy_target()
+        move = tree.pick_move(1.0, rng)                      # sampled at temperature 1
         tree.advance(move)                                   # play it; the subtree is kept
 
 - `Tree(board, cfg)`: one game's search tree rooted at a copy of `board`. `.board` (the root
   position), `.visit_counts()` (int64, size*size+1), `.policy_target()` (float32, sums to 1),
   `.root_value()` (Q for the player to move at the root, in [-1, 1]), `.best_move()`,
-  `.pick_move(temperature, rng)`, `.advance(move)` (tree reuse: keeps the subtree under `move`),
+  `.pick_move(temperature, rng)`, `.advance(move, keep_subtree=True)` (tree reuse: keeps the
+  subtree under `move`),
   `.root_visits`, `.child_stats()` (moves, N, Q, P for printing).
 - `BatchedMCTS(evaluator, cfg, rng)`: `.search_many(trees, simulations, noise)` runs
   `simulations[i]` new simulations in tree i (the root's own evaluation counts as one when the
@@ -28,7 +29,6 @@ Using it (self-play of many games, one forward pass per round for all of them):
   round gathers up to `cfg.leaves_per_game` leaves per game under virtual loss (at most
   simulations / `cfg.min_rounds`, so a small search is not flattened by virtual loss), then makes ONE
   `evaluator.evaluate` call for all leaves of all games. `.search(tree, n)` is the one-game form.
-  `.plan_search()` draws a `SearchPlan(simulations, noise, full)` by playout-cap randomization.
   A descent that meets a leaf already pending in this round (a virtual-loss collision) ends
   that tree's gathering for the round. Searching a finished game raises ValueError.
   Counters: `.simulations`, `.evaluations` (positions sent to the evaluator), `.rounds`.
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numba
 import numpy as np
@@ -63,43 +63,36 @@ NEW, PENDING, EXPANDED, TERMINAL = 0, 1, 2, 3
 
 @dataclass
 class MCTSConfig:
-    num_simulations: int = 200        # simulations per move in a full search
-    c_puct: float = 1.25              # exploration constant in U = c_puct * P * sqrt(N_parent) / (1 + N)
-    c_puct_base: float = 19652.0      # AlphaZero's slow growth: c += log((1 + N_p + base) / base); 0 = off
-    fpu_reduction: float = 0.25       # unvisited child's Q = parent Q - this * sqrt(prior mass visited)
+    """The search's settings (the `mcts` config group's schema). How many simulations a move gets,
+    the move temperature and tree reuse belong to whoever runs the search (self-play:
+    `go_core.learn.selfplay.SelfPlayConfig`; a rating: its visits)."""
+    c_puct: float = 1.25              # PUCT exploration: U = c_puct * P * sqrt(N_parent) / (1 + N)
+    c_puct_base: float = 19652.0      # AlphaZero's slow growth: c += log((1 + N_p + base) / base) (0: off)
+    fpu_reduction: float = 0.25       # first-play urgency: unvisited child's Q = parent Q - this * sqrt(prior mass visited)
     fpu_reduction_root: float = 0.0   # the same at the root (0: explore the root's moves freely)
-    dirichlet_alpha_total: float = 10.83  # root noise: alpha per move = this / legal moves (KataGo)
-    dirichlet_eps: float = 0.25       # weight of the noise in the root prior (0 = no noise)
-    leaves_per_game: int = 8          # leaves per game gathered (virtual loss) before each forward pass...
-    min_rounds: int = 8               # ...but at most simulations/min_rounds of them, so that a small search
-                                      # stays sequential (16 visits in 2 rounds of 8 is a one-ply sample)
+    dirichlet_alpha_total: float = 10.83  # root noise in self-play: alpha per move = this / legal moves (KataGo)
+    dirichlet_eps: float = 0.25       # weight of that noise in the root prior (0: no noise)
+    leaves_per_game: int = 8          # leaves per game gathered (virtual loss) before each forward pass, at most...
+    min_rounds: int = 8               # ...simulations/min_rounds of them, so a small search stays sequential (16 visits in 2 rounds of 8 is a one-ply sample)
     virtual_loss: float = 1.0         # each pending visit counts as a loss of this size for its path
-    temperature: float = 1.0          # move choice: sample from N^(1/T) during the opening...
-    temperature_moves: int = 12       # ...for this many moves of the game,
-    temperature_final: float = 0.0    # ...then this temperature (0 = most visits)
-    full_search_prob: float = 1.0     # playout-cap randomization: P(full search); 1 = always full
-    fast_simulations: int = 32        # simulations of a cheap search (no noise, no policy target)
-    reuse_tree: bool = True           # keep the subtree of the played move for the next search
+    max_batch: int = 1024             # positions per forward pass of the net at most (go_core.learn.evaluators.NetEvaluator)
     initial_nodes: int = 4096         # node capacity a new tree starts with (doubles when full)
-    root: str = "puct"                # root search: puct (AlphaZero) | gumbel (Gumbel-top-k + Sequential Halving)
-    gumbel_m: int = 16                # gumbel: actions sampled at the root (Gumbel-top-m) for Sequential Halving
+    root: str = "puct"                # root search: puct (AlphaZero) | gumbel (Gumbel-top-m + Sequential Halving, improved-policy targets)
+    gumbel_m: int = 16                # gumbel: moves sampled at the root (Gumbel-top-m) for Sequential Halving
     gumbel_scale: float = 1.0         # gumbel: scale of the Gumbel noise in searches with noise (0: deterministic)
     gumbel_c_visit: float = 50.0      # gumbel: sigma(q) = (c_visit + max N) * c_scale * q, q rescaled to [0, 1]
     gumbel_c_scale: float = 0.1       # gumbel: see gumbel_c_visit
-    forced_playouts: bool = False     # KataGo: in noisy (self-play) PUCT searches, a visited root child gets at
-                                      # least sqrt(forced_k * P * sum N) visits; the policy target is pruned of them
-    forced_k: float = 2.0             # the k of forced playouts
+    forced_playouts: bool = False     # KataGo forced playouts in noisy (self-play) PUCT searches; the policy target is pruned of them
+    forced_k: float = 2.0             # forced playouts: a visited root child gets at least sqrt(forced_k * P * sum N) visits
 
 
-class SearchPlan(NamedTuple):
-    simulations: int   # how many simulations to run
-    noise: bool        # Dirichlet noise at the root
-    full: bool         # True: record a policy target from this search
-
-
-def temperature_for_move(move_number: int, cfg: MCTSConfig) -> float:
-    """The temperature schedule: cfg.temperature for the first cfg.temperature_moves moves."""
-    return cfg.temperature if move_number < cfg.temperature_moves else cfg.temperature_final
+def search_config_from(meta: dict, **overrides) -> MCTSConfig:
+    """The search settings a checkpoint was trained with (`meta["mcts"]`, written by
+    experiments/train.py), with `overrides` on top; defaults for a checkpoint that holds none.
+    Ratings play a node with its own search settings this way; only the visits are the referee's."""
+    known = {f for f in MCTSConfig.__dataclass_fields__}
+    stored = {k: v for k, v in (meta.get("mcts") or {}).items() if k in known}
+    return MCTSConfig(**{**stored, **overrides})
 
 
 # ------------------------------------------------------------------ numba kernels
@@ -457,8 +450,8 @@ class Tree:
         return int(rng.choice(self.A, p=w / w.sum()))
 
     # -- moving on
-    def advance(self, move: int) -> None:
-        """Play `move` at the root. With cfg.reuse_tree the searched subtree under it is kept
+    def advance(self, move: int, keep_subtree: bool = True) -> None:
+        """Play `move` at the root. With `keep_subtree` the searched subtree under it is kept
         (its visits count towards the next search); otherwise the tree starts afresh."""
         board = self.board
         child = -1
@@ -468,7 +461,7 @@ class Tree:
                 break
         nb = board.copy()
         nb.play(move)
-        if not self.cfg.reuse_tree or child < 0 or self.state[child] not in (EXPANDED, TERMINAL):
+        if not keep_subtree or child < 0 or self.state[child] not in (EXPANDED, TERMINAL):
             self._reset(nb)
             return
         self._compact(child)
@@ -520,18 +513,8 @@ class BatchedMCTS:
         self.rounds = 0          # evaluator calls
         self._scratch: list = []  # reusable boards for leaf positions (no allocation per leaf)
 
-    def plan_search(self) -> SearchPlan:
-        """Playout-cap randomization (KataGo): with probability cfg.full_search_prob a full search
-        (cfg.num_simulations, root noise, policy target), else a cheap one (cfg.fast_simulations,
-        no noise, no policy target)."""
-        c = self.cfg
-        noisy = c.gumbel_scale > 0 if c.root == "gumbel" else c.dirichlet_eps > 0
-        if c.full_search_prob >= 1.0 or self.rng.random() < c.full_search_prob:
-            return SearchPlan(c.num_simulations, noisy, True)
-        return SearchPlan(c.fast_simulations, False, False)
-
-    def search(self, tree: Tree, simulations: int | None = None, noise: bool = False) -> Tree:
-        self.search_many([tree], [simulations or self.cfg.num_simulations], [noise])
+    def search(self, tree: Tree, simulations: int, noise: bool = False) -> Tree:
+        self.search_many([tree], [simulations], [noise])
         return tree
 
     def search_many(self, trees: Sequence[Tree], simulations: int | Sequence[int],

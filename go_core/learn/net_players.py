@@ -2,9 +2,11 @@
 
 - `PolicyPlayer(checkpoint, device)`: the raw policy, most probable legal move (or sampled with
   `temperature` > 0); one forward pass per move.
-- `MCTSPlayer(checkpoint, visits, device)`: PUCT search with the net (`go_core.learn.mcts`) and
-  `visits` root visits per move (visits kept from the previous move's tree count towards them),
-  the most visited move; no root noise. Optional `resign_threshold`: resign when the search's
+- `MCTSPlayer(checkpoint, visits, device)`: search with the net (`go_core.learn.mcts`), with the
+  search settings the checkpoint was trained with (`mcts.search_config_from`: c_puct, FPU, root
+  search, ...), and `visits` root visits per move (the caller's: a rating gives both sides the
+  same; visits kept from the previous move's tree count towards them), the most visited move;
+  no root noise. Optional `resign_threshold`: resign when the search's
   value for the player to move falls below it (default: never).
 
 Both also take `net=` (an in-memory `PolicyValueNet`) instead of a checkpoint path, which is how
@@ -17,7 +19,7 @@ import numpy as np
 
 from go_core.game.coords import RESIGN
 from go_core.learn.evaluators import NetEvaluator
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree, search_config_from
 
 
 
@@ -65,7 +67,7 @@ class MCTSPlayer:
             raise ValueError(f"visits must be >= 1, not {visits!r}")
         self.net, self.meta = _load(checkpoint, net, device)
         self.visits = int(visits)
-        self.cfg = cfg or MCTSConfig(num_simulations=self.visits, dirichlet_eps=0.0)
+        self.cfg = cfg or search_config_from(self.meta, dirichlet_eps=0.0)   # the net's own search settings
         self.searcher = BatchedMCTS(NetEvaluator(self.net, device, max_batch=256), self.cfg,
                                     np.random.default_rng(seed))
         self.resign_threshold = resign_threshold

@@ -21,27 +21,54 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from go_core.game.board import BLACK, WHITE, Board, format_result
 from go_core.learn.aux_targets import sample_targets
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree, temperature_for_move
+from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree
 from go_core.learn.replay import HISTORY, Position, Samples
 
 
 @dataclass
-class SelfPlaySettings:
-    """Self-play knobs (the `selfplay` config group maps onto these)."""
-    size: int = 9
-    komi: float = 7.0
-    parallel_games: int = 128
-    resign_threshold: float = -0.9
-    resign_consecutive: int = 2
-    resign_min_moves: int = 20
-    no_resign_fraction: float = 0.1
-    max_moves_factor: float = 2.0
+class SelfPlayConfig:
+    """Self-play's settings (the `selfplay` config group's schema); the search's own are `MCTSConfig`."""
+    parallel_games: int = 128           # games stepped at once in one process (their leaves share forward passes)
+    games_per_iteration: int = 128      # games played before each training phase (experiments/train.py)
+    visits: int = 32                    # MCTS simulations of a full search (noise at the root, gives a policy target)
+    cheap_visits: int = 8               # simulations of a cheap search (playout-cap randomization: no noise, no target)
+    full_search_prob: float = 0.25      # probability a move gets a full search; 1.0 turns playout caps off
+    temperature: float = 1.0            # move-sampling temperature (visits N^(1/T)) for the opening moves...
+    temperature_moves: int = 8          # ...of this many moves of a game...
+    temperature_final: float = 0.0      # ...then this temperature (0: the most visited move)
+    tree_reuse: bool = True             # keep the chosen move's subtree for the next search
+    resign_threshold: float = -0.9      # resign when the root value for the side to move is below this...
+    resign_consecutive: int = 2         # ...for this many of its moves in a row
+    resign_min_moves: int = 20          # nobody resigns before this many moves (an early value net is overconfident)
+    no_resign_fraction: float = 0.1     # fraction of games with resignation off (played out to the end)
+    max_moves_factor: float = 2.0       # a game stops (scored as it stands) after factor * size^2 moves
+    sgf_games_per_iteration: int = 2    # self-play games saved as SGF in games/ each iteration (experiments/train.py)
+
+
+class SearchPlan(NamedTuple):
+    simulations: int   # how many simulations to run
+    noise: bool        # root noise (Dirichlet, or Gumbel with mcts.root=gumbel)
+    full: bool         # True: record a policy target from this search
+
+
+def plan_search(sp: SelfPlayConfig, mcts: MCTSConfig, rng: np.random.Generator) -> SearchPlan:
+    """Playout-cap randomization (KataGo): with probability `sp.full_search_prob` a full search
+    (`sp.visits`, root noise, policy target), else a cheap one (`sp.cheap_visits`, no noise, no target)."""
+    noisy = mcts.gumbel_scale > 0 if mcts.root == "gumbel" else mcts.dirichlet_eps > 0
+    if sp.full_search_prob >= 1.0 or rng.random() < sp.full_search_prob:
+        return SearchPlan(sp.visits, noisy, True)
+    return SearchPlan(sp.cheap_visits, False, False)
+
+
+def temperature_for_move(move_number: int, sp: SelfPlayConfig) -> float:
+    """The temperature schedule: sp.temperature for the first sp.temperature_moves moves."""
+    return sp.temperature if move_number < sp.temperature_moves else sp.temperature_final
 
 
 @dataclass
@@ -105,10 +132,11 @@ def game_result(board: Board) -> tuple[int, str]:
     return (BLACK if s > 0 else WHITE if s < 0 else 0), format_result(s)
 
 
-def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, rng: np.random.Generator,
-               first_index: int = 0, on_game: Callable[[int], None] | None = None
+def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlayConfig, rng: np.random.Generator, *,
+               size: int, komi: float, first_index: int = 0, on_game: Callable[[int], None] | None = None
                ) -> tuple[Samples | None, list[FinishedGame], SelfPlayStats]:
-    """Play `n_games` self-play games, `settings.parallel_games` at a time; returns their samples
+    """Play `n_games` self-play games on a `size` board with `komi`, `settings.parallel_games` at a
+    time, searching with `searcher` (and its `MCTSConfig`); returns their samples
     (whole games, in the order they finished), the finished games, and statistics.
 
     `on_game(k)`, when given, is called each time a game ends, with the number ended so far in
@@ -116,8 +144,8 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
     t0 = time.perf_counter()
     sims0, evals0 = searcher.simulations, searcher.evaluations
     cfg = searcher.cfg
-    max_moves = max(1, int(settings.max_moves_factor * settings.size ** 2))
-    A = settings.size ** 2 + 1
+    max_moves = max(1, int(settings.max_moves_factor * size ** 2))
+    A = size ** 2 + 1
     stats = SelfPlayStats()
     parts: list[Samples] = []
     finished: list[FinishedGame] = []
@@ -126,7 +154,7 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
 
     def start() -> _Game:
         nonlocal started
-        g = _Game(first_index + started, Tree(Board(settings.size, settings.komi), cfg),
+        g = _Game(first_index + started, Tree(Board(size, komi), cfg),
                   resign_allowed=bool(rng.random() >= settings.no_resign_fraction))
         started += 1
         return g
@@ -134,7 +162,7 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
     while live or started < n_games:
         while started < n_games and len(live) < settings.parallel_games:
             live.append(start())
-        plans = [searcher.plan_search() for _ in live]
+        plans = [plan_search(settings, cfg, searcher.rng) for _ in live]
         searcher.search_many([g.tree for g in live], [p.simulations for p in plans], [p.noise for p in plans])
         still = []
         for g, plan in zip(live, plans):
@@ -156,8 +184,8 @@ def play_games(n_games: int, searcher: BatchedMCTS, settings: SelfPlaySettings, 
                 elif not g.would_have_resigned:
                     g.would_have_resigned = me
             if not done:
-                move = g.tree.pick_move(temperature_for_move(board.move_number, cfg), rng)
-                g.tree.advance(move)
+                move = g.tree.pick_move(temperature_for_move(board.move_number, settings), rng)
+                g.tree.advance(move, keep_subtree=settings.tree_reuse)
                 final = g.tree.board
                 done = final.is_over or final.move_number >= max_moves
             if done:
@@ -226,19 +254,3 @@ def save_sgf(game: FinishedGame, path, player: str = "tengen") -> None:
                             root_comment=f"self-play game {game.index}; resignation "
                                          f"{'on' if game.resign_allowed else 'off'}")
     write_sgf(path, rec)
-
-
-def make_mcts_config(mcts, selfplay) -> MCTSConfig:
-    """The search's MCTSConfig from the `mcts` and `selfplay` config groups."""
-    return MCTSConfig(
-        num_simulations=int(selfplay.visits), fast_simulations=int(selfplay.cheap_visits),
-        full_search_prob=float(selfplay.full_search_prob), temperature=float(selfplay.temperature),
-        temperature_moves=int(selfplay.temperature_moves), temperature_final=float(selfplay.temperature_final),
-        reuse_tree=bool(selfplay.tree_reuse), c_puct=float(mcts.c_puct), c_puct_base=float(mcts.c_puct_base),
-        fpu_reduction=float(mcts.fpu_reduction), fpu_reduction_root=float(mcts.fpu_reduction_root),
-        dirichlet_alpha_total=float(mcts.dirichlet_alpha_total), dirichlet_eps=float(mcts.dirichlet_eps),
-        leaves_per_game=int(mcts.leaves_per_game), min_rounds=int(mcts.min_rounds),
-        virtual_loss=float(mcts.virtual_loss), root=str(mcts.root),
-        gumbel_m=int(mcts.gumbel_m), gumbel_scale=float(mcts.gumbel_scale),
-        gumbel_c_visit=float(mcts.gumbel_c_visit), gumbel_c_scale=float(mcts.gumbel_c_scale),
-        forced_playouts=bool(mcts.forced_playouts), forced_k=float(mcts.forced_k))

@@ -18,34 +18,45 @@ On CUDA the forward pass runs under bfloat16 autocast (no loss scaling needed).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from go_core.learn.replay import Batch
+from go_core.learn.warmstart import WarmStartConfig
 from go_core.game.symmetry import augment_batch
 
 
 @dataclass
-class OptimConfig:
-    """What `make_optimizer` and `train_step` need (a view of the `train` config group)."""
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    schedule: str = "cosine"          # cosine | step | constant
-    decay_steps: int = 5000
-    min_lr_ratio: float = 0.1
-    step_every: int = 1000
-    step_gamma: float = 0.3
-    grad_clip: float = 1.0
-    policy_weight: float = 1.0
-    value_weight: float = 1.0
-    value_loss: str = "mse"           # mse | bce
-    augment: bool = True
-    ownership_weight: float = 1.5     # weight of the ownership loss (only with the net's ownership head)
-    score_weight: float = 0.02        # weight of the score loss (only with the net's score head)
+class TrainConfig:
+    """Training's settings (the `train` config group's schema): the optimizer, its schedule, the
+    loss weights, the replay window and how much training each iteration gets."""
+    batch_size: int = 256               # samples per optimizer step
+    steps_per_iteration: int = 0        # optimizer steps per iteration (0: derived from sample_reuse)
+    sample_reuse: float = 2.0           # when steps_per_iteration is 0: steps = reuse * new samples / batch_size
+    max_steps_per_iteration: int = 200  # upper bound on derived steps, so training cannot starve self-play
+    replay_samples: int = 50000         # replay window: most recent positions kept
+    replay_games: int = 0               # ... and only those of the most recent games (0: no game limit)
+    lr: float = 2e-3                    # peak learning rate of AdamW
+    weight_decay: float = 1e-4          # AdamW weight decay (not applied to biases and norms)
+    warmup_steps: int = 50              # linear learning-rate warmup
+    schedule: str = "cosine"            # after warmup: cosine | step | constant
+    decay_steps: int = 5000             # cosine: steps from peak to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1           # cosine: floor as a fraction of lr
+    step_every: int = 1000              # step: multiply lr by step_gamma every this many steps
+    step_gamma: float = 0.3             # step: the factor
+    grad_clip: float = 1.0              # clip the gradient's global norm to this (0: off)
+    policy_weight: float = 1.0          # weight of the policy cross-entropy
+    value_weight: float = 1.0           # weight of the value loss
+    value_loss: str = "mse"             # mse on v in [-1,1] | bce on (v+1)/2
+    augment: bool = True                # random board symmetry per sample (8-fold)
+    ownership_weight: float = 1.5       # weight of the ownership loss (per-point BCE, mean over points; needs model.ownership_head)
+    score_weight: float = 0.02          # weight of the score loss (Huber on margin / board side; needs model.score_head)
+    checkpoint_every: int = 1           # write checkpoints/latest.pt every this many iterations
+    torch_threads: int = 0              # torch CPU threads (0: torch's default, one per core)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)  # what the net knows before self-play (go_core/learn/warmstart.py)
 
 
 def lr_factor(step: int, cfg) -> float:

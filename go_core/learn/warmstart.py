@@ -21,14 +21,27 @@ is drawn for it, so a node and its parent with the same seed play the same first
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from go_core.game.board import Board
 from go_core.learn.replay import HISTORY, Position, ReplayBuffer, Samples
+
+
+@dataclass
+class WarmStartConfig:
+    """The warm start's settings (`train.warm_start`): what `apply_warm_start` does on a fresh run."""
+    init_checkpoint: Optional[str] = None   # start from this checkpoint's net (any board size); the steps below are then skipped...
+    pretrain_after_init: bool = False   # ...unless this is true (then they train on top of the checkpoint's net)
+    only: bool = False                  # apply the warm start, save checkpoints and summary.json, and stop (no self-play; a question's shared start)
+    random_value_games: int = 0         # value pre-training on this many random-play games (0: off)
+    random_value_steps: int = 300       # training steps of that value pre-training
+    sgf_dir: Optional[str] = None       # supervised pre-training on the SGF games in this folder
+    sgf_steps: int = 500                # training steps of the supervised pre-training
 
 
 # ----------------------------------------------------------------------------- (b) random games
@@ -117,11 +130,11 @@ def pretrain(net: torch.nn.Module, samples: Samples, steps: int, batch_size: int
              device: torch.device, rng: np.random.Generator, generator: torch.Generator | None = None,
              lr: float | None = None) -> dict:
     """`steps` AdamW steps on `samples` with their own optimizer (the run's schedule starts after)."""
-    from dataclasses import replace
-    from go_core.learn.training import OptimConfig, make_optimizer, train_steps
-    cfg = OptimConfig(**{k: getattr(train_cfg, k) for k in OptimConfig.__dataclass_fields__})
-    cfg = replace(cfg, warmup_steps=min(cfg.warmup_steps, steps // 5), schedule="cosine", decay_steps=steps,
-                  lr=lr or cfg.lr)
+    from go_core.learn.training import TrainConfig, make_optimizer, train_steps
+    # the run's train settings (a TrainConfig or the composed `train` group), with this pre-training's own schedule
+    same = {f.name: getattr(train_cfg, f.name) for f in fields(TrainConfig) if f.name != "warm_start"}
+    cfg = TrainConfig(**{**same, "warmup_steps": min(train_cfg.warmup_steps, steps // 5), "schedule": "cosine",
+                         "decay_steps": steps, "lr": lr or train_cfg.lr})
     buf = ReplayBuffer(max_samples=len(samples))
     buf.add(samples)
     opt, sched = make_optimizer(net, cfg)
