@@ -185,3 +185,71 @@ def test_mcts_player_process_plays_a_match_through_the_protocol(tmp_path):
     res = play_head_to_head(mcts, random_player(9), pairs=2, seed=4, max_moves=40)
     assert res.games == 4 and not res.failures
     assert all(g.end in ("passes", "max_moves") for p in res.pairs for g in p.games)
+
+
+# A player that fills its own single-point eyes whenever it can (else a random legal move).
+EYE_FILLER = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    from go_core.game.board import Board
+    from go_core.game.eyes import own_eye_mask
+    rng, boards = np.random.default_rng(0), {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["type"] == "hello":
+            print(json.dumps({"type": "hello", "protocol": 1}), flush=True)
+            continue
+        if req["type"] == "quit":
+            print(json.dumps({"type": "bye"}), flush=True)
+            break
+        if req["type"] != "moves":
+            continue
+        out = {}
+        for g in req["games"]:
+            b = boards.get(g["game"]) if g["start"] else None
+            b = b or Board(g["size"], g["komi"])
+            for m in g["moves"]:
+                b.play(m)
+            boards[g["game"]] = b
+            n = b.size * b.size
+            legal = np.asarray(b.legal_mask())[:n]
+            eyes = np.flatnonzero(legal & own_eye_mask(b.stones, b.to_play, b.size))
+            pool = eyes if len(eyes) else np.flatnonzero(legal)
+            out[g["game"]] = int(rng.choice(pool)) if len(pool) else n
+        print(json.dumps({"type": "moves", "id": req["id"], "moves": out}), flush=True)
+''')
+
+
+def _eye_fills(sgf_path) -> int:
+    """Moves in a saved game that filled the mover's own single-point eye."""
+    from go_core.game.eyes import own_eye_mask
+    rec = read_sgf(sgf_path)
+    b, fills = Board(rec.size, rec.komi), 0
+    for _, m in rec.moves:
+        if 0 <= m < b.size * b.size and own_eye_mask(b.stones, b.to_play, b.size)[m]:
+            fills += 1
+        b.play(m)
+    return fills
+
+
+@pytest.mark.parametrize("rule", [True, False])
+def test_the_eye_rule_plays_a_move_filling_ones_own_eye_as_a_pass(rule, tmp_path):
+    """With the referee's eye rule (the default) no saved game has a move that fills the mover's
+    own eye, each such attempt is counted, and the games end by passes; without it they happen."""
+    from pathlib import Path
+    script = tmp_path / "eye_filler.py"
+    script.write_text(EYE_FILLER)
+    root = str(Path(__file__).resolve().parents[1])
+    filler = BatchPlayerSpec([sys.executable, str(script)], cwd=root,
+                             env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"}, name="filler")
+    res = play_head_to_head(filler, random_player(5), pairs=3, seed=1, size=7, max_moves=300,
+                            sgf_dir=tmp_path / "games", eye_fill_passes=rule)
+    games = [g for p in res.pairs for g in p.games]
+    assert not res.failures and len(games) == 6
+    fills = sum(_eye_fills(g.sgf) for g in games)
+    if rule:
+        assert fills == 0 and sum(g.eye_passes for g in games) > 0
+        assert all(g.end == "passes" for g in games)
+        assert all(("eye rule" in read_sgf(g.sgf).root_comment) == (g.eye_passes > 0) for g in games)
+    else:
+        assert fills > 0 and all(g.eye_passes == 0 for g in games)
