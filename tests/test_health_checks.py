@@ -15,7 +15,7 @@ from autoresearch.health_symmetry import symmetry_invariant, symmetry_spread
 from experiments.rundir import SELFPLAY_SAMPLE, append_jsonl, append_metrics
 from go_core.learn.evaluators import UniformEvaluator
 from go_core.learn.mcts import BatchedMCTS, MCTSConfig
-from go_core.learn.selfplay import SelfPlaySettings, play_games, sample_record
+from go_core.learn.selfplay import SelfPlayConfig, play_games, sample_record
 
 ROOT = Path(__file__).resolve().parents[1]
 KOMI = 7.0
@@ -32,12 +32,11 @@ class WhiteDespairs(UniformEvaluator):
 @pytest.fixture(scope="module")
 def games():
     """Real self-play records (5x5, uniform net; some resign, some are played out)."""
-    cfg = MCTSConfig(num_simulations=6, fast_simulations=2, full_search_prob=0.7, leaves_per_game=2,
-                     temperature_moves=4)
-    s = SelfPlaySettings(size=5, komi=KOMI, parallel_games=4, no_resign_fraction=0.5,
-                         resign_min_moves=4)
+    cfg = MCTSConfig(leaves_per_game=2)
+    s = SelfPlayConfig(visits=6, cheap_visits=2, full_search_prob=0.7, temperature_moves=4,
+                       parallel_games=4, no_resign_fraction=0.5, resign_min_moves=4)
     rng = np.random.default_rng(3)
-    samples, finished, _ = play_games(6, BatchedMCTS(WhiteDespairs(), cfg, rng), s, rng)
+    samples, finished, _ = play_games(6, BatchedMCTS(WhiteDespairs(), cfg, rng), s, rng, size=5, komi=KOMI)
     return [sample_record(g, samples) for g in finished]
 
 
