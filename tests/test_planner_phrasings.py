@@ -69,6 +69,14 @@ PHRASINGS = [
      "sweep", {"selfplay.visits": [8, 16, 32, 64]}, "sims_per_s"),
     ("Does a no-resign fraction of 10% stop value collapse on 9x9?",
      "ab", {"selfplay.no_resign_fraction": [0.0, 0.1]}, "value_loss"),
+    # issue 18's options: before these words, "forced playouts" read as visits
+    ("Does Gumbel root search help a tiny 9x9 run?", "ab", {"mcts.root": ["puct", "gumbel"]}, "elo"),
+    ("Do forced playouts help a tiny 9x9 run?",
+     "sweep", {"mcts.forced_playouts": [False, True]}, "elo"),
+    ("Does an ownership head make a stronger net?",
+     "sweep", {"model.ownership_head": [False, True]}, "elo"),
+    ("How does the value loss change with a score head?",
+     "sweep", {"model.score_head": [False, True]}, "value_loss"),
 ]
 
 # questions the planner must refuse, and a word its message must contain
@@ -79,6 +87,7 @@ REFUSED = [
     ("Make it stronger", "no factor"),
     ("Does a larger board size help?", "board"),
     ("Do learning rate, c_puct and visits interact?", "3 factors"),
+    ("Do Gumbel search, an ownership head, a score head or forced playouts help?", "4 factors"),
     ("Does c_puct 1.25 help?", "already the baseline"),
     ("Does a 10% learning rate help?", "not a fraction"),
     ("Does a no-resign fraction of 150% help?", "outside"),
