@@ -464,10 +464,10 @@ def _html(page: Page) -> str:
 <p><b>Evidence:</b> {evidence}</p><p><b>Strongest node so far:</b> {e(_best(frame))}</p></section>
 <p class="status">{e(status_text(q, frame))} · generated {now}<br>
 <b>Sandbox:</b> {e(sandbox_line(frame))}</p>
-{agent_sections_html(page, fig)}
 <section id="tree-section"><h2>Experiment tree</h2>{legend_html()}
 <div class="treewrap">{tree_svg(page.nodes, svg_id="report-tree")}</div>
 <p><a href="tree.html">Open the browsable tree</a> (click a node for everything about it).</p></section>
+{agent_sections_html(page, fig)}
 <section id="strength"><h2>Strength of every node</h2>{fig('strength', 'Elo and win rate of every node')}</section>
 <section id="curves"><h2>Learning curves</h2>{fig('curves', 'learning curves')}{runs}</section>
 <section id="ladder"><h2>Reference ladder</h2>{fig('ladder', 'reference ladder')}{ladder_table}</section>

@@ -38,7 +38,7 @@ def setup(tmp_path, monkeypatch):
     repo = make_fake_repo(tmp_path / "repo")
     agent = tmp_path / "agent.yaml"
     agent.write_text("anthropic:\n  model: claude-opus-4-8\n  retries: 2\n  backoff_s: 0.01\n"
-                     "  stepback_after: 0\n  health_checks: false\n")
+                     "  stepback_after: 0\nhealth:\n  enabled: false\n")
     return repo, tmp_path / "ws", agent
 
 
