@@ -477,3 +477,32 @@ def reattach(run_dir: Path | str, slurm: SlurmConfig | None = None) -> SubmititJ
     sjob = submitit.SlurmJob(folder=record["folder"], job_id=str(record["job_id"]))
     return SubmititJob(sjob, record, Path(run_dir), poll_s=slurm.poll_s,
                        rc_grace_s=slurm.rc_grace_s)
+
+
+STALE_CANCEL_WAIT_S = 60.0   # after scancel of a stale trial's job: wait this long for it to end
+
+
+def cancel_if_active(run_dir: Path | str, reason: str,
+                     wait_s: float = STALE_CANCEL_WAIT_S) -> tuple[str, str] | None:
+    """scancel the SLURM job of `run_dir` if it is still queued or running (a sweep trial whose
+    worker died: its job outlives the worker, and on a multi-node cluster it runs on a machine
+    where no pid of ours means anything). Waits up to `wait_s` for SLURM to end it.
+
+    Returns (job id, the state sacct shows after the wait: CANCELLED, or still active), or None
+    when `run_dir` holds no SLURM job or the job had already ended."""
+    job = reattach(run_dir, SlurmConfig(poll_s=1.0))
+    if job is None:
+        return None
+    if not job.active(job.state(force=True)):
+        return None
+    job._kill_reason = reason
+    try:
+        job.sjob.cancel(check=False)
+    except Exception:   # scancel missing or refused: the state below says the job lives on
+        pass
+    end = time.time() + wait_s
+    state = job.state(force=True)
+    while job.active(state) and time.time() < end:
+        time.sleep(1.0)
+        state = job.state(force=True)
+    return job.job_id, state
