@@ -190,6 +190,31 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
     return "\n".join(lines)
 
 
+def readable_by_job(paths: tuple[Path | str, ...]) -> None:
+    """Let a root-submitted job read its read-only inputs (the question's shared start).
+
+    A SLURM job runs as the user who submitted it; its sandbox is a user namespace without
+    capabilities, so even root reads only what the file modes allow. When the harness is root,
+    the question's start was trained by a local sandboxed job running as bwrap.SANDBOX_UID, and
+    checkpoints are written 0600 (mkstemp): the first real training node on SLURM crashed with
+    "Permission denied" on the start checkpoint. Files (and folders) of another owner get read
+    (and search) permission for all; nothing is done for an ordinary user, whose local jobs and
+    SLURM jobs share one uid."""
+    if os.geteuid() != 0:
+        return
+    for top in paths:
+        for dirpath, _dirs, files in os.walk(top) if Path(top).is_dir() else [(None, [], [top])]:
+            entries = ([(Path(dirpath), 0o555)] if dirpath else []) + \
+                [(Path(dirpath or "") / f, 0o444) for f in files]
+            for path, bits in entries:
+                try:
+                    st = path.lstat()
+                    if st.st_uid != 0 and not path.is_symlink() and st.st_mode & bits != bits:
+                        path.chmod((st.st_mode | bits) & 0o7777)
+                except FileNotFoundError:
+                    pass
+
+
 # ---------------------------------------------------------------------------- executors
 
 def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: int,
@@ -275,6 +300,7 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     if isinstance(prep, sandbox.Job):
         return prep
     local = launcher == "submitit-local"
+    readable_by_job(readonly)
     # the compute node sees the shared disk, not this machine's symlinks into it
     prep.worktree = prep.worktree.resolve()
     script = prep.run_dir / SCRIPT_NAME

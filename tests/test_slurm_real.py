@@ -408,7 +408,7 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
         # the referee's ladder Elo, with its interval, from its own folder (not the job's word)
         m = n.metrics
         assert m["elo_ci95"][0] < m["elo"] < m["elo_ci95"][1], m
-        assert (ws / "referee").is_dir()
+        assert (ws / "ratings" / str(n.id) / "ladder.json").is_file()
         starts[n.id] = float((run / cluster.STARTED_NAME).read_text().split()[0]) - rec["submitted_at"]
     # the head-to-head verdict of the child against the baseline, with interval and MDE
     v = child.metrics["verdict_detail"]
@@ -419,3 +419,23 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
         "wall_s": round(wall, 1), "submit_to_command_s": {k: round(s, 2) for k, s in starts.items()},
         "elo": {n.id: [n.metrics["elo"], n.metrics["elo_ci95"]] for n in nodes},
         "verdict": [child.verdict, v["diff_elo"], v["ci95"], v["games_per_side"], v["mde_elo"]]}}))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not bwrap_works(), reason="needs root and bubblewrap")
+def test_a_root_submitted_job_can_read_the_start_a_local_sandbox_wrote(tmp_path):
+    """The start is written 0600 by a local sandboxed job (uid nobody when the harness is root);
+    the SLURM job's sandbox is root without capabilities: it reads only what the modes allow."""
+    from autoresearch import bwrap
+    start = tmp_path / "start" / "checkpoints"
+    start.mkdir(parents=True)
+    ckpt = start / "latest.pt"
+    ckpt.write_bytes(b"net")
+    for p in (start, ckpt):
+        os.chown(p, bwrap.SANDBOX_UID, bwrap.SANDBOX_UID)
+    ckpt.chmod(0o600)
+    start.chmod(0o700)
+    read = ["bwrap", "--unshare-user", "--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc",
+            "--dev", "/dev", "cat", str(ckpt)]
+    assert subprocess.run(read, capture_output=True).returncode != 0, "unreadable before"
+    cluster.readable_by_job((start,))
+    assert subprocess.run(read, capture_output=True).stdout == b"net"
