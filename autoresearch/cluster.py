@@ -190,6 +190,31 @@ def job_script(prep: sandbox.PreparedNode, extra_env: dict[str, str] | None, *,
     return "\n".join(lines)
 
 
+def readable_by_job(paths: tuple[Path | str, ...]) -> None:
+    """Let a root-submitted job read its read-only inputs (the question's shared start).
+
+    A SLURM job runs as the user who submitted it; its sandbox is a user namespace without
+    capabilities, so even root reads only what the file modes allow. When the harness is root,
+    the question's start was trained by a local sandboxed job running as bwrap.SANDBOX_UID, and
+    checkpoints are written 0600 (mkstemp): the first real training node on SLURM crashed with
+    "Permission denied" on the start checkpoint. Files (and folders) of another owner get read
+    (and search) permission for all; nothing is done for an ordinary user, whose local jobs and
+    SLURM jobs share one uid."""
+    if os.geteuid() != 0:
+        return
+    for top in paths:
+        for dirpath, _dirs, files in os.walk(top) if Path(top).is_dir() else [(None, [], [top])]:
+            entries = ([(Path(dirpath), 0o555)] if dirpath else []) + \
+                [(Path(dirpath or "") / f, 0o444) for f in files]
+            for path, bits in entries:
+                try:
+                    st = path.lstat()
+                    if st.st_uid != 0 and not path.is_symlink() and st.st_mode & bits != bits:
+                        path.chmod((st.st_mode | bits) & 0o7777)
+                except FileNotFoundError:
+                    pass
+
+
 # ---------------------------------------------------------------------------- executors
 
 def make_executor(launcher: str, folder: Path, res: SlurmResources, time_min: int,
@@ -275,6 +300,7 @@ def start_cluster_job(repo_root: Path | str, node_id: int, overrides: list[str],
     if isinstance(prep, sandbox.Job):
         return prep
     local = launcher == "submitit-local"
+    readable_by_job(readonly)
     # the compute node sees the shared disk, not this machine's symlinks into it
     prep.worktree = prep.worktree.resolve()
     script = prep.run_dir / SCRIPT_NAME
@@ -477,3 +503,32 @@ def reattach(run_dir: Path | str, slurm: SlurmConfig | None = None) -> SubmititJ
     sjob = submitit.SlurmJob(folder=record["folder"], job_id=str(record["job_id"]))
     return SubmititJob(sjob, record, Path(run_dir), poll_s=slurm.poll_s,
                        rc_grace_s=slurm.rc_grace_s)
+
+
+STALE_CANCEL_WAIT_S = 60.0   # after scancel of a stale trial's job: wait this long for it to end
+
+
+def cancel_if_active(run_dir: Path | str, reason: str,
+                     wait_s: float = STALE_CANCEL_WAIT_S) -> tuple[str, str] | None:
+    """scancel the SLURM job of `run_dir` if it is still queued or running (a sweep trial whose
+    worker died: its job outlives the worker, and on a multi-node cluster it runs on a machine
+    where no pid of ours means anything). Waits up to `wait_s` for SLURM to end it.
+
+    Returns (job id, the state sacct shows after the wait: CANCELLED, or still active), or None
+    when `run_dir` holds no SLURM job or the job had already ended."""
+    job = reattach(run_dir, SlurmConfig(poll_s=1.0))
+    if job is None:
+        return None
+    if not job.active(job.state(force=True)):
+        return None
+    job._kill_reason = reason
+    try:
+        job.sjob.cancel(check=False)
+    except Exception:   # scancel missing or refused: the state below says the job lives on
+        pass
+    end = time.time() + wait_s
+    state = job.state(force=True)
+    while job.active(state) and time.time() < end:
+        time.sleep(1.0)
+        state = job.state(force=True)
+    return job.job_id, state

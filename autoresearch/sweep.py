@@ -226,9 +226,10 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
                       worker: int = 0) -> list[int]:
     """Fail (and, per the sweep's heartbeat, retry) trials whose worker stopped sending heartbeats;
     mark the nodes of failed trials that are still `running` in the tree as `interrupted`, killing
-    their job where it is an orphan on this machine. Returns the node ids marked."""
+    their job where it is an orphan on this machine, or cancelling it (scancel) where it is a
+    SLURM job still queued or running. Returns the node ids marked."""
     import optuna
-    from autoresearch import sandbox
+    from autoresearch import cluster, sandbox
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     if not is_heartbeat_enabled(study._storage):
@@ -243,10 +244,20 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
         t = failed.get(node.id)
         if t is None or node.status not in ("running", "pending"):
             continue
-        killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
+        # a SLURM trial's job outlives its worker and runs wherever SLURM put it: scancel it
+        # (its pid file names a process on the compute node, not one of ours to kill)
+        record = cluster.read_record(node.run_dir) if node.run_dir else None
+        cancelled, killed = None, False
+        if record is not None and record.get("cluster") == "slurm":
+            cancelled = cluster.cancel_if_active(node.run_dir, f"its Optuna trial {t.number} was "
+                                                 f"failed as stale")
+            ended = cancelled is None or cancelled[1] not in cluster.SLURM_ACTIVE
+        else:
+            killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
+            ended = killed or not (Path(node.run_dir or "") / sandbox.PID_NAME).exists()
         if workspace is not None and repo_root is not None:
             wt = Path(workspace) / "worktrees" / str(node.id)
-            if wt.exists() and (killed or not (Path(node.run_dir or "") / sandbox.PID_NAME).exists()):
+            if wt.exists() and ended:
                 sandbox.remove_worktree(Path(repo_root), wt)
         retries = [r.number for r in study.get_trials(deepcopy=False)
                    if r.system_attrs.get("retry_history", [])[-1:] == [t.number]]
@@ -255,7 +266,9 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
                f"machine died); "
                f"worker {worker} on {socket.gethostname()} failed the trial"
                + (f" and queued its parameters again as trial {retries[0]}" if retries else "")
-               + ("; the orphaned job was killed" if killed else ""))
+               + ("; the orphaned job was killed" if killed else "")
+               + (f"; its SLURM job {cancelled[0]} was cancelled (scancel; sacct: {cancelled[1]})"
+                  if cancelled else ""))
         store.update_node(node.id, status="interrupted", error=why, finished_at=time.time())
         print(f"[sweep] node {node.id}: {why}", flush=True)
         marked.append(node.id)

@@ -294,3 +294,148 @@ def test_a_sweep_whose_trials_are_slurm_jobs_sharing_one_study(slurm_env, tmp_pa
         assert rec["branch"].startswith("sweep/slurm_sweep-")
         summary = json.loads((ws / "runs" / str(t.user_attrs["node_id"]) / "summary.json").read_text())
         assert summary["metrics"]["elo"] == pytest.approx(t.value)
+
+
+def test_a_stale_sweep_trial_on_slurm_is_scancelled(slurm_env, tmp_path):
+    """A sweep worker dies (kill -9) while its trial runs as a SLURM job; the job is SLURM's and
+    lives on. The next worker's fail_stale_trials must scancel it: its pid file names a process
+    on the compute node (here the same machine, on a real cluster another one), not ours to kill."""
+    from autoresearch.search_space import load_sweep
+    from autoresearch.sweep import fail_stale_trials, open_study
+    from experiment_tree.workspace import Workspace
+    from tests.sweep_helpers import make_fake_repo as make_sweep_repo, write_sweep
+
+    c = slurm_env
+    sweep = write_sweep(tmp_path / "s.yaml", """
+        name: stale_slurm
+        objective: elo
+        params: {fake.quality: {type: float, low: 0.5, high: 1.0}}
+        pruner: none
+        sampler: {type: random, seed: 3}
+        base_overrides: [fake.steps=1200, fake.sleep=0.1]
+        job: {module: fake_train, wall_clock_s: 300}
+        heartbeat: {interval_s: 1, grace_s: 2, max_retry: 1}
+    """)
+    ws, repo = Workspace(tmp_path / "ws"), make_sweep_repo(tmp_path)
+    run = ws.runs_dir / "1"
+    worker = subprocess.Popen([sys.executable, "-m", "autoresearch.sweep", str(sweep), "--trials",
+                               "1", "--workspace", str(ws.root), "--repo", str(repo), "--launcher",
+                               "slurm", "--agent-config",
+                               str(agent_yaml(tmp_path / "a.yaml", c.partition))],
+                              cwd=ROOT, env=clean_env(c), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: (run / "metrics.jsonl").exists() and cluster.read_record(run), 120,
+                 "the trial's SLURM job to run")
+        job_id = cluster.read_record(run)["job_id"]
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        time.sleep(4)                                   # past grace_s: the trial is stale
+        assert c.job_state(job_id) == "RUNNING", "the job outlives the worker that submitted it"
+        spec = load_sweep(sweep)
+        study = open_study(spec, str(ws.root / "optuna-journal.log"), create=False)
+        with ws.store() as store:
+            marked = fail_stale_trials(study, spec, store, 1, repo, ws.root, worker=1)
+            node = store.get_node(1)
+        state = c.job_state(job_id)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert marked == [1]
+    assert state == "CANCELLED", state
+    assert node.status == "interrupted"
+    assert f"its SLURM job {job_id} was cancelled (scancel; sacct: CANCELLED)" in node.error
+    assert "queued its parameters again as trial 1" in node.error
+    assert not (ws.root / "worktrees" / "1").exists(), "the cancelled trial's worktree is removed"
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]
+
+
+# what a real training node does on the test node: the tiny budget cut to 16 self-play games with
+# small searches and a short warm start (a few minutes on 2 busy cores, shared start included)
+REAL_TINY = ["tracking=disabled", "budget.max_games=16", "selfplay.games_per_iteration=8",
+             "selfplay.parallel_games=8", "selfplay.visits=8", "selfplay.cheap_visits=2",
+             "train.batch_size=64", "train.max_steps_per_iteration=10",
+             "train.warm_start.random_value_games=100", "train.warm_start.random_value_steps=10"]
+
+
+@pytest.mark.timeout(3600)
+def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slurm_env, tmp_path):
+    """`research run "..." --launcher slurm` with the real job (experiments.train): baseline and one
+    child, each a SLURM job that trains from the question's shared start (read through the
+    sandbox's read-only bind), then the referee's ladder Elo of both and its head-to-head verdict."""
+    c = slurm_env
+    repo, ws = tmp_path / "repo", tmp_path / "ws"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True, timeout=120)
+    agent = agent_yaml(tmp_path / "a.yaml", c.partition, cpus_per_task=c.cpus, mem_gb=4, poll_s=2)
+    with open(agent, "a") as f:   # a small head-to-head: one seed pair, at most 24 game pairs
+        f.write("verdict:\n  pairs_per_seed_pair: 24\n  max_seed_pairs: 1\n")
+    sets = [w for o in REAL_TINY for w in ("--set", o)]
+    t0 = time.time()
+    cp = cli("run", "Does mcts.c_puct=2.0 beat the default c_puct?", "--workspace", str(ws),
+             "--repo", str(repo), "--launcher", "slurm", "--budget-runs", "2", "--workers", "1",
+             "--proposer", "offline", "--no-report", "--agent-config", str(agent), *sets,
+             env=clean_env(c), timeout=3300)
+    wall = time.time() - t0
+    print(cp.stdout[-3000:])
+    assert cp.returncode == 0, cp.stdout[-4000:] + cp.stderr[-4000:]
+    store = TreeStore(ws / "tree.db")
+    q = store.questions()[-1]
+    nodes = store.nodes(q.id)
+    assert [(n.kind, n.status) for n in nodes] == [("baseline", "ok"), ("config", "ok")], \
+        [(n.id, n.kind, n.status, n.error) for n in nodes]
+    base, child = nodes
+    assert child.parent_id == base.id and "mcts.c_puct=2" in " ".join(child.overrides)
+    start = Path(q.budget["start_checkpoint"])
+    assert start.is_file() and start.is_relative_to(ws)
+    recs = records(ws)
+    starts = {}
+    for n in nodes:
+        rec, run = recs[n.id], Path(n.run_dir)
+        # a SLURM job of this cluster, COMPLETED, that ran the real training job
+        assert rec["cluster"] == "slurm" and c.job_state(rec["job_id"]) == "COMPLETED"
+        assert rec["command"][:3] == [sys.executable, "-m", "experiments.train"]
+        log = (run / "job.log").read_text()
+        assert f"job {rec['job_id']} on {c.node}" in log
+        assert ("# sandbox: bwrap" in log) == bwrap_works(), log[:500]
+        # the shared start, read inside the job's sandbox through its read-only bind
+        assert f"train.warm_start.init_checkpoint={start}" in rec["command"]
+        script = (run / cluster.SCRIPT_NAME).read_text()
+        assert f"--ro-bind {start.parent} {start.parent}" in script
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "ok" and summary["metrics"]["games"] == 16
+        assert summary["warm_start"]["init_checkpoint"] == str(start)
+        # the referee's ladder Elo, with its interval, from its own folder (not the job's word)
+        m = n.metrics
+        assert m["elo_ci95"][0] < m["elo"] < m["elo_ci95"][1], m
+        assert (ws / "ratings" / str(n.id) / "ladder.json").is_file()
+        starts[n.id] = float((run / cluster.STARTED_NAME).read_text().split()[0]) - rec["submitted_at"]
+    # the head-to-head verdict of the child against the baseline, with interval and MDE
+    v = child.metrics["verdict_detail"]
+    assert child.verdict in ("better", "worse", "inconclusive") and child.verdict_test
+    assert v["ci95"][0] <= v["diff_elo"] <= v["ci95"][1] and v["mde_elo"] > 0
+    assert v["games_per_side"] >= 2 and v["seed_pairs"] == 1
+    print(json.dumps({"real_question_on_slurm": {
+        "wall_s": round(wall, 1), "submit_to_command_s": {k: round(s, 2) for k, s in starts.items()},
+        "elo": {n.id: [n.metrics["elo"], n.metrics["elo_ci95"]] for n in nodes},
+        "verdict": [child.verdict, v["diff_elo"], v["ci95"], v["games_per_side"], v["mde_elo"]]}}))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not bwrap_works(), reason="needs root and bubblewrap")
+def test_a_root_submitted_job_can_read_the_start_a_local_sandbox_wrote(tmp_path):
+    """The start is written 0600 by a local sandboxed job (uid nobody when the harness is root);
+    the SLURM job's sandbox is root without capabilities: it reads only what the modes allow."""
+    from autoresearch import bwrap
+    start = tmp_path / "start" / "checkpoints"
+    start.mkdir(parents=True)
+    ckpt = start / "latest.pt"
+    ckpt.write_bytes(b"net")
+    for p in (start, ckpt):
+        os.chown(p, bwrap.SANDBOX_UID, bwrap.SANDBOX_UID)
+    ckpt.chmod(0o600)
+    start.chmod(0o700)
+    read = ["bwrap", "--unshare-user", "--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc",
+            "--dev", "/dev", "cat", str(ckpt)]
+    assert subprocess.run(read, capture_output=True).returncode != 0, "unreadable before"
+    cluster.readable_by_job((start,))
+    assert subprocess.run(read, capture_output=True).stdout == b"net"
