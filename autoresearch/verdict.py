@@ -141,6 +141,13 @@ def decide(seed_pairs: Sequence[Sequence[float]], cfg: VerdictConfig | None = No
             + (f"stopped: {reason}" if outcome else f"continues ({nxt}): {reason}"))
     if outcome == "inconclusive":
         test += f"; rules out differences outside [{ci[0]:+.0f}, {ci[1]:+.0f}] Elo"
+        if ci[0] > 0 or ci[1] < 0:   # seen in a README run: "inconclusive, +618 [+15, +1221]"
+            zf = final_z(cfg.alpha)
+            test += (f"; the 95% interval excludes 0, but |z| = {abs(diff) / se:.2f} is below the "
+                     f"{zf:.2f} the test needs at its last look (its alpha {cfg.alpha:g} is split "
+                     f"over both sides and its looks, so that a child equal to its parent is called "
+                     f"better or worse at most {100 * cfg.alpha:g}% of the time): not a verdict; "
+                     f"{diff - zf * se:+.0f} to {diff + zf * se:+.0f} Elo at the test's level")
     return VerdictRecord(outcome, None if outcome else nxt, diff, ci, se, games, k, sig.elo,
                          sig.source, test, up, down, (lower, upper),
                          mde_elo(se, cfg.alpha, 0.8), per_seed)

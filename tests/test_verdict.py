@@ -149,3 +149,22 @@ def test_a_verdict_record_reads_back_in_show_digest_and_report():
     assert s == {"diff": rec.diff_elo, "ci95": list(rec.ci95), "mde": rec.mde_elo,
                  "games": rec.games_per_side, "seed_pairs": 1}
     assert comparison_text({}) is None and verdict_summary(None) is None
+
+
+def test_an_inconclusive_verdict_whose_95_interval_excludes_zero_says_why_it_is_not_a_verdict():
+    """Between z = 1.96 and the test's last-look threshold the 95% interval excludes 0 while the
+    test (alpha split over sides and looks) stays inconclusive: the record must say so."""
+    from autoresearch.agent_config import VerdictConfig
+    from autoresearch.verdict import decide
+    from go_core.arena.sprt import final_z
+    cfg = VerdictConfig(max_seed_pairs=1, pairs_per_seed_pair=40)
+    found = None
+    for wins in range(41):   # game pairs the child wins 2-0 out of 40, the rest 1-1
+        rec = decide([[0, 0, 40 - wins, 0, wins]], cfg, 60.0)
+        z = rec.diff_elo / rec.se_elo
+        if rec.verdict == "inconclusive" and 1.96 < z < final_z(cfg.alpha):
+            found = rec
+            break
+    assert found is not None, "no count gave z between 1.96 and the final threshold"
+    assert found.ci95[0] > 0
+    assert "excludes 0" in found.test and "not a verdict" in found.test
