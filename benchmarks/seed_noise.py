@@ -240,7 +240,11 @@ def pearson_fisher(x: Sequence[float], y: Sequence[float], groups: int = 1) -> d
 def within_group_correlation(groups: dict[str, Sequence[tuple[float, float]]]) -> dict:
     """Pearson r of (elo difference, control difference) pooled over groups, each group centred on
     its own means first (a paired group carries the treatment's mean effect, a ring none: centring
-    keeps those means out of the correlation). Also the slope beta = cov / var(control)."""
+    keeps those means out of the correlation). Also the slope beta = cov / var(control).
+
+    Degrees of freedom: a ring of K edges carries K-1 independent contrasts of its K seeds (the
+    training part of its edges sums to 0), which is what centring it leaves, so n - groups counts
+    them right for rings as for the paired group."""
     import numpy as np
     xs, ys = [], []
     used = 0
@@ -285,7 +289,10 @@ def control_variate_report(paired: Sequence[dict], rings: dict[str, Sequence[dic
     out = {}
     for c in controls:
         grp = {"paired": [(m["elo"], m["control_diff"][c]) for m in paired]}
-        grp.update({f"ring_{arm}": [(m["elo"], m["control_diff"][c]) for m in r] for arm, r in rings.items()})
+        if all(len(r) == 1 for r in rings.values()):   # K=2: one edge per arm, pooled as one group
+            grp["rings"] = [(m["elo"], m["control_diff"][c]) for r in rings.values() for m in r]
+        else:
+            grp.update({f"ring_{arm}": [(m["elo"], m["control_diff"][c]) for m in r] for arm, r in rings.items()})
         rings_only = {k: v for k, v in grp.items() if k != "paired"}
         per = {"paired": within_group_correlation({"paired": grp["paired"]}) if len(d) >= 2 else None,
                "rings": within_group_correlation(rings_only) if any(len(v) >= 2 for v in rings_only.values()) else None,

@@ -116,3 +116,13 @@ def test_controls_are_computed_once_per_checkpoint_and_again_when_it_changes(tmp
     save_checkpoint(ck, PolicyValueNet(tiny), board_size=9)         # a retrained net: new values
     assert seed_noise.controls_of(ck, positions, "sha-a")["policy_loss"] != first["policy_loss"]
     assert seed_noise.controls_of(ck, positions, "sha-b")            # another position set: recomputed
+
+
+def test_with_two_seeds_the_single_ring_edges_are_pooled_into_one_group():
+    paired = [_match(100, 30, -0.05), _match(20, 30, 0.0)]
+    rings = {"parent": [_match(-200, 40, 0.1)], "child": [_match(80, 40, -0.03)]}
+    out = seed_noise.control_variate_report(paired, rings, ["policy_loss"], VerdictConfig(), 0.1, 3.0, 100.0)
+    c = out["controls"]["policy_loss"]
+    assert (c["correlation"]["pooled"]["n"], c["correlation"]["pooled"]["groups"]) == (4, 2)
+    # 4 points in 2 centred groups leave no degrees of freedom for an interval: no reduction claimed
+    assert c["variance_reduction"] is None and c["r_used"].startswith("none")
