@@ -394,24 +394,29 @@ def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name
             "opening_source": r.opening_source}
 
 
-def controls_of(ckpt: Path, positions, positions_sha: str) -> dict:
-    """The control values of one checkpoint (`go_core.arena.position_loss`), kept next to it
-    (controls.json) and reused while the checkpoint and the position file are unchanged, so a rerun
-    on an old --work-dir computes only what is missing and never retrains."""
-    from go_core.arena.position_loss import loss_on_positions
-    cache = ckpt.parent / "controls.json"
+def controls_of(ckpt: Path, positions, positions_sha: str) -> tuple[dict, dict]:
+    """(values, per-position terms) of one checkpoint's controls (`go_core.arena.position_loss`),
+    kept next to it (controls.json, controls_terms.npz) and reused while the checkpoint and the
+    position file are unchanged, so a rerun on an old --work-dir computes only what is missing and
+    never retrains. The terms give each match's control difference a paired, game-clustered se."""
+    import numpy as np
+    from go_core.arena.position_loss import per_position, summarize
+    cache, cache_terms = ckpt.parent / "controls.json", ckpt.parent / "controls_terms.npz"
     st = ckpt.stat()
     key = {"positions_sha256": positions_sha, "checkpoint_size": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns}
-    if cache.exists():
+    if cache.exists() and cache_terms.exists():
         c = json.loads(cache.read_text())
         if c.get("key") == key:
-            return c["values"]
+            with np.load(cache_terms) as z:
+                return c["values"], {k: z[k] for k in z.files}
     t0 = time.monotonic()
-    values = loss_on_positions(ckpt, positions)
+    terms = per_position(ckpt, positions)
+    values = summarize(terms, positions.game)
     log(f"controls {ckpt.parent.parent.name}: policy {values['policy_loss']:.3f} value {values['value_loss']:.3f} "
         f"({time.monotonic() - t0:.1f} s)")
+    np.savez(cache_terms, **terms)
     cache.write_text(json.dumps({"key": key, "values": values}))
-    return values
+    return values, terms
 
 
 def main(argv=None) -> int:
@@ -465,11 +470,15 @@ def main(argv=None) -> int:
         pos_path = Path(a.positions) if a.positions else default_path(9)
         pos_sha = hashlib.sha256(pos_path.read_bytes()).hexdigest()
         positions = load_positions(pos_path)
+        from go_core.arena.position_loss import summarize
+        terms = {}
         for d in [start] + [Path(r["dir"]) for arm in runs.values() for r in arm]:
-            controls[d.name] = controls_of(d / "checkpoints" / "latest.pt", positions, pos_sha)
-        by_ckpt = {str(work / name / "checkpoints" / "latest.pt"): v for name, v in controls.items()}
-        for m in paired + ring:
-            m["control_diff"] = {c: by_ckpt[m["a"]][c] - by_ckpt[m["b"]][c] for c in CONTROLS}
+            ck = d / "checkpoints" / "latest.pt"
+            controls[d.name], terms[str(ck)] = controls_of(ck, positions, pos_sha)
+        for m in paired + ring:     # A minus B on the same positions: a paired se, clustered by game
+            diff = summarize({c: terms[m["a"]][c] - terms[m["b"]][c] for c in CONTROLS}, positions.game)
+            m["control_diff"] = {c: diff[c] for c in CONTROLS}
+            m["control_diff_se"] = {c: diff[f"{c}_se"] for c in CONTROLS}
 
     sp = sigma_paired_from([m["elo"] for m in paired], [m["se"] for m in paired])
     st = sigma_train_from_rings([([m["elo"] for m in r], [m["se"] for m in r]) for r in rings.values()])

@@ -107,14 +107,17 @@ def test_controls_are_computed_once_per_checkpoint_and_again_when_it_changes(tmp
     small.write_text("\n".join(default_path(9).read_text().splitlines()[:3]) + "\n")
     positions = load_positions(small)
     ck = save_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt", PolicyValueNet(tiny), board_size=9)
-    first = seed_noise.controls_of(ck, positions, "sha-a")
+    first, terms = seed_noise.controls_of(ck, positions, "sha-a")
     assert (ck.parent / "controls.json").exists() and set(seed_noise.CONTROLS) <= set(first)
+    assert len(terms["policy_loss"]) == len(positions)
+    assert float(terms["policy_loss"].mean()) == pytest.approx(first["policy_loss"])
     import go_core.arena.position_loss as pl
-    monkeypatch.setattr(pl, "loss_on_positions", lambda *a, **k: pytest.fail("recomputed a cached control"))
-    assert seed_noise.controls_of(ck, positions, "sha-a") == first
+    monkeypatch.setattr(pl, "per_position", lambda *a, **k: pytest.fail("recomputed a cached control"))
+    again, terms2 = seed_noise.controls_of(ck, positions, "sha-a")
+    assert again == first and np.array_equal(terms2["value_loss"], terms["value_loss"])
     monkeypatch.undo()
     save_checkpoint(ck, PolicyValueNet(tiny), board_size=9)         # a retrained net: new values
-    assert seed_noise.controls_of(ck, positions, "sha-a")["policy_loss"] != first["policy_loss"]
+    assert seed_noise.controls_of(ck, positions, "sha-a")[0]["policy_loss"] != first["policy_loss"]
     assert seed_noise.controls_of(ck, positions, "sha-b")            # another position set: recomputed
 
 

@@ -170,16 +170,19 @@ def generate_positions(n_games: int, size: int = 9, komi: float = 7.0, visits: i
                        sampled_opening: int = DEFAULT_SAMPLED_OPENING, temperature: float = DEFAULT_TEMPERATURE,
                        seed: int = 0, model: str | None = None, log=print) -> tuple[dict, list[dict]]:
     """KataGo plays `n_games` games against itself; returns (header, games) in the file's form.
-    Reproducible from `seed` up to KataGo's own search randomness (the sampled openings and the
-    symmetries are ours)."""
+    Reproducible from `seed` (our sampled openings and symmetries, and KataGo's search and net
+    random seeds) with the same KataGo version and net."""
     from go_core.arena.engines import katago_command
     from go_core.arena.gtp_client import GTPClient
 
     rng = np.random.default_rng(seed)
     games = []
     t0 = time.monotonic()
-    client = GTPClient(katago_command(model=model, visits=visits), timeout_s=120, start_timeout_s=600,
-                       name="katago")
+    # KataGo's own randomness (search, net symmetries) seeded too: one search thread, so the same
+    # seed gives the same games (checked: two runs, identical moves)
+    seeds = {"searchRandSeed": str(seed), "nnRandSeed": str(seed)}
+    client = GTPClient(katago_command(model=model, visits=visits, extra=seeds), timeout_s=120,
+                       start_timeout_s=600, name="katago")
     try:
         version = client.send("version")
         for g in range(n_games):

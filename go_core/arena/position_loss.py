@@ -84,11 +84,18 @@ def loss_on_positions(checkpoint, positions=None, device: str = "cpu") -> dict:
         positions = load_positions(positions)
     if len(positions) == 0:
         raise ValueError(f"the position set {positions.source or '(in memory)'} is empty")
-    terms = per_position(checkpoint, positions, device)
+    out = summarize(per_position(checkpoint, positions, device), positions.game)
+    out["positions_source"] = positions.source
+    return out
+
+
+def summarize(terms: dict[str, np.ndarray], game: np.ndarray) -> dict:
+    """Means of per-position terms (or of two nets' differences on the same positions) with their
+    game-clustered standard errors `*_se`, and n, games."""
     out: dict = {}
     for name, x in terms.items():
-        out[name], out[f"{name}_se"] = clustered_mean_se(x, positions.game)
-    out.update(n=len(positions), games=positions.games, positions_source=positions.source)
+        out[name], out[f"{name}_se"] = clustered_mean_se(np.asarray(x, np.float64), game)
+    out.update(n=len(game), games=int((np.bincount(game) > 0).sum()))
     return out
 
 
