@@ -20,13 +20,32 @@ differ by chance. This benchmark measures it under the set-up verdicts use:
      (sum lambda)^2 / sum lambda^2 (8/3 for K=4; 3 would be a full round robin's);
 4. the minimum detectable difference of the verdict at its default caps (k = 1..max_seed_pairs seed
    pairs of pairs_per_seed_pair game pairs): SE^2 = sigma_paired^2 / k + s^2 / k, MDE = sprt.mde_elo(SE),
-   and the minutes per child that costs (k training runs + k head-to-heads at the measured rates).
+   and the minutes per child that costs (k training runs + k head-to-heads at the measured rates);
+5. a control variate (issue 12, item 4): every net's loss on the fixed KataGo position set
+   (`go_core.arena.position_loss` on benchmarks/data/katago_positions_9x9.jsonl: policy
+   cross-entropy against KataGo's raw policy, top-1 agreement with KataGo's move, value MSE against
+   the game's result and against KataGo's value), its difference on every paired and ring match,
+   and per control (`control_variate`): Pearson r of the control's difference with the match's Elo
+   difference (paired, rings, and pooled with each group centred; 95% interval by Fisher z, n),
+   the variance reduction 1 - r^2 and sigma_paired after it.
+
+   The catch: a control variate's mean must not depend on the treatment, and a change to the learner
+   moves its loss on KataGo positions too, so d - beta dL estimates effect_elo - beta effect_loss, not
+   the effect (`treatment_effect_on_control` shows how far the child's change moved each control).
+   It could serve (a) under the null of no change at all, to sharpen the false-positive side, (b) as
+   a forecast/prior, or (c) to flag a node whose loss moved but whose strength did not.
+   Recommendation (also in the JSON): (c), plus (b) once r's interval excludes 0 -- not (a): a
+   verdict asks about strength, and (a) would make every change that moves the loss a false positive.
+   The adjusted MDE table is reported as what the adjustment would buy if it were allowed.
 
 Training runs are kept under --work-dir and reused when their summary.json says ok (so an
-interrupted benchmark resumes); a reused run keeps its recorded wall time.
+interrupted benchmark resumes); a reused run keeps its recorded wall time. Matches and control
+values are cached there too, so rerunning on an old --work-dir adds the controls without retraining
+or replaying.
 
     python benchmarks/seed_noise.py [--seeds 4] [--pairs 100] [--child-override train.lr=0.004]
                                     [--work-dir DIR] [--out benchmarks/results/seed_noise.json]
+                                    [--positions FILE] [--no-controls]
 
 Prints one JSON object (and writes it to --out).
 """
@@ -173,6 +192,139 @@ def mde_table(sigma_paired: float, pair_var: float, cfg: VerdictConfig, train_mi
     return out
 
 
+# ---------------------------------------------------------------- the control variate (tested)
+
+CONTROLS = ("policy_loss", "value_loss", "value_loss_kata", "policy_acc")
+
+CV_CATCH = (
+    "A control variate needs a control whose mean does not depend on the treatment. A change to the "
+    "learner moves its loss on KataGo positions too, so on child-vs-parent pairs "
+    "d - beta * dL estimates effect_elo - beta * effect_loss, not effect_elo: a child whose loss moved "
+    "but whose strength did not would be called better or worse. It can be used (a) under the null of "
+    "no change at all (same config, different seeds) to sharpen the false-positive side, (b) as a "
+    "forecast or prior for the Elo difference (beta * dL, from positions alone, seconds instead of "
+    "games), or (c) to flag a node whose loss moved but whose strength did not (or the reverse).")
+
+CV_RECOMMENDATION = (
+    "Do not adjust verdicts with it. Use (c): record the child-minus-parent loss differences (with "
+    "their se) next to the head-to-head verdict and flag disagreements -- a loss that moved by many "
+    "se while the Elo interval straddles 0, or Elo that moved with no loss change -- as a health "
+    "note; and (b) as a forecast that orders which children get seed pairs first, once r is "
+    "measured with an interval that excludes 0. (a) is sound only for testing 'child is identical to "
+    "parent', which is not the verdict's question (strength), so it would turn every change that "
+    "moves the loss into a false positive.")
+
+
+def pearson_fisher(x: Sequence[float], y: Sequence[float], groups: int = 1) -> dict:
+    """Pearson r of x and y with a 95% interval by Fisher's z: atanh(r) +- Z95 / sqrt(n - groups - 2)
+    (n - 3 for one group; each group centred beforehand costs one more degree of freedom).
+    Fewer than groups + 3 points: the interval is [-1, 1]. No spread in x or y: r is None."""
+    import numpy as np
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n != len(y) or n < 2:
+        raise ValueError(f"need 2+ pairs of values, got {len(x)} and {len(y)}")
+    xc, yc = x - x.mean(), y - y.mean()
+    den = math.sqrt(float((xc * xc).sum() * (yc * yc).sum()))
+    if den == 0:
+        return {"r": None, "ci95": [-1.0, 1.0], "n": n, "groups": groups}
+    r = max(-1.0, min(1.0, float((xc * yc).sum()) / den))
+    dof = n - groups - 2
+    if dof < 1 or abs(r) == 1.0:
+        ci = [-1.0, 1.0] if dof < 1 else [r, r]
+    else:
+        z, h = math.atanh(r), Z95 / math.sqrt(dof)
+        ci = [math.tanh(z - h), math.tanh(z + h)]
+    return {"r": r, "ci95": ci, "n": n, "groups": groups}
+
+
+def within_group_correlation(groups: dict[str, Sequence[tuple[float, float]]]) -> dict:
+    """Pearson r of (elo difference, control difference) pooled over groups, each group centred on
+    its own means first (a paired group carries the treatment's mean effect, a ring none: centring
+    keeps those means out of the correlation). Also the slope beta = cov / var(control).
+
+    Degrees of freedom: a ring of K edges carries K-1 independent contrasts of its K seeds (the
+    training part of its edges sums to 0), which is what centring it leaves, so n - groups counts
+    them right for rings as for the paired group."""
+    import numpy as np
+    xs, ys = [], []
+    used = 0
+    for pts in groups.values():
+        if len(pts) < 2:
+            continue
+        e = np.array([p[0] for p in pts], float)
+        c = np.array([p[1] for p in pts], float)
+        xs += list(e - e.mean())
+        ys += list(c - c.mean())
+        used += 1
+    if not xs:
+        raise ValueError("need a group with 2+ comparisons")
+    out = pearson_fisher(xs, ys, groups=used)
+    vy = float(np.dot(ys, ys))
+    out["beta_elo_per_unit"] = float(np.dot(xs, ys)) / vy if vy > 0 else None
+    return out
+
+
+def cv_adjusted_sigma(d: Sequence[float], s: Sequence[float], r: float | None) -> dict:
+    """What a control with correlation r to the paired differences d_k (game se s_k) would buy:
+    var(d - beta dL) = var(d) (1 - r^2), so sigma_paired after adjustment is
+    sqrt(max(var(d) (1 - r^2) - mean s^2, 0))."""
+    k = len(d)
+    mean = sum(d) / k
+    var_d = sum((x - mean) ** 2 for x in d) / (k - 1)
+    game_var = sum(x * x for x in s) / k
+    red = 1 - r * r if r is not None else 1.0
+    return {"variance_reduction_factor": red, "sd_d_elo": math.sqrt(var_d),
+            "sd_d_adjusted_elo": math.sqrt(var_d * red),
+            "sigma_paired_adjusted_elo": math.sqrt(max(var_d * red - game_var, 0.0))}
+
+
+def control_variate_report(paired: Sequence[dict], rings: dict[str, Sequence[dict]], controls: Sequence[str],
+                           cfg: VerdictConfig, pair_var: float, train_min: float, games_per_min: float) -> dict:
+    """Per control: r of its difference with the head-to-head Elo difference (paired only, rings
+    only, all pooled within groups), the variance reduction 1 - r^2 and sigma_paired after it (at
+    r and at the ends of r's interval), the treatment's mean effect on the control (the catch, made
+    visible), and the MDE table if the adjustment were allowed."""
+    d = [m["elo"] for m in paired]
+    s = [m["se"] for m in paired]
+    out = {}
+    for c in controls:
+        grp = {"paired": [(m["elo"], m["control_diff"][c]) for m in paired]}
+        if all(len(r) == 1 for r in rings.values()):   # K=2: one edge per arm, pooled as one group
+            grp["rings"] = [(m["elo"], m["control_diff"][c]) for r in rings.values() for m in r]
+        else:
+            grp.update({f"ring_{arm}": [(m["elo"], m["control_diff"][c]) for m in r] for arm, r in rings.items()})
+        rings_only = {k: v for k, v in grp.items() if k != "paired"}
+        per = {"paired": within_group_correlation({"paired": grp["paired"]}) if len(d) >= 2 else None,
+               "rings": within_group_correlation(rings_only) if any(len(v) >= 2 for v in rings_only.values()) else None,
+               "pooled": within_group_correlation(grp)}
+        pooled = per["pooled"]
+        enough = pooled["r"] is not None and pooled["n"] - pooled["groups"] - 2 >= 1
+        r = pooled["r"] if enough else None     # 2 points always give r = +-1: no information
+        lo, hi = pooled["ci95"]
+        r_weak = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+        dl = [m["control_diff"][c] for m in paired]
+        mdl = sum(dl) / len(dl)
+        sd_dl = math.sqrt(sum((x - mdl) ** 2 for x in dl) / (len(dl) - 1)) if len(dl) > 1 else math.nan
+        adj = cv_adjusted_sigma(d, s, r)
+        out[c] = {
+            "correlation": per,
+            "r_used": ("pooled (paired and rings, each centred)" if enough else
+                       "none: too few comparisons for an interval (n - groups - 2 < 1), no reduction assumed"),
+            "variance_reduction": 1 - r * r if r is not None else None,
+            **adj,
+            # the ends of r's interval: strongest |r| -> smallest sigma, weakest -> largest
+            "sigma_paired_adjusted_elo_at_r_ci95": [cv_adjusted_sigma(d, s, max(abs(lo), abs(hi)))["sigma_paired_adjusted_elo"],
+                                                    cv_adjusted_sigma(d, s, r_weak)["sigma_paired_adjusted_elo"]],
+            "treatment_effect_on_control": {"mean_paired_diff": mdl, "sd_paired_diff": sd_dl, "k": len(dl),
+                                            "se": sd_dl / math.sqrt(len(dl)) if len(dl) > 1 else math.nan},
+            "mde_if_adjusted_under_null_only": mde_table(adj["sigma_paired_adjusted_elo"], pair_var, cfg,
+                                                         train_min, games_per_min),
+        }
+    return {"controls": out, "sign": "differences are A minus B of each match (child minus parent; seed j minus j+1)",
+            "catch": CV_CATCH, "recommendation": CV_RECOMMENDATION}
+
+
 # ---------------------------------------------------------------- the runs
 
 def log(msg: str) -> None:
@@ -243,6 +395,31 @@ def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name
             "opening_source": r.opening_source}
 
 
+def controls_of(ckpt: Path, positions, positions_sha: str) -> tuple[dict, dict]:
+    """(values, per-position terms) of one checkpoint's controls (`go_core.arena.position_loss`),
+    kept next to it (controls.json, controls_terms.npz) and reused while the checkpoint and the
+    position file are unchanged, so a rerun on an old --work-dir computes only what is missing and
+    never retrains. The terms give each match's control difference a paired, game-clustered se."""
+    import numpy as np
+    from go_core.arena.position_loss import per_position, summarize
+    cache, cache_terms = ckpt.parent / "controls.json", ckpt.parent / "controls_terms.npz"
+    st = ckpt.stat()
+    key = {"positions_sha256": positions_sha, "checkpoint_size": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns}
+    if cache.exists() and cache_terms.exists():
+        c = json.loads(cache.read_text())
+        if c.get("key") == key:
+            with np.load(cache_terms) as z:
+                return c["values"], {k: z[k] for k in z.files}
+    t0 = time.monotonic()
+    terms = per_position(ckpt, positions)
+    values = summarize(terms, positions.game)
+    log(f"controls {ckpt.parent.parent.name}: policy {values['policy_loss']:.3f} value {values['value_loss']:.3f} "
+        f"({time.monotonic() - t0:.1f} s)")
+    np.savez(cache_terms, **terms)
+    cache.write_text(json.dumps({"key": key, "values": values}))
+    return values, terms
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=4, help="K: seeds per config (3+ for a ring; 2: one edge per arm)")
@@ -253,7 +430,11 @@ def main(argv=None) -> int:
                    help="arms whose seeds play a ring for sigma_train (pooled): parent, child or both")
     p.add_argument("--train-override", default="",
                    help="overrides for every seeded run of both arms, e.g. budget.max_games=64 on a busy machine")
-    p.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tengen-seed-noise"))
+    p.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tengen-seed-noise"),
+                   help="training runs and matches are kept here and reused (rerun on it to add controls)")
+    p.add_argument("--positions", default=None,
+                   help="KataGo position set for the control variates (default: benchmarks/data/katago_positions_9x9.jsonl)")
+    p.add_argument("--no-controls", action="store_true", help="skip the control-variate measurement")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "seed_noise.json"))
     a = p.parse_args(argv)
     work = Path(a.work_dir)
@@ -282,6 +463,24 @@ def main(argv=None) -> int:
              for n, arm in enumerate(a.ring_arms.split(","))}
     ring = [m for r in rings.values() for m in r]
 
+    controls: dict[str, dict] = {}
+    cv = None
+    if not a.no_controls:
+        import hashlib
+        from go_core.arena.katago_positions import default_path, load_positions
+        pos_path = Path(a.positions) if a.positions else default_path(9)
+        pos_sha = hashlib.sha256(pos_path.read_bytes()).hexdigest()
+        positions = load_positions(pos_path)
+        from go_core.arena.position_loss import summarize
+        terms = {}
+        for d in [start] + [Path(r["dir"]) for arm in runs.values() for r in arm]:
+            ck = d / "checkpoints" / "latest.pt"
+            controls[d.name], terms[str(ck)] = controls_of(ck, positions, pos_sha)
+        for m in paired + ring:     # A minus B on the same positions: a paired se, clustered by game
+            diff = summarize({c: terms[m["a"]][c] - terms[m["b"]][c] for c in CONTROLS}, positions.game)
+            m["control_diff"] = {c: diff[c] for c in CONTROLS}
+            m["control_diff_se"] = {c: diff[f"{c}_se"] for c in CONTROLS}
+
     sp = sigma_paired_from([m["elo"] for m in paired], [m["se"] for m in paired])
     st = sigma_train_from_rings([([m["elo"] for m in r], [m["se"] for m in r]) for r in rings.values()])
     st_arm = {arm: {**sigma_train_from_ring([m["elo"] for m in r], [m["se"] for m in r]),
@@ -296,6 +495,10 @@ def main(argv=None) -> int:
     mde_measured = mde_table(sp["elo"], pair_var, cfg, train_min, gpm)
     mde_upper = mde_table(sp["ci95"][1], pair_var, cfg, train_min, gpm)
     mde_prior = mde_table(cfg.sigma_paired_prior_elo, pair_var, cfg, train_min, gpm)
+    if controls:
+        cv = {"positions": {"file": pos_path.name, "sha256": pos_sha, "n": len(positions), "games": positions.games},
+              "per_net": controls,
+              **control_variate_report(paired, rings, CONTROLS, cfg, pair_var, train_min, gpm)}
 
     out = {
         "benchmark": "seed_noise", "board": 9, "budget": "tiny", "seeds": a.seeds,
@@ -322,6 +525,8 @@ def main(argv=None) -> int:
         "mde_measured_sigma": mde_measured,
         "mde_sigma_paired_ci95_upper": {"sigma_paired_elo": sp["ci95"][1], "table": mde_upper},
         "mde_prior_sigma": {"sigma_paired_prior_elo": cfg.sigma_paired_prior_elo, "table": mde_prior},
+        "control_variate": cv,
+        "recommendation": CV_RECOMMENDATION if cv else None,
         "minutes_per_child_note": "k child training runs (mean measured) + k head-to-heads of pairs_per_seed_pair "
                                   "pairs at the measured games/min; the ladder rating is not included",
         "wall_min_total": (time.monotonic() - t_start) / 60,
