@@ -22,7 +22,7 @@ differ by chance. This benchmark measures it under the set-up verdicts use:
    pairs of pairs_per_seed_pair game pairs): SE^2 = sigma_paired^2 / k + s^2 / k, MDE = sprt.mde_elo(SE),
    and the minutes per child that costs (k training runs + k head-to-heads at the measured rates);
 5. a control variate (issue 12, item 4): every net's loss on the fixed KataGo position set
-   (`go_core.arena.position_loss` on benchmarks/data/katago_positions_9x9.jsonl: policy
+   (`benchmarks.position_loss` on benchmarks/data/katago_positions_9x9.jsonl: policy
    cross-entropy against KataGo's raw policy, top-1 agreement with KataGo's move, value MSE against
    the game's result and against KataGo's value), its difference on every paired and ring match,
    and per control (`control_variate`): Pearson r of the control's difference with the match's Elo
@@ -396,12 +396,12 @@ def _play(a_ckpt: Path, b_ckpt: Path, pairs: int, seed: int, sgf_dir: Path, name
 
 
 def controls_of(ckpt: Path, positions, positions_sha: str) -> tuple[dict, dict]:
-    """(values, per-position terms) of one checkpoint's controls (`go_core.arena.position_loss`),
+    """(values, per-position terms) of one checkpoint's controls (`benchmarks.position_loss`),
     kept next to it (controls.json, controls_terms.npz) and reused while the checkpoint and the
     position file are unchanged, so a rerun on an old --work-dir computes only what is missing and
     never retrains. The terms give each match's control difference a paired, game-clustered se."""
     import numpy as np
-    from go_core.arena.position_loss import per_position, summarize
+    from benchmarks.position_loss import per_position, summarize
     cache, cache_terms = ckpt.parent / "controls.json", ckpt.parent / "controls_terms.npz"
     st = ckpt.stat()
     key = {"positions_sha256": positions_sha, "checkpoint_size": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns}
@@ -471,7 +471,7 @@ def main(argv=None) -> int:
         pos_path = Path(a.positions) if a.positions else default_path(9)
         pos_sha = hashlib.sha256(pos_path.read_bytes()).hexdigest()
         positions = load_positions(pos_path)
-        from go_core.arena.position_loss import summarize
+        from benchmarks.position_loss import summarize
         terms = {}
         for d in [start] + [Path(r["dir"]) for arm in runs.values() for r in arm]:
             ck = d / "checkpoints" / "latest.pt"

@@ -111,7 +111,7 @@ def test_controls_are_computed_once_per_checkpoint_and_again_when_it_changes(tmp
     assert (ck.parent / "controls.json").exists() and set(seed_noise.CONTROLS) <= set(first)
     assert len(terms["policy_loss"]) == len(positions)
     assert float(terms["policy_loss"].mean()) == pytest.approx(first["policy_loss"])
-    import go_core.arena.position_loss as pl
+    import benchmarks.position_loss as pl
     monkeypatch.setattr(pl, "per_position", lambda *a, **k: pytest.fail("recomputed a cached control"))
     again, terms2 = seed_noise.controls_of(ck, positions, "sha-a")
     assert again == first and np.array_equal(terms2["value_loss"], terms["value_loss"])

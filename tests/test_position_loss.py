@@ -1,5 +1,5 @@
 """The fixed KataGo position set and a checkpoint's loss on it (go_core.arena.katago_positions,
-go_core.arena.position_loss): the shipped file loads and is what its header says; the losses are
+benchmarks.position_loss): the shipped file loads and is what its header says; the losses are
 the numbers a user would compute by hand; a net taught KataGo's policy scores better."""
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from go_core.arena.katago_positions import default_path, encode_policy, load_positions, parse_policy
-from go_core.arena.position_loss import clustered_mean_se, loss_on_positions
+from benchmarks.position_loss import clustered_mean_se, loss_on_positions
 from go_core.learn.features import encode
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
 
@@ -113,7 +113,7 @@ def test_cli_prints_one_json_object(tmp_path):
     ck = save_checkpoint(tmp_path / "tiny.pt", PolicyValueNet(TINY), board_size=9)
     small = tmp_path / "one.jsonl"
     small.write_text("\n".join(default_path(9).read_text().splitlines()[:2]) + "\n")
-    out = subprocess.run([sys.executable, "-m", "go_core.arena.position_loss", "--checkpoint", str(ck),
+    out = subprocess.run([sys.executable, "-m", "benchmarks.position_loss", "--checkpoint", str(ck),
                           "--positions", str(small)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)

@@ -1,7 +1,7 @@
 """A fixed set of KataGo positions with KataGo's policy and the game's result: its generator and loader.
 
 The set is a yardstick that does not move: the loss of a checkpoint's net on it
-(`go_core.arena.position_loss`) is a cheap, game-free measurement of a net, tried in
+(`benchmarks.position_loss`) is a cheap, game-free measurement of a net, tried in
 `benchmarks/seed_noise.py` as a control variate for head-to-head Elo differences.
 
 The games: the shipped KataGo b6c96 net plays itself over GTP (9x9, komi 7, Tromp-Taylor, no

@@ -14,7 +14,7 @@ Like the batched player (`go_core.learn.batch_player`), it runs the net with the
 (features and net loader) of the checkout it is started from, so run it from the node's worktree
 to rate a net whose code changed its features:
 
-    python -m go_core.arena.position_loss --checkpoint run/checkpoints/latest.pt [--positions FILE]
+    python -m benchmarks.position_loss --checkpoint run/checkpoints/latest.pt [--positions FILE]
 
 prints one JSON object.
 """
@@ -100,7 +100,7 @@ def summarize(terms: dict[str, np.ndarray], game: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m go_core.arena.position_loss",
+    p = argparse.ArgumentParser(prog="python -m benchmarks.position_loss",
                                 description="A checkpoint's policy/value loss on the fixed KataGo position set.")
     p.add_argument("--checkpoint", required=True, help="a .pt written by training")
     p.add_argument("--positions", default=None,
