@@ -18,7 +18,7 @@ import pandas as pd
 from experiment_tree.format import comparison_text
 from experiment_tree.html import BASE_CSS, ERROR_TRAP_JS, legend_html, tree_svg, write_tree_html
 from experiment_tree.show import node_run_dir
-from experiment_tree.store import Question
+from experiment_tree.records import Question
 from experiment_tree.suspect import is_suspect, mark
 from experiment_tree.tracks_view import track_groups, track_text
 from experiment_tree.workspace import Workspace
