@@ -79,7 +79,7 @@ class TrainingRun:
                         rng=rng_state, wall_s=wall_s, cpu_s=cpu_s, gpu_s=self.gpu_s,
                         warm_start=self.warm_start, config=OmegaConf.to_container(self.cfg, resolve=True),
                         mcts=asdict(self.mcts_cfg))
-        # the search settings travel with the net: a rating plays it with them (mcts.search_config_from)
+        # the search settings travel with the net: a rating plays it with them (mcts_config.search_config_from)
         save_checkpoint(self.ckpt_dir / "best.pt", self.net, board_size=self.cfg.board.size, step=self.step,
                         iteration=self.iteration, games=self.games, mcts=asdict(self.mcts_cfg))
 

@@ -21,7 +21,6 @@ MAX_LINES = 450   # the issue's "about 400", with room for a docstring that grow
 # them and the plain-Python references the tests compare against.
 KERNEL_MODULES: dict[str, str] = {
     "go_core/game/board_kernels.py": "the rules engine's kernels (moves, captures, superko, scoring)",
-    "go_core/learn/mcts.py": "the search's selection, expansion and compaction kernels with its Tree",
 }
 # TEMPORARY (issue 15, part 2): the launcher helper is making one launcher (autoresearch/jobs/)
 # out of these; the lead removes each entry when that work is merged.

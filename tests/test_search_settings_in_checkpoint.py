@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from experiments.config import validate
 from go_core.learn.batch_player import BatchPlayer
-from go_core.learn.mcts import MCTSConfig
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.net import NetConfig, PolicyValueNet, load_checkpoint, save_checkpoint
 from go_core.learn.net_players import MCTSPlayer
 
