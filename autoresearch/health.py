@@ -1,6 +1,6 @@
 """Health checks of a finished node: infrastructure bugs that make a result meaningless even when
 its Elo looks fine (issue 16, item 4). The referee runs them on every node that finished ok,
-whatever the proposer (autoresearch/loop.py, `health_check`), and stores them on the node
+whatever the proposer (`health_metrics`, called by autoresearch/loop.py), and stores them on the node
 (`metrics.health`: {suspect, flags, explained?}). A node with a failed check is `suspect` (a mark
 on an `ok` node, not a job status): the agent is told (`health_text`), and the node is kept out
 of the answer until someone explains it (`explain`: `research explain NODE "reason"`).
@@ -202,6 +202,23 @@ def check_node(repo_root: Path | str, workspace: Path | str, node: Any, cfg: Any
         guarded("throughput", hs.throughput, node.run_dir, str(device),
                 {k: list(v) for k, v in dict(cfg.sims_per_s).items()})
     return {"suspect": any(f.ok is False for f in flags), "flags": [f.to_json() for f in flags]}
+
+
+def health_metrics(repo_root: Path | str, workspace: Path | str, node: Any, metrics: dict,
+                   summary: dict | None, cfg: Any, real_job: bool, board: str, say: Any) -> dict:
+    """`metrics` of a node that finished ok, with its health checks under "health"; a failed one
+    marks the node suspect and is said. Seed re-runs are not checked (their parent is), nor is
+    anything when `cfg.enabled` (HealthConfig) is off. `board`: the question's, e.g. "9x9"."""
+    if not cfg.enabled or node.kind == "rerun":
+        return metrics
+    node.run_dir = node.run_dir or (summary or {}).get("run_dir")
+    health = check_node(repo_root, workspace, node, cfg, real_job=real_job,
+                        board_size=int(board.split("x")[0]), komi=board_komi(repo_root, board))
+    failed = [f["check"] for f in health["flags"] if f["ok"] is False]
+    if failed:
+        say(f"node {node.id} SUSPECT: health check(s) failed: {', '.join(failed)} "
+            f"(research show {node.id}; research explain {node.id} \"reason\" once understood)")
+    return {**metrics, "health": health}
 
 
 def health_text(nodes: list[Any]) -> str:

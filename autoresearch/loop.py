@@ -15,13 +15,17 @@ ones and re-queues them as fresh nodes, and goes on.
 Budget: `budget_runs` counts every node of the question except interrupted ones (baseline, re-runs,
 refused and invalid proposals included, so a proposer that only proposes refused patches still
 stops).
+
+This module holds the loop's state and its schedule (start, baseline, launch, poll, record); its
+parts live beside it: autoresearch/loop_proposing.py (asking the proposer, proposals to nodes),
+loop_verdicts.py (child vs parent, seed re-runs), loop_answer.py (the answer and finished-node
+lines), report_writer.py (the background report) and health.py (`health_metrics`).
 """
 from __future__ import annotations
 
 import logging
 import math
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +33,19 @@ from typing import Any, Callable
 
 from autoresearch import cluster, sandbox
 from autoresearch.agent_config import AgentConfig
-from autoresearch.override_policy import validate_overrides
-from autoresearch.digest import (Digest, effective_change, make_digest, merge_overrides,
-                                 proposal_key, runs_used)
+from autoresearch.digest import Digest, merge_overrides, runs_used
+from autoresearch.loop_answer import finish, finished_line
+from autoresearch.loop_proposing import add_proposal, propose_round
+from autoresearch.loop_verdicts import update_verdicts
 from autoresearch.progress import Console, failure_line
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
-from autoresearch.ladder_verdict import compare
+from autoresearch.report_writer import ReportWriter
 from experiment_tree.store import TreeStore
 from experiments.rundir import read_summary
 
 log = logging.getLogger("autoresearch.loop")
 
 POLL_S = 0.2                 # how often running jobs are polled
-MAX_EMPTY_ROUNDS = 3         # proposer rounds in a row that yield nothing new -> stop
 LOG_TAIL_CHARS = 4000
 MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
 FAILED = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
@@ -79,7 +83,6 @@ class ResearchLoop:
         self.say = say or self.console.event
         self.judge = None        # the referee's judge, made when the loop runs (_make_judge)
         self.extra_env = dict(extra_env or {})
-        self.report = report
         self.running: dict[int, sandbox.Job] = {}
         self.conclusion: Conclusion | None = None
         self.stop_reason: str | None = None
@@ -88,10 +91,7 @@ class ResearchLoop:
         self.running_start = None
         self.wait_for_result = False
         self.session_start = time.time()
-        self.report_error_shown = False
-        self._report_lock = threading.Lock()
-        self._report_thread: threading.Thread | None = None
-        self._report_dirty = False
+        self.reporter = ReportWriter(self.workspace, question_id, self.say, enabled=report)
 
     def _make_judge(self):
         """The referee rates nodes that run the real training job (their checkpoints can play);
@@ -315,94 +315,15 @@ class ResearchLoop:
                             + (f" (log: {log_path})" if log_path else ""))
         self.baseline_failed = True
 
-    # -- proposing -----------------------------------------------------------------------------
+    # -- proposing (autoresearch/loop_proposing.py) ------------------------------------------
     def maybe_propose(self) -> None:
-        free = self.cfg.workers - len(self.running) - len(self.pending())
-        if free <= 0:
-            return
-        base = self.baseline()
-        if base is None or not base.finished:
-            return   # the proposer needs the baseline's result
-        if self.wait_for_result and self.running:
-            return
-        if self.runs_left() <= 0:
-            self.stop_reason = "budget-runs"
-            return
-        if self.seconds_left() <= 0:
-            self.stop_reason = "budget-hours"
-            return
-        if self.cost_left() <= 0:
-            self.stop_reason = "budget-cost"
-            return
-        n = min(free, self.runs_left())
-        digest = make_digest(self.store, self.qid)
-        try:
-            result = self.proposer.propose(digest, n)
-        finally:
-            tokens, cost = self.proposer.take_usage()
-        if isinstance(result, Conclusion):
-            self.book_usage(tokens, cost, [])
-            self.conclusion = result
-            self.stop_reason = "concluded"
-            self.say(f"the proposer concluded: {result.answer[:200]}")
-            return
-        made = [nid for p in result if (nid := self.add_proposal(p, digest)) is not None]
-        self.book_usage(tokens, cost, made)
-        if made:
-            self.empty_rounds = 0
-            self.wait_for_result = len(made) < n
-        else:
-            self.empty_rounds += 1
-            self.wait_for_result = True
-            if self.empty_rounds >= MAX_EMPTY_ROUNDS and not self.running:
-                self.stop_reason = "proposer had nothing new"
-
-    def book_usage(self, tokens: int, cost: float, node_ids: list[int]) -> None:
-        if not tokens and not cost:
-            return
-        if not node_ids:
-            self.store.add_usage(self.qid, tokens, cost)
-            return
-        for i, nid in enumerate(node_ids):
-            share_t = tokens // len(node_ids) + (1 if i < tokens % len(node_ids) else 0)
-            self.store.add_usage(self.qid, share_t, cost / len(node_ids), node_id=nid)
+        propose_round(self)
 
     def add_proposal(self, p: Proposal, digest: Digest) -> int | None:
-        """Make a proposal a node (or refuse it); returns the node id or None."""
-        nodes = {n.id: n for n in self.store.nodes(self.qid)}
-        base = self.baseline()
-        parent = nodes.get(p.parent_id) if p.parent_id is not None else base
-        if parent is None:
-            self.say(f"proposal refused: parent node {p.parent_id} is not in this question")
-            self.proposer.rejected(p, f"parent node {p.parent_id} does not exist")
-            return None
-        bad = validate_overrides(p.overrides)   # the learner's config groups only
-        if bad:
-            self.say(f"proposal refused: {'; '.join(bad)}")
-            self.proposer.rejected(p, "overrides refused: " + "; ".join(bad))
-            return None
-        # a node holds its effective change vs the baseline, so it reads (and reruns) alone
-        overrides, patch = effective_change(parent, p.overrides, p.patch)
-        key = proposal_key(overrides, patch)
-        if key in make_digest(self.store, self.qid).keys:
-            same = [n.id for n in nodes.values() if n.kind != "rerun"
-                    and n.status != "interrupted" and proposal_key(n.overrides, n.patch) == key]
-            self.say(f"proposal refused: the same experiment is already node(s) {same}")
-            self.proposer.rejected(p, f"the same experiment (overrides and patch) is already "
-                                      f"node(s) {same}")
-            return None
-        kind = p.kind if not (p.kind == "config" and patch) else "code"
-        nid = self.store.add_node(self.qid, parent.id, kind, p.hypothesis, overrides=overrides,
-                                  patch=patch, seed=int(self.budget.get("seed", 0)))
-        self.proposer.accepted(p, nid)
-        # -- issue 16 (agent branch): the proposal's forecast and track go on its node --------------
-        from autoresearch.tracks import record_proposal
-        record_proposal(self.store, self.qid, nid, p)
-        # -- end issue 16 ----------------------------------------------------------------------------
-        self.add_planned_seeds(nid, parent, int(p.meta.get("seeds") or 1))
-        self.say(f"node {nid} ({kind}, parent {parent.id}): {' '.join(overrides) or '-'}"
-                 f"{' + patch' if patch else ''} -- {p.hypothesis[:120]}")
-        return nid
+        """Make a proposal a node (or refuse it); returns the node id or None. (`digest` is
+        unused: the proposal is checked against the tree as it is now.)"""
+        return add_proposal(self.store, self.qid, self.proposer, p, self.baseline(),
+                            int(self.budget.get("seed", 0)), self.runs_left, self.say)
 
     # -- running -------------------------------------------------------------------------------
     def launch_pending(self) -> None:
@@ -502,215 +423,27 @@ class ResearchLoop:
 
     # -- issue 16: the referee's health checks, for every proposer ------------------------------
     def health_check(self, node_id: int, metrics: dict, summary: dict | None) -> dict:
-        """`metrics` with the node's health checks (autoresearch/health.py) under "health"; a
-        failed one marks the node suspect and is said. Seed re-runs are not checked (their
-        parent is)."""
+        """`metrics` with the node's health checks (autoresearch/health.py, `health_metrics`)."""
         from autoresearch.doctor import REAL_JOB_MODULE
-        from autoresearch.health import board_komi, check_node
-        node = self.store.get_node(node_id)
-        if not self.cfg.health.enabled or node.kind == "rerun":
-            return metrics
-        node.run_dir = node.run_dir or (summary or {}).get("run_dir")
-        board = str(self.budget.get("board") or "9x9")
-        health = check_node(self.repo_root, self.workspace, node, self.cfg.health,
-                            real_job=self.cfg.job.module == REAL_JOB_MODULE,
-                            board_size=int(board.split("x")[0]), komi=board_komi(self.repo_root, board))
-        failed = [f["check"] for f in health["flags"] if f["ok"] is False]
-        if failed:
-            self.say(f"node {node_id} SUSPECT: health check(s) failed: {', '.join(failed)} "
-                     f"(research show {node_id}; research explain {node_id} \"reason\" once understood)")
-        return {**metrics, "health": health}
+        from autoresearch.health import health_metrics
+        return health_metrics(self.repo_root, self.workspace, self.store.get_node(node_id),
+                              metrics, summary, self.cfg.health,
+                              real_job=self.cfg.job.module == REAL_JOB_MODULE,
+                              board=str(self.budget.get("board") or "9x9"), say=self.say)
 
-    # -- verdicts ------------------------------------------------------------------------------
+    # -- verdicts (autoresearch/loop_verdicts.py) ---------------------------------------------
     def update_verdicts(self) -> None:
-        if self.judge is not None:
-            return self.update_h2h_verdicts()
-        nodes = self.store.nodes(self.qid)
-        by_id = {n.id: n for n in nodes}
-
-        def runs_of(n: Any) -> list[Any]:
-            return [n] + [c for c in nodes if c.parent_id == n.id and c.kind == "rerun"
-                          and c.status == "ok"]
-
-        for n in nodes:
-            if n.kind in ("baseline", "rerun") or n.status != "ok" or n.verdict is not None:
-                continue
-            if (n.verdict_test or "").startswith("not compared"):
-                continue
-            parent = by_id.get(n.parent_id)
-            if parent is None or not parent.finished:
-                continue
-            if parent.status != "ok":
-                self.store.update_node(n.id, verdict_test=f"not compared: parent node "
-                                                          f"{parent.id} is {parent.status}")
-                continue
-            reruns = [c for c in nodes if c.parent_id == n.id and c.kind == "rerun"
-                      and c.status != "interrupted"]
-            if any(not r.finished for r in reruns) or any(
-                    c.parent_id == parent.id and c.kind == "rerun" and not c.finished for c in nodes):
-                continue        # pool every planned seed of both (--seeds N), not the first ones
-            v = compare([r.metrics for r in runs_of(n)], [r.metrics for r in runs_of(parent)],
-                        self.cfg.verdict.z)
-            if v.verdict is None:
-                self.store.update_node(n.id, verdict_test=v.test)
-            elif (v.within_noise and len(reruns) < self.cfg.verdict.max_reruns
-                  and self.runs_left() > 0 and self.stop_reason != "concluded"):
-                seed = n.seed + len(reruns) + 1
-                rid = self.store.add_node(
-                    self.qid, n.id, "rerun",
-                    f"Re-run of node {n.id} with seed {seed}: its difference from node "
-                    f"{parent.id} is within the noise; pooled seeds will decide.",
-                    overrides=n.overrides, patch=n.patch, seed=seed)
-                self.store.update_node(n.id, verdict_test=f"within the noise so far ({v.test}); "
-                                                          f"re-running as node {rid}")
-                self.say(f"node {n.id} is within the noise: re-run as node {rid} (seed {seed})")
-            else:
-                self.store.update_node(n.id, verdict=v.verdict, verdict_test=v.test)
-                self.say(f"node {n.id} vs node {parent.id}: {v.verdict} ({v.test})")
+        update_verdicts(self.store, self.qid, self.judge, self.cfg.verdict, self.runs_left,
+                        self.stop_reason == "concluded", self.say)
 
     def show_progress(self) -> None:
         nodes = {n.id: n for n in self.store.nodes(self.qid)} if self.running else {}
         self.console.update([(nid, Path(nodes[nid].run_dir) if nodes[nid].run_dir else None,
                               nodes[nid].started_at) for nid in self.running if nid in nodes])
 
-    def update_h2h_verdicts(self) -> None:
-        """Child seed k against parent seed k in head-to-head pairs (autoresearch/judge.py);
-        another seed pair for both when the games settle but training noise leaves it open."""
-        nodes = self.store.nodes(self.qid)
-        by_id = {n.id: n for n in nodes}
-        for n in nodes:
-            if n.kind in ("baseline", "rerun") or n.status != "ok" or n.verdict is not None:
-                continue
-            parent = by_id.get(n.parent_id)
-            if parent is None or not parent.finished:
-                continue
-            if parent.status != "ok":
-                if not (n.verdict_test or "").startswith("not compared"):
-                    self.store.update_node(n.id, verdict_test=f"not compared: parent node "
-                                                              f"{parent.id} is {parent.status}")
-                continue
-            busy = [c for c in nodes if c.kind == "rerun" and c.parent_id in (n.id, parent.id)
-                    and not c.finished]
-            if busy:
-                continue
-            affordable = self.runs_left() >= 2 and self.stop_reason != "concluded"
-            if (n.verdict_test or "").startswith("not compared"):
-                continue
-            cmp = self.judge.compare(self.store, n, parent, nodes, affordable)
-            if cmp.record is None:
-                if cmp.why_stopped:
-                    self.store.update_node(n.id, verdict_test=f"not compared: {cmp.why_stopped}")
-                continue
-            if cmp.add_seed is not None:
-                self.add_seed_pair(n, parent, cmp.add_seed, cmp.record.test)
-                continue
-            rec = cmp.record
-            metrics = dict(self.store.get_node(n.id).metrics or {})
-            metrics["verdict_detail"] = rec.to_json()
-            self.store.update_node(n.id, verdict=rec.verdict, verdict_test=rec.test, metrics=metrics)
-            ci = rec.ci95
-            self.say(f"node {n.id} vs node {parent.id}: {rec.verdict}, "
-                     f"{rec.diff_elo:+.0f} Elo [{ci[0]:+.0f}, {ci[1]:+.0f}] over {rec.games_per_side} "
-                     f"games and {rec.seed_pairs} seed pair(s); minimum detectable difference "
-                     f"{rec.mde_elo:.0f} Elo")
-
-    def add_seed_pair(self, child: Any, parent: Any, seed: int, why: str) -> None:
-        """Train child and parent with `seed` (whichever lacks it): the next seed pair."""
-        nodes = self.store.nodes(self.qid)
-        made = []
-        for n in (parent, child):
-            if not has_seed(n, seed, nodes):
-                rid = self.store.add_node(
-                    self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: the next seed pair of "
-                    f"node {child.id} vs node {parent.id} (training noise left the verdict open).",
-                    overrides=n.overrides, patch=n.patch, seed=seed)
-                made.append(rid)
-        self.store.update_node(child.id, verdict_test=f"open after {why[:300]}; seed {seed} pair: "
-                                                      f"node(s) {made or 'already there'}")
-        self.say(f"node {child.id} vs node {parent.id}: open; training seed {seed} of both "
-                 f"(node(s) {made})")
-
-    def add_planned_seeds(self, node_id: int, parent: Any, seeds: int) -> None:
-        """`--seeds N` (a plan's `seeds`, a proposal's `meta["seeds"]`): the new node and its parent
-        each train seeds s..s+N-1 (s: the node's own seed) as seed re-runs, the same nodes an open
-        verdict adds (`add_seed_pair`), so child seed k pairs with parent seed k (common random
-        numbers) and the verdict, which waits for them, pools the N pairs. An open verdict can
-        still add seed s+N on top, up to `verdict.max_seed_pairs`. Seeds the runs budget cannot
-        pay for are left out, and said."""
-        if seeds <= 1:
-            return
-        node = self.store.get_node(node_id)
-        made, unpaid = [], []
-        for k in range(1, seeds):
-            seed = node.seed + k
-            for n in (parent, node):
-                if has_seed(n, seed, self.store.nodes(self.qid)):
-                    continue
-                if self.runs_left() <= 0:
-                    unpaid.append(f"seed {seed} of node {n.id}")
-                    continue
-                made.append(self.store.add_node(
-                    self.qid, n.id, "rerun", f"Seed {seed} of node {n.id}: planned seed pair {k + 1} "
-                    f"of {seeds} of node {node.id} vs node {parent.id} (--seeds {seeds}).",
-                    overrides=n.overrides, patch=n.patch, seed=seed))
-        self.say(f"node {node.id} vs node {parent.id}: {seeds} seeds each; seed node(s) {made}"
-                 + (f"; no runs left for {', '.join(unpaid)}" if unpaid else ""))
-
-    # -- the end -------------------------------------------------------------------------------
+    # -- the end (autoresearch/loop_answer.py) ------------------------------------------------
     def finish(self) -> LoopResult:
-        if self.baseline_failed:
-            answer = (f"No answer: {self.stop_reason}. Nothing could be compared. Fix the cause, "
-                      f"then `research run --resume --question {self.qid}` runs the baseline again.")
-            base = self.baseline()
-            self.save_time()
-            self.store.set_answer(self.qid, answer, [base.id] if base else [], status="failed")
-            self.write_report(wait=True)
-            self.say(f"question {self.qid} failed: {self.stop_reason}")
-            return LoopResult(self.qid, "failed", self.stop_reason or "", answer)
-        self.update_verdicts()
-        digest, left_out = self.answer_digest()
-        known = {e.node_id for e in digest.entries}
-        if self.conclusion is not None:
-            answer, evidence, status = self.conclusion.answer, self.conclusion.evidence, "answered"
-        else:
-            c = None
-            try:
-                c = self.proposer.conclude(digest)
-            except ProposerUnavailable as e:
-                self.say(f"the proposer could not write the answer ({e}); summarising the tree")
-            finally:
-                tokens, cost = self.proposer.take_usage()
-                self.book_usage(tokens, cost, [])
-            if c is not None:
-                answer, evidence, status = c.answer, c.evidence, "answered"
-            else:
-                answer, evidence = summarise(digest, self.stop_reason or "budget spent")
-                status = "answered" if self.stop_reason == "concluded" else "budget-exhausted"
-        evidence = [e for e in evidence if e in known]
-        if left_out:
-            answer += (" [Left out as suspect -- failed health checks not explained: "
-                       + "; ".join(left_out) + ". `research explain NODE \"reason\"` counts one again.]")
-        self.save_time()
-        self.store.set_answer(self.qid, answer, evidence, status=status)
-        self.write_report(wait=True)
-        self.say(f"question {self.qid} {status}: {answer}")
-        return LoopResult(self.qid, status, self.stop_reason or "", answer)
-
-    def answer_digest(self) -> tuple[Digest, list[str]]:
-        """The digest the answer is written from: suspect nodes (a failed, unexplained health
-        check: experiment_tree/suspect.py) and their seed re-runs left out; and what was left out."""
-        import dataclasses
-
-        from experiment_tree.suspect import failed_checks, is_suspect
-        digest = make_digest(self.store, self.qid)
-        nodes = self.store.nodes(self.qid)
-        bad = {n.id: n for n in nodes if is_suspect(n)}
-        out = set(bad) | {n.id for n in nodes if n.kind == "rerun" and n.parent_id in bad}
-        if not out:
-            return digest, []
-        entries = [e for e in digest.entries if e.node_id not in out]
-        return (dataclasses.replace(digest, entries=entries),
-                [f"#{i} ({', '.join(failed_checks(n))})" for i, n in sorted(bad.items())])
+        return finish(self)
 
     def save_time(self) -> None:
         now = time.time()
@@ -720,102 +453,9 @@ class ResearchLoop:
         self.store.update_question(self.qid, budget=b)
 
     def write_report(self, wait: bool = False) -> None:
-        """Regenerate the report in a background thread (plots take seconds; jobs must not wait
-        for them). Requests while one is being written coalesce into one more. `wait=True`
-        writes it now and returns when it is done (the end of the loop)."""
-        if not self.report:
-            return
-        with self._report_lock:
-            self._report_dirty = True
-            if self._report_thread is None or not self._report_thread.is_alive():
-                self._report_thread = threading.Thread(target=self._report_worker, daemon=True)
-                self._report_thread.start()
-        if wait:
-            while True:
-                t = self._report_thread
-                if t is None or not t.is_alive():
-                    break
-                t.join()
-
-    def _report_worker(self) -> None:
-        while True:
-            with self._report_lock:
-                if not self._report_dirty:
-                    self._report_thread = None
-                    return
-                self._report_dirty = False
-            self._write_report_now()
-
-    def _write_report_now(self) -> None:
-        """A failing report never stops the loop: the tree is the record."""
-        try:
-            from reports.report import write_report
-            write_report(self.workspace, self.qid)
-        except Exception as e:
-            if not self.report_error_shown:
-                self.say(f"report failed ({type(e).__name__}: {e}); the tree is intact")
-                self.report_error_shown = True
-
-
-def finished_line(node: Any) -> str:
-    """One line for a finished node: status, Elo with its interval; for a failure the exception's
-    own message and the path of its log."""
-    m = node.metrics or {}
-    elo, ci = m.get("elo"), m.get("elo_ci95")
-    text = f"node {node.id} {node.status}"
-    if isinstance(elo, (int, float)):
-        text += f": Elo {elo:.0f}"
-        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
-            text += f" [{ci[0]:.0f}, {ci[1]:.0f}]"
-    if node.status != "ok":
-        text += f" -- {failure_line(node.error)}"
-        if node.run_dir:
-            text += f" (log: {Path(node.run_dir) / sandbox.LOG_NAME})"
-    return text
-
-
-def has_seed(node: Any, seed: int, nodes: list[Any]) -> bool:
-    """Is `seed` of `node` trained or queued (the node itself, or one of its seed re-runs)?"""
-    return node.seed == seed or any(c.parent_id == node.id and c.kind == "rerun" and c.seed == seed
-                                    and c.status != "interrupted" for c in nodes)
-
-
-def compared(store: TreeStore, question_id: int) -> bool:
-    """Did the question compare at least one pair of finished nodes (a verdict of any kind)?"""
-    return any(n.verdict is not None for n in store.nodes(question_id))
-
-
-def summarise(digest: Digest, reason: str) -> tuple[str, list[int]]:
-    """The loop's own answer when the proposer gives none: best node vs the baseline, honestly."""
-    base = digest.baseline()
-    base = base if base is not None and base.status == "ok" else None
-    counts: dict[str, int] = {}
-    for e in digest.entries:
-        counts[e.status] = counts.get(e.status, 0) + 1
-    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    head = f"Stopped ({reason}) after {len(digest.entries)} nodes ({tally})."
-    better = [e for e in digest.entries if e.verdict == "better"]
-    best = digest.best()
-    if base is None:
-        return f"{head} The baseline did not finish ok, so nothing could be compared.", \
-            [e.node_id for e in digest.entries if e.kind == "baseline"]
-
-    def fmt(e: Any) -> str:
-        ci = (f" [{e.elo_ci95[0]:.0f}, {e.elo_ci95[1]:.0f}]" if e.elo_ci95 else "")
-        return f"node {e.node_id} ({' '.join(e.overrides) or 'baseline'}): Elo {e.elo:.0f}{ci}"
-
-    if better:
-        top = max(better, key=lambda e: e.elo if e.elo is not None else -math.inf)
-        text = (f"{head} {len(better)} change(s) beat their parent outside the noise; the "
-                f"strongest is {fmt(top)} vs {fmt(base)} ({top.verdict_test}).")
-        return text, [base.node_id] + [e.node_id for e in better]
-    if best is not None and best.node_id != base.node_id:
-        verdict = best.verdict or "not yet compared"
-        text = (f"{head} No change was better than the baseline outside the noise. Highest "
-                f"point estimate: {fmt(best)} vs {fmt(base)}; verdict: {verdict}"
-                f"{' (' + best.verdict_test + ')' if best.verdict_test else ''}.")
-        return text, [base.node_id, best.node_id]
-    return f"{head} No change was better than the baseline {fmt(base)}.", [base.node_id]
+        """Regenerate the report in the background (autoresearch/report_writer.py); `wait=True`
+        returns once it is written."""
+        self.reporter.request(wait)
 
 
 class ClusterUnavailable(RuntimeError):

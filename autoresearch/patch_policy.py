@@ -27,6 +27,7 @@ from autoresearch.safe_git import git_argv
 LEARNER_PATHS: tuple[str, ...] = (
     "go_core/learn/**",
     "experiments/train.py",
+    "experiments/training_run.py",
     "conf/model/**",
     "conf/mcts/**",
     "conf/selfplay/**",

@@ -158,7 +158,7 @@ def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int
     """The proposer for `kind`; `client` replaces the Anthropic SDK client (tests)."""
     plan = (store.get_question(question_id).budget or {}).get("plan")
     if kind == "offline" and plan:
-        from autoresearch.planner.design import Plan
+        from autoresearch.planner.plan import Plan
         from autoresearch.proposers.planner import PlannerProposer
         return PlannerProposer(Plan.from_dict(plan))
     if kind == "offline":
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
 def _main(argv: list[str] | None, *, client=None) -> int:
     a = parse_args(list(sys.argv[1:] if argv is None else argv))
     from autoresearch import sandbox
-    from autoresearch.loop import ResearchLoop, compared
+    from autoresearch.loop import ResearchLoop
+    from autoresearch.loop_verdicts import compared
     from experiment_tree.workspace import Workspace
 
     try:

@@ -53,6 +53,7 @@ PROTECTED_PATTERNS: tuple[str, ...] = (
     "go_core/game/board.py",
     "go_core/game/reference_board.py",
     "go_core/arena/match.py",
+    "go_core/arena/seats.py",
     "go_core/arena/elo.py",
     "go_core/arena/stats.py",
     "go_core/arena/rungs.py",

@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from go_core.game.board import Board  # noqa: E402
 from go_core.learn.evaluators import NetEvaluator  # noqa: E402
 from go_core.learn.features import encode_numpy  # noqa: E402
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
+from go_core.learn.mcts import BatchedMCTS  # noqa: E402
+from go_core.learn.mcts_config import MCTSConfig  # noqa: E402
+from go_core.learn.search_tree import Tree  # noqa: E402
 from go_core.learn.net import (NetConfig, PolicyValueNet, autocast, fuse_for_inference, select_device,  # noqa: E402
                           to_inference_layout)
 

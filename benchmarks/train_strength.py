@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from go_core.game.board import BLACK, Board  # noqa: E402
 from go_core.learn.evaluators import NetEvaluator  # noqa: E402
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree  # noqa: E402
+from go_core.learn.mcts import BatchedMCTS  # noqa: E402
+from go_core.learn.mcts_config import MCTSConfig  # noqa: E402
+from go_core.learn.search_tree import Tree  # noqa: E402
 from go_core.learn.net import load_checkpoint  # noqa: E402
 from go_core.arena.players import RandomPlayer  # noqa: E402
 from go_core.learn.selfplay import game_result  # noqa: E402

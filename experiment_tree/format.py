@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from experiment_tree.store import Node
+from experiment_tree.records import Node
 from go_core.arena.stats import wilson_interval
 
 CRASHED = ("crash", "timeout", "invalid")

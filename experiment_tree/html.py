@@ -16,7 +16,8 @@ from experiment_tree.layout import layout
 from experiment_tree.show import health_line, node_details
 from experiment_tree.suspect import is_suspect
 from experiment_tree.tracks_view import node_brief, track_groups
-from experiment_tree.store import Node, TreeStore
+from experiment_tree.records import Node
+from experiment_tree.store import TreeStore
 
 COLOURS = {  # fill colour by colour class (format.colour_class)
     "better": "#2e9d4a", "worse": "#d64541", "inconclusive": "#e0a526", "crashed": "#7a1c1c",

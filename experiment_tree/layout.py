@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiment_tree.store import Node
+from experiment_tree.records import Node
 
 
 @dataclass

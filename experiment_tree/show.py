@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from experiment_tree.format import comparison_text, first_line, headline
-from experiment_tree.store import Node, TreeStore
+from experiment_tree.records import Node
+from experiment_tree.store import TreeStore
 from experiment_tree.suspect import health_of, mark
 from experiments.rundir import read_metrics, read_summary
 

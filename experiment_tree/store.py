@@ -3,190 +3,27 @@
 One file (`W/tree.db`) in WAL mode, shared by the agent and its workers. Every write runs in a
 `BEGIN IMMEDIATE` transaction, so two writers queue on SQLite's lock (with a busy timeout) instead
 of failing, and readers never block. The schema carries a version; opening an older database
-applies the missing migrations in order, inside one transaction each.
+applies the missing migrations in order, inside one transaction each (experiment_tree/schema.py).
+The records it returns (Node, Question, Track) are in experiment_tree/records.py.
 
 The same SQL runs on PostgreSQL (DESIGN.md, "Scale") apart from the pragmas and
 `INTEGER PRIMARY KEY` autoincrement.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-KINDS = ("baseline", "config", "code", "sweep-trial", "rerun")
-STATUSES = ("pending", "running", "ok", "crash", "timeout", "invalid", "pruned", "refused",
-            "interrupted")
-#: Statuses after which a node will not run again.
-FINISHED_STATUSES = ("ok", "crash", "timeout", "invalid", "pruned", "refused", "interrupted")
-VERDICTS = ("better", "worse", "inconclusive")
-QUESTION_STATUSES = ("open", "running", "answered", "budget-exhausted", "interrupted", "failed")
-
-BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another writer's transaction to end
-
-
-@dataclass
-class Node:
-    """One experiment: a change relative to its parent, its run and what it showed."""
-    id: int
-    question_id: int
-    parent_id: int | None
-    created_at: float
-    kind: str
-    hypothesis: str
-    overrides: list[str] = field(default_factory=list)
-    patch: str | None = None
-    patch_sha256: str | None = None
-    command: str | None = None
-    seed: int = 0
-    run_dir: str | None = None
-    status: str = "pending"
-    metrics: dict[str, Any] = field(default_factory=dict)
-    verdict: str | None = None
-    verdict_test: str | None = None
-    notes: str | None = None
-    error: str | None = None
-    log_tail: str | None = None
-    wandb_path: str | None = None
-    sandbox: str | None = None             # "bwrap" | "none: <why>" (None: the job never started)
-    forecast: dict[str, Any] | None = None  # the proposer's forecast vs the parent (autoresearch/forecast.py)
-    track_id: int | None = None            # the line of inquiry it belongs to (tracks table)
-    started_at: float | None = None
-    finished_at: float | None = None
-    tokens: int = 0
-    cost_usd: float = 0.0
-    updated_at: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class Question:
-    """A research question, its budget, and the answer the agent reached."""
-    id: int
-    text: str
-    budget: dict[str, Any]
-    status: str
-    created_at: float
-    answer: str | None = None
-    evidence: list[int] = field(default_factory=list)
-    finished_at: float | None = None
-    tokens: int = 0          # LLM tokens spent on this question (agent calls and nodes)
-    cost_usd: float = 0.0    # dollars spent on LLM calls for this question
-    updated_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-TRACK_STATUSES = ("open", "closed")
-
-
-@dataclass
-class Track:
-    """A line of inquiry of a question: a name, what it aims to find out, and what step-back
-    reviews said about it (notes: [{"at": time, "node_id": last node reviewed, "text": ...,
-    "decision": "close" | "continue", "reason": ...}])."""
-    id: int
-    question_id: int
-    name: str
-    aim: str
-    status: str = "open"
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    reviewed_through: int = 0              # the last node id a step-back review has covered
-    created_at: float = 0.0
-    updated_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# Ordered migrations: MIGRATIONS[i] takes a database at version i to version i + 1.
-MIGRATIONS: list[list[str]] = [
-    # 1: the tree as DESIGN.md first described it.
-    [
-        """CREATE TABLE questions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            text TEXT NOT NULL,
-            budget TEXT NOT NULL DEFAULT '{}',
-            status TEXT NOT NULL DEFAULT 'open',
-            answer TEXT,
-            created_at REAL NOT NULL)""",
-        """CREATE TABLE nodes (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            question_id INTEGER NOT NULL REFERENCES questions(id),
-            parent_id INTEGER REFERENCES nodes(id),
-            created_at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            hypothesis TEXT NOT NULL DEFAULT '',
-            overrides TEXT NOT NULL DEFAULT '[]',
-            patch TEXT,
-            patch_sha256 TEXT,
-            command TEXT,
-            run_dir TEXT,
-            status TEXT NOT NULL DEFAULT 'pending',
-            metrics TEXT NOT NULL DEFAULT '{}',
-            verdict TEXT,
-            notes TEXT,
-            seed INTEGER NOT NULL DEFAULT 0)""",
-        "CREATE INDEX nodes_question ON nodes(question_id)",
-        "CREATE INDEX nodes_parent ON nodes(parent_id)",
-    ],
-    # 2: what a run left behind and when; the statistical test behind a verdict; W&B run path.
-    [
-        "ALTER TABLE nodes ADD COLUMN verdict_test TEXT",
-        "ALTER TABLE nodes ADD COLUMN error TEXT",
-        "ALTER TABLE nodes ADD COLUMN log_tail TEXT",
-        "ALTER TABLE nodes ADD COLUMN wandb_path TEXT",
-        "ALTER TABLE nodes ADD COLUMN started_at REAL",
-        "ALTER TABLE nodes ADD COLUMN finished_at REAL",
-        "ALTER TABLE nodes ADD COLUMN updated_at REAL",
-    ],
-    # 3: LLM spending per node and per question; the answer's evidence.
-    [
-        "ALTER TABLE nodes ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE nodes ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",
-        "ALTER TABLE questions ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]'",
-        "ALTER TABLE questions ADD COLUMN finished_at REAL",
-        "ALTER TABLE questions ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE questions ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",
-        "ALTER TABLE questions ADD COLUMN updated_at REAL",
-    ],
-    # 4: how a node's job was fenced in: "bwrap", or "none: <why>" (shown in the report)
-    [
-        "ALTER TABLE nodes ADD COLUMN sandbox TEXT",
-    ],
-    # 5: the agent's forecast per node (JSON: diff_elo, interval_80, p_better, by) and tracks:
-    # named lines of inquiry with their aim, status and step-back notes (issue 16).
-    [
-        """CREATE TABLE tracks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            question_id INTEGER NOT NULL REFERENCES questions(id),
-            name TEXT NOT NULL,
-            aim TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'open',
-            notes TEXT NOT NULL DEFAULT '[]',
-            reviewed_through INTEGER NOT NULL DEFAULT 0,
-            created_at REAL NOT NULL,
-            updated_at REAL)""",
-        "CREATE UNIQUE INDEX tracks_question_name ON tracks(question_id, name)",
-        "ALTER TABLE nodes ADD COLUMN forecast TEXT",
-        "ALTER TABLE nodes ADD COLUMN track_id INTEGER REFERENCES tracks(id)",
-    ],
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+from experiment_tree.records import (KINDS, QUESTION_STATUSES, STATUSES, TRACK_STATUSES,
+                                     VERDICTS, Node, Question, Track, node_from_row, patch_sha256,
+                                     question_from_row, track_from_row)
+from experiment_tree.schema import connect, migrate
 
 # Fields `update_node` accepts, with how each is stored.
 _JSON_NODE_FIELDS = {"metrics", "overrides", "forecast"}
@@ -194,55 +31,6 @@ UPDATABLE_NODE_FIELDS = ("status", "run_dir", "metrics", "verdict", "verdict_tes
                          "error", "log_tail", "wandb_path", "sandbox", "started_at", "finished_at", "tokens",
                          "cost_usd", "command", "hypothesis", "forecast", "track_id")
 UPDATABLE_QUESTION_FIELDS = ("status", "budget", "answer", "evidence", "finished_at")
-
-
-def patch_sha256(patch: str | None) -> str | None:
-    """The hash a node's patch is known by (None for no patch or an empty one)."""
-    if not patch or not patch.strip():
-        return None
-    return hashlib.sha256(patch.encode()).hexdigest()
-
-
-def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Bring the database to `target`, one migration per transaction; returns the new version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = row[0] if row else 0
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"tree.db has schema version {version}, newer than this code's "
-                    f"{SCHEMA_VERSION}: update Tengen (git pull) or use another --workspace")
-            if version >= target:
-                conn.execute("COMMIT")
-                return version
-            for stmt in MIGRATIONS[version]:
-                conn.execute(stmt)
-            if row:
-                conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
-            else:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN ourselves), WAL, with a busy timeout."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise RuntimeError(f"could not put {path} in WAL mode (got {mode!r}); "
-                           "is the workspace on a network file system? use a local disk")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
 
 
 class TreeStore:
@@ -312,11 +100,11 @@ class TreeStore:
         if row is None:
             raise KeyError(f"no question {question_id} in {self.path} "
                            f"(known: {[q.id for q in self.questions()]})")
-        return _question(row)
+        return question_from_row(row)
 
     def questions(self) -> list[Question]:
         rows = self._conn().execute("SELECT * FROM questions ORDER BY id").fetchall()
-        return [_question(r) for r in rows]
+        return [question_from_row(r) for r in rows]
 
     def update_question(self, question_id: int, **fields_: Any) -> Question:
         bad = set(fields_) - set(UPDATABLE_QUESTION_FIELDS)
@@ -433,7 +221,7 @@ class TreeStore:
         row = self._conn().execute("SELECT * FROM nodes WHERE id = ?", (node_id,)).fetchone()
         if row is None:
             raise KeyError(f"no node {node_id} in {self.path}")
-        return _node(row)
+        return node_from_row(row)
 
     def nodes(self, question_id: int | None = None) -> list[Node]:
         if question_id is None:
@@ -441,12 +229,12 @@ class TreeStore:
         else:
             rows = self._conn().execute("SELECT * FROM nodes WHERE question_id = ? ORDER BY id",
                                         (question_id,)).fetchall()
-        return [_node(r) for r in rows]
+        return [node_from_row(r) for r in rows]
 
     def children(self, node_id: int) -> list[Node]:
         rows = self._conn().execute("SELECT * FROM nodes WHERE parent_id = ? ORDER BY id",
                                     (node_id,)).fetchall()
-        return [_node(r) for r in rows]
+        return [node_from_row(r) for r in rows]
 
     def ancestors(self, node_id: int) -> list[Node]:
         """The node's parent, grandparent, ... up to the root (nearest first)."""
@@ -476,12 +264,12 @@ class TreeStore:
         row = self._conn().execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
         if row is None:
             raise KeyError(f"no track {track_id} in {self.path}")
-        return _track(row)
+        return track_from_row(row)
 
     def tracks(self, question_id: int) -> list[Track]:
         rows = self._conn().execute("SELECT * FROM tracks WHERE question_id = ? ORDER BY id",
                                     (question_id,)).fetchall()
-        return [_track(r) for r in rows]
+        return [track_from_row(r) for r in rows]
 
     def update_track(self, track_id: int, *, status: str | None = None,
                      note: dict[str, Any] | None = None, aim: str | None = None,
@@ -493,7 +281,7 @@ class TreeStore:
             row = c.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no track {track_id} in {self.path}")
-            t = _track(row)
+            t = track_from_row(row)
             notes = t.notes + ([note] if note else [])
             c.execute("UPDATE tracks SET status = ?, aim = ?, notes = ?, reviewed_through = ?, "
                       "updated_at = ? WHERE id = ?",
@@ -507,44 +295,3 @@ class TreeStore:
     def _require_question(c: sqlite3.Connection, question_id: int) -> None:
         if c.execute("SELECT 1 FROM questions WHERE id = ?", (question_id,)).fetchone() is None:
             raise KeyError(f"no question {question_id}; create one with add_question(text, budget)")
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    if text is None:
-        return default
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return default
-
-
-def _node(row: sqlite3.Row) -> Node:
-    d = dict(row)
-    return Node(
-        id=d["id"], question_id=d["question_id"], parent_id=d["parent_id"],
-        created_at=d["created_at"], kind=d["kind"], hypothesis=d["hypothesis"] or "",
-        overrides=_loads(d["overrides"], []), patch=d["patch"], patch_sha256=d["patch_sha256"],
-        command=d["command"], seed=d["seed"], run_dir=d["run_dir"], status=d["status"],
-        metrics=_loads(d["metrics"], {}), verdict=d["verdict"], verdict_test=d.get("verdict_test"),
-        notes=d["notes"], error=d.get("error"), log_tail=d.get("log_tail"),
-        wandb_path=d.get("wandb_path"), sandbox=d.get("sandbox"), started_at=d.get("started_at"),
-        finished_at=d.get("finished_at"), tokens=d.get("tokens") or 0,
-        cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"),
-        forecast=_loads(d.get("forecast"), None), track_id=d.get("track_id"))
-
-
-def _track(row: sqlite3.Row) -> Track:
-    d = dict(row)
-    return Track(id=d["id"], question_id=d["question_id"], name=d["name"], aim=d["aim"] or "",
-                 status=d["status"], notes=_loads(d["notes"], []),
-                 reviewed_through=d["reviewed_through"] or 0, created_at=d["created_at"],
-                 updated_at=d.get("updated_at"))
-
-
-def _question(row: sqlite3.Row) -> Question:
-    d = dict(row)
-    return Question(
-        id=d["id"], text=d["text"], budget=_loads(d["budget"], {}), status=d["status"],
-        created_at=d["created_at"], answer=d["answer"], evidence=_loads(d.get("evidence"), []),
-        finished_at=d.get("finished_at"), tokens=d.get("tokens") or 0,
-        cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from experiment_tree.format import first_line, headline, node_label
 from experiment_tree.layout import roots_and_children
-from experiment_tree.store import Node, Question, TreeStore
+from experiment_tree.records import Node, Question
+from experiment_tree.store import TreeStore
 from experiment_tree.suspect import mark
 from experiment_tree.tracks_view import track_groups, track_text
 

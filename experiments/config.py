@@ -1,7 +1,7 @@
 """Typed schemas of the training job's config groups, registered in Hydra's ConfigStore.
 
 Each config value is declared once, with its one-line doc, next to the code that reads it: the
-learner's groups by go_core/learn (`mcts`: mcts.MCTSConfig, `selfplay`: selfplay.SelfPlayConfig,
+learner's groups by go_core/learn (`mcts`: mcts_config.MCTSConfig, `selfplay`: selfplay.SelfPlayConfig,
 `train`: training.TrainConfig with warmstart.WarmStartConfig, `model`: net.NetConfig plus a label),
 the job's own (`board`, `budget`) here. `JobConfig` is stored as `job_schema`, which conf/config.yaml
 extends, and each group's class as `<group>/schema`, which the learner's YAML (conf/model|mcts|
@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from go_core.learn.mcts import MCTSConfig
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.net import NetConfig
 from go_core.learn.selfplay import SelfPlayConfig
 from go_core.learn.training import TrainConfig

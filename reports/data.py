@@ -12,7 +12,7 @@ import pandas as pd
 
 from experiment_tree.format import colour_class, comparison_text, elo_of, first_line, headline, winrate_of
 from experiment_tree.show import node_run_dir
-from experiment_tree.store import Node
+from experiment_tree.records import Node
 from experiments.rundir import read_metrics, read_summary
 
 # metrics.jsonl keys, by what they measure (the first present wins)

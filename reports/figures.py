@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from experiment_tree.format import clip, colour_class, first_line, headline, node_label
 from experiment_tree.html import COLOURS
 from experiment_tree.layout import layout
-from experiment_tree.store import Node
+from experiment_tree.records import Node
 from reports.ladder_elos import Ladder
 
 DPI = 110

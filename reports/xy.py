@@ -25,7 +25,7 @@ from typing import Any
 
 from experiment_tree.format import elo_of, winrate_of
 from experiment_tree.show import node_run_dir
-from experiment_tree.store import Node, Question
+from experiment_tree.records import Node, Question
 from experiment_tree.suspect import is_suspect
 from experiments.rundir import read_metrics
 from go_core.arena.stats import Z95
@@ -120,7 +120,7 @@ def plan_of(question: Question) -> Any | None:
     raw = (question.budget or {}).get("plan")
     if not isinstance(raw, dict):
         return None
-    from autoresearch.planner.design import Plan
+    from autoresearch.planner.plan import Plan
     try:
         return Plan.from_dict(raw)
     except (TypeError, KeyError, ValueError):

@@ -127,7 +127,7 @@ def test_a_retired_model_is_refused_before_anything_trains(setup, capsys, model,
 def test_the_offline_planner_forecasts_its_stated_prior_on_the_same_scale(setup, monkeypatch):
     """No key: the planner runs the A/B; its nodes carry the prior (0 Elo, 80% interval
     +-(the plan's minimum detectable difference), P(better) 0.5), scored like the model's."""
-    from autoresearch.planner.design import Plan
+    from autoresearch.planner.plan import Plan
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     repo, ws, tmp = setup
     agent = tmp / "agent.yaml"

@@ -25,7 +25,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "autoresearch": ("experiments", "experiment_tree", "go_core", "reports.report"),
     "experiment_tree": ("experiments.rundir", "go_core.arena.stats"),
     "reports": ("experiment_tree", "experiments.rundir", "go_core.arena.stats",
-                "autoresearch.planner.design", "autoresearch.forecast"),
+                "autoresearch.planner.plan", "autoresearch.forecast"),
 }
 
 

@@ -7,7 +7,8 @@ import torch
 from go_core.game.board import BLACK, WHITE, Board
 from go_core.learn.aux_targets import final_ownership, sample_targets
 from go_core.learn.evaluators import UniformEvaluator
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig
+from go_core.learn.mcts import BatchedMCTS
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.net import NetConfig, PolicyValueNet
 from go_core.learn.replay import Batch, ReplayBuffer, Samples
 from go_core.learn.selfplay import SelfPlayConfig, play_games

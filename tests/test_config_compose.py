@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 import experiments.config  # noqa: F401  registers the schemas conf/ extends
 from experiments.config import validate
-from go_core.learn.mcts import MCTSConfig
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.selfplay import SelfPlayConfig
 from go_core.learn.training import TrainConfig
 

@@ -66,7 +66,7 @@ def test_every_field_has_exactly_one_documented_declaration(root):
 
 
 def test_the_learner_declares_its_own_groups_and_the_job_uses_those_classes():
-    from go_core.learn.mcts import MCTSConfig
+    from go_core.learn.mcts_config import MCTSConfig
     from go_core.learn.net import NetConfig
     from go_core.learn.selfplay import SelfPlayConfig
     from go_core.learn.training import TrainConfig

@@ -4,7 +4,8 @@ import math
 import numpy as np
 
 from go_core.game.board import Board
-from go_core.learn.mcts import MCTSConfig, search
+from go_core.learn.mcts import search
+from go_core.learn.mcts_config import MCTSConfig
 from tests.test_mcts import LinearEvaluator
 
 

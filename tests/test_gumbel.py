@@ -8,7 +8,10 @@ from go_core.game.coords import move_to_gtp
 from go_core.learn.evaluators import masked_softmax
 from go_core.learn.gumbel import (considered_visit_sequence, completed_q_reference, improved_policy,
                                   interior_child_reference, _interior_child)
-from go_core.learn.mcts import EXPANDED, BatchedMCTS, MCTSConfig, Tree, search
+from go_core.learn.mcts import BatchedMCTS, search
+from go_core.learn.mcts_config import MCTSConfig
+from go_core.learn.puct_kernels import EXPANDED
+from go_core.learn.search_tree import Tree
 
 # Black to play, komi 0.5; black is behind by 1.5 as the board stands. Only E5, capturing the white
 # stone D5, wins; C4, D2, A1 and pass all lose (the position is settled: the score as it stands is

@@ -14,7 +14,8 @@ from autoresearch import health_sample as hs
 from autoresearch.health_symmetry import symmetry_invariant, symmetry_spread
 from experiments.rundir import SELFPLAY_SAMPLE, append_jsonl, append_metrics
 from go_core.learn.evaluators import UniformEvaluator
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig
+from go_core.learn.mcts import BatchedMCTS
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.selfplay import SelfPlayConfig, play_games, sample_record
 
 ROOT = Path(__file__).resolve().parents[1]

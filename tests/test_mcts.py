@@ -6,8 +6,10 @@ import torch
 from go_core.game.board import BLACK, WHITE, Board
 from go_core.game.coords import gtp_to_move, move_to_gtp
 from go_core.learn.evaluators import NetEvaluator, RolloutEvaluator, UniformEvaluator, masked_softmax
-from go_core.learn.mcts import (BatchedMCTS, MCTSConfig, Tree, _puct_child, search,
-                          select_child_reference, terminal_value)
+from go_core.learn.mcts import BatchedMCTS, search
+from go_core.learn.mcts_config import MCTSConfig
+from go_core.learn.puct_kernels import _puct_child
+from go_core.learn.search_tree import Tree, select_child_reference, terminal_value
 from go_core.learn.selfplay import SelfPlayConfig, plan_search, temperature_for_move
 from go_core.learn.net import NetConfig, PolicyValueNet
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch.planner.design import Plan, make_plan, spread, thin
+from autoresearch.planner.design import make_plan, spread, thin
+from autoresearch.planner.plan import Plan
 from autoresearch.planner.parse import PlanRefused, read_question
 from autoresearch.planner.vocabulary import (LEARNER_GROUPS, config_docs, defaults,
                                              load_vocabulary)

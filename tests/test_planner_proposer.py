@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 from autoresearch import run_cli
 from autoresearch.digest import make_digest
-from autoresearch.planner.design import Plan, make_plan
+from autoresearch.planner.design import make_plan
+from autoresearch.planner.plan import Plan
 from autoresearch.proposers.base import Conclusion
 from autoresearch.proposers.planner import PlannerProposer, claim
 from experiment_tree.store import TreeStore

@@ -10,7 +10,8 @@ import pytest
 from autoresearch import run_cli
 from autoresearch.agent_config import AgentConfig
 from autoresearch.digest import make_digest
-from autoresearch.proposers.anthropic_proposer import TOOLS, AnthropicProposer
+from autoresearch.proposers.anthropic_proposer import AnthropicProposer
+from autoresearch.proposers.anthropic_tools import TOOLS
 from experiment_tree.store import TreeStore
 from experiment_tree.workspace import Workspace
 from fabricate import LADDER

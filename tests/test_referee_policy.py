@@ -69,6 +69,16 @@ def test_a_new_learner_module_is_allowed(repo, tmp_path):
     assert res.status == "ok", res.error
 
 
+def test_the_training_job_and_its_run_state_stay_the_learners():
+    """experiments/train.py was split in two (the job; training_run.py, the run's state and its
+    iteration): a node may still change both, and nothing else of experiments/."""
+    from autoresearch.patch_policy import path_error
+    assert path_error("experiments/train.py", new=False) is None
+    assert path_error("experiments/training_run.py", new=False) is None
+    assert "outside the learner" in path_error("experiments/evaluate.py", new=False)
+    assert "outside the learner" in path_error("experiments/stop.py", new=False)
+
+
 @pytest.mark.parametrize("override", [
     "eval=smoke", "eval.reference=random", "+eval.games=2", "budget=tiny", "budget.wall_clock_s=5",
     "board=19x19", "seed=7", "device=cuda", "hydra.run.dir=/tmp/x", "+hydra.callbacks.x=y",

@@ -215,7 +215,7 @@ def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):
     from autoresearch import run_cli
     from experiment_tree.store import TreeStore
     from reports.data import nodes_frame
-    from reports.report import sandbox_line
+    from reports.page import sandbox_line
     from tests.fakerepo import FAKE_PROJECT
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
     base = ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,

@@ -13,7 +13,8 @@ from experiments.rundir import append_metrics
 from reports.calibration import NOTHING as NO_CALIBRATION
 from reports.data import curves_frame, nodes_frame
 from reports.ladder_elos import load_ladder, normalise_ladder
-from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, budget_text, write_report
+from reports.page import budget_text
+from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -120,6 +120,8 @@ def test_protected_paths_cover_renames_globs_and_dot_segments():
     assert sandbox.is_protected("./go_core/arena/elo.py")
     for ladder_part in ("rungs", "calibration", "rating_walk"):   # the ladder, split in three
         assert sandbox.is_protected(f"go_core/arena/{ladder_part}.py")
+    for match_part in ("match", "seats"):    # the game loop and the engines' seats (issue 15)
+        assert sandbox.is_protected(f"go_core/arena/{match_part}.py")
     assert sandbox.is_protected("go_core/../experiments/evaluate.py")
     assert not sandbox.is_protected("go_core/learn/mcts.py")
     assert protected_in_patch(behaviour_patch()) == []

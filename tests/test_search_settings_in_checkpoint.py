@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from experiments.config import validate
 from go_core.learn.batch_player import BatchPlayer
-from go_core.learn.mcts import MCTSConfig
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.net import NetConfig, PolicyValueNet, load_checkpoint, save_checkpoint
 from go_core.learn.net_players import MCTSPlayer
 
@@ -20,7 +20,7 @@ TINY = NetConfig(blocks=1, channels=8, gpool_every=0, policy_channels=4, value_c
 
 
 def test_the_training_job_stores_its_search_settings_in_both_checkpoints(tmp_path):
-    from experiments.train import TrainingRun
+    from experiments.training_run import TrainingRun
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=["model=b2c32", "mcts.c_puct=2.5", "mcts.root=gumbel",

@@ -3,7 +3,8 @@ import numpy as np
 
 from go_core.game.board import BLACK, WHITE
 from go_core.learn.evaluators import UniformEvaluator
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig
+from go_core.learn.mcts import BatchedMCTS
+from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.selfplay import SelfPlayConfig, play_games, save_sgf
 from go_core.game.sgf import read_sgf
 

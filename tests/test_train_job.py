@@ -150,7 +150,7 @@ def test_tiny_budget_acceptance(tmp_path):
 def test_the_budget_is_work_and_the_last_iteration_is_cut_to_the_game_budget():
     from types import SimpleNamespace
     from omegaconf import OmegaConf
-    from experiments.train import budget_totals, plan_iteration, steps_for_iteration
+    from experiments.training_run import budget_totals, plan_iteration, steps_for_iteration
     cfg = OmegaConf.create({"budget": {"wall_clock_s": 150, "max_iterations": 0, "max_games": 80, "max_steps": 0},
                             "selfplay": {"games_per_iteration": 32},
                             "train": {"steps_per_iteration": 0, "sample_reuse": 2.0, "batch_size": 128,

@@ -5,7 +5,8 @@ import sqlite3
 
 import pytest
 
-from experiment_tree.store import (MIGRATIONS, SCHEMA_VERSION, TreeStore, migrate)
+from experiment_tree.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from experiment_tree.store import TreeStore
 from experiment_tree.workspace import Workspace
 
 

@@ -10,161 +10,20 @@ Designs:
 - `grid`:  two factors, every combination (at most `grid_points` values each);
 - `axes`:  a grid cut to fit the budget: each factor varied alone, the other at its default.
 Every arm is compared with the baseline unless it says otherwise (`compare_to`).
+The plan itself (its arms, text and JSON form) is autoresearch/planner/plan.py.
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autoresearch.planner.parse import Mention, PlanRefused, Reading
+from autoresearch.planner.plan import Arm, Plan, fmt_value
 from autoresearch.planner.vocabulary import Factor, Vocabulary, defaults, load_vocabulary
 from autoresearch.search_space import format_value
 
 DESIGNS = ("ab", "sweep", "grid", "axes")
 Z_POWER = 1.96 + 0.84       # a two-sided 5% test with 80% power: MDE = (z_a + z_b) * standard error
-
-
-@dataclass
-class Arm:
-    """One configuration of the experiment; `seeds` nodes of it are trained."""
-    label: str                      # e.g. "mcts.c_puct=2.5"
-    x: dict[str, Any]               # factor key -> this arm's value (every factor of the plan)
-    overrides: list[str]            # Hydra overrides vs the baseline (empty: the baseline runs it)
-    compare_to: str = "baseline"    # the arm it is compared with: "baseline" or another arm's label
-    role: str = "point"             # ab: control | treatment (the value the question asks about); else point
-
-    @property
-    def is_baseline(self) -> bool:
-        return not self.overrides
-
-
-@dataclass
-class Plan:
-    """The experiment planned for a question; stored as JSON on the question row."""
-    question: str
-    design: str                     # ab | sweep | grid | axes
-    x_key: str                      # the factor on the x axis
-    x_values: list[Any]             # its values, in plotting order
-    y: str                          # the metric the answer reads (elo, winrate_vs_ref, value_loss, ...)
-    y_direction: str                # maximize | minimize
-    arms: list[Arm]
-    seeds: int                      # training seeds per arm (the baseline's too)
-    runs: int                       # nodes the plan needs, baseline included
-    max_runs: int | None            # what the budget allows (None: no limit)
-    minutes_per_node: float         # expected minutes of one node
-    workers: int                    # nodes run at once
-    expected_minutes: float         # runs / workers * minutes_per_node, rounded up to whole waves
-    mde_elo: float | None           # expected smallest Elo difference between two arms seen (80%, 5%)
-    x2_key: str | None = None       # the second factor of a grid
-    x2_values: list[Any] = field(default_factory=list)
-    defaults: dict[str, Any] = field(default_factory=dict)   # each factor's baseline value
-    cut: list[str] = field(default_factory=list)      # what was cut to fit the budget, and its cost
-    notes: list[str] = field(default_factory=list)    # how the question was read
-    board: str = "9x9"
-    budget: str = "tiny"
-
-    @property
-    def factors(self) -> list[str]:
-        return [self.x_key] + ([self.x2_key] if self.x2_key else [])
-
-    @property
-    def new_arms(self) -> list[Arm]:
-        """Arms that need nodes of their own (the baseline arm is the question's baseline node)."""
-        return [a for a in self.arms if not a.is_baseline]
-
-    def arm(self, label: str) -> Arm:
-        return next(a for a in self.arms if a.label == label)
-
-    def arm_of_overrides(self, overrides: list[str]) -> Arm | None:
-        """The arm a node ran, from its effective overrides (the report's arm <-> x mapping)."""
-        from autoresearch.digest import normalise_overrides
-
-        key = normalise_overrides([o for o in overrides if o.split("=", 1)[0].strip() in self.factors])
-        return next((a for a in self.arms if normalise_overrides(a.overrides) == key), None)
-
-    @property
-    def description(self) -> str:
-        """One paragraph for people: what runs, what it answers, what it costs."""
-        d = self.defaults
-        xs = ", ".join(_fmt(v) for v in self.x_values)
-        if self.design == "ab":
-            treat = next(a for a in self.arms if a.role == "treatment")
-            ctrl = next(a for a in self.arms if a.role == "control")
-
-            def name(a: Arm) -> str:
-                return f"{a.label}{' (the baseline)' if a.is_baseline else ''}"
-            what = (f"An A/B test of {self.x_key}: {name(treat)} against {name(ctrl)}, the value "
-                    f"the question asks about against its control"
-                    + ("" if treat.is_baseline or ctrl.is_baseline else
-                       f"; the baseline runs the default {_fmt(d.get(self.x_key))} as well") + ".")
-        elif self.design == "sweep":
-            what = (f"A sweep of {self.x_key} over {xs} (the default {_fmt(d.get(self.x_key))} is "
-                    f"the baseline), to see how {self.y} depends on it and which value is best.")
-        elif self.design == "grid":
-            what = (f"A {len(self.x_values)}x{len(self.x2_values)} grid of {self.x_key} ({xs}) by "
-                    f"{self.x2_key} ({', '.join(_fmt(v) for v in self.x2_values)}), every combination, "
-                    f"to find the best pair and whether the two interact.")
-        else:
-            what = (f"{self.x_key} ({xs}) and {self.x2_key} "
-                    f"({', '.join(_fmt(v) for v in self.x2_values)}) each varied alone, the other at "
-                    f"its default.")
-        cost = (f" ({len(self.new_arms)} new arm(s) + the baseline) x {self.seeds} seed(s) = "
-                f"{self.runs} run(s), about {self.expected_minutes:.0f} minutes on {self.workers} worker(s) "
-                f"({self.minutes_per_node:.1f} min per node).")
-        y = f" The answer reads {self.y} ({self.y_direction})."
-        mde = (f" With {self.seeds} seed(s) per arm, differences below about {self.mde_elo:.0f} Elo "
-               f"can go unseen (from the seed-to-seed spread alone; game noise adds to it)."
-               if self.mde_elo is not None else "")
-        cut = f" Cut to fit the budget: {' '.join(self.cut)}" if self.cut else ""
-        return what + cost + y + mde + cut
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["description"] = self.description
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Plan":
-        raw = {k: v for k, v in raw.items() if k != "description"}
-        raw["arms"] = [Arm(**a) for a in raw["arms"]]
-        return cls(**raw)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        return cls.from_dict(json.loads(text))
-
-    def text(self) -> str:
-        """The plan as printed before anything runs."""
-        lines = [f"Plan for: {self.question}", f"  design: {self.design}; y = {self.y} ({self.y_direction})",
-                 f"  x = {self.x_key}: {', '.join(_fmt(v) for v in self.x_values)}"]
-        if self.x2_key:
-            lines.append(f"  x2 = {self.x2_key}: {', '.join(_fmt(v) for v in self.x2_values)}")
-        lines.append(f"  arms ({self.seeds} seed(s) each):")
-        for a in self.arms:
-            run = "the baseline node" if a.is_baseline else " ".join(a.overrides)
-            vs = "" if a.is_baseline else f"  (vs {a.compare_to})"
-            role = "" if a.role == "point" else f" [{a.role}]"
-            lines.append(f"    - {a.label}{role}: {run}{vs}")
-        budget = f" of {self.max_runs} allowed" if self.max_runs is not None else ""
-        lines.append(f"  runs: {self.runs}{budget}; expected {self.expected_minutes:.0f} min "
-                     f"({self.minutes_per_node:.1f} min/node, {self.workers} worker(s))")
-        if self.mde_elo is not None:
-            lines.append(f"  expected minimum detectable difference: about {self.mde_elo:.0f} Elo")
-        for c in self.cut:
-            lines.append(f"  cut: {c}")
-        for n in self.notes:
-            lines.append(f"  read: {n}")
-        lines.append("  " + self.description)
-        return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 # -- the levels of one factor ----------------------------------------------------------------------
@@ -234,8 +93,8 @@ def levels(m: Mention, default: Any, sweep_points: int) -> tuple[list[Any], str]
             return [default, v], "ab"
         if f.off is not None and f.off != default:
             return [f.off, default], "ab"
-        raise PlanRefused(f"{f.key}={_fmt(v)} is already the baseline's value; name the value to "
-                          f"compare it with (e.g. \"{_fmt(v)} vs {_fmt(_other(f, default))}\") or ask "
+        raise PlanRefused(f"{f.key}={fmt_value(v)} is already the baseline's value; name the value to "
+                          f"compare it with (e.g. \"{fmt_value(v)} vs {fmt_value(_other(f, default))}\") or ask "
                           f"how {f.key} matters to get a sweep")
     if m.range is not None:
         return sorted(set(spread(m.range[0], m.range[1], sweep_points, f))), "sweep"
@@ -243,7 +102,7 @@ def levels(m: Mention, default: Any, sweep_points: int) -> tuple[list[Any], str]
         v = f.coerce(default * m.multiplier)
         f.check(v)
         if v == default:
-            raise PlanRefused(f"{m.multiplier:g} x the default {f.key} ({_fmt(default)}) is the "
+            raise PlanRefused(f"{m.multiplier:g} x the default {f.key} ({fmt_value(default)}) is the "
                               f"default again; name a value")
         return [default, v], "ab"
     if m.with_without:
@@ -251,7 +110,7 @@ def levels(m: Mention, default: Any, sweep_points: int) -> tuple[list[Any], str]
         return [f.off, on], "ab"
     if m.off:
         if default == f.off:
-            raise PlanRefused(f"{f.key} is already off ({_fmt(f.off)}) in the baseline; ask whether "
+            raise PlanRefused(f"{f.key} is already off ({fmt_value(f.off)}) in the baseline; ask whether "
                               f"turning it on helps")
         return [default, f.off], "ab"
     vals = list(f.sweep)
@@ -269,7 +128,7 @@ def _other(f: Factor, value: Any) -> Any:
 # -- the plan --------------------------------------------------------------------------------------
 def _arm(xs: dict[str, Any], defaults_: dict[str, Any], compare_to: str = "baseline") -> Arm:
     overrides = [f"{k}={format_value(v)}" for k, v in xs.items() if v != defaults_.get(k)]
-    label = ", ".join(f"{k}={_fmt(v)}" for k, v in xs.items())
+    label = ", ".join(f"{k}={fmt_value(v)}" for k, v in xs.items())
     return Arm(label=label, x=dict(xs), overrides=overrides, compare_to=compare_to)
 
 
@@ -413,9 +272,9 @@ def _shrink(design: str, keys: list[str], values: list[list[Any]], defaults_: di
         if new_design == "ab":
             kept = [defaults_[keys[0]]] + [v for v in kept if v != defaults_[keys[0]]]
         return (new_design, [kept],
-                f"{keys[0]}={', '.join(_fmt(v) for v in dropped)} not measured: the curve has "
+                f"{keys[0]}={', '.join(fmt_value(v) for v in dropped)} not measured: the curve has "
                 f"{len(kept)} points instead of {len(vals)}, so the best value is placed only "
-                f"among {', '.join(_fmt(v) for v in kept)}.")
+                f"among {', '.join(fmt_value(v) for v in kept)}.")
     if design == "grid":
         i = max(range(2), key=lambda j: len(values[j]))
         if len(values[i]) > 2:
@@ -423,7 +282,7 @@ def _shrink(design: str, keys: list[str], values: list[list[Any]], defaults_: di
             dropped = [v for v in values[i] if v not in kept]
             new = list(values)
             new[i] = kept
-            return ("grid", new, f"{keys[i]}={', '.join(_fmt(v) for v in dropped)} dropped from "
+            return ("grid", new, f"{keys[i]}={', '.join(fmt_value(v) for v in dropped)} dropped from "
                                  f"the grid ({len(new[0])}x{len(new[1])} now).")
         if all(defaults_[k] in v for k, v in zip(keys, values)):
             return ("axes", values, f"the grid became one-factor-at-a-time: the interaction of "

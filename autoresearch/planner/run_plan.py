@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import Any
 
-from autoresearch.planner.design import Plan, make_plan, parse_x_flag
+from autoresearch.planner.design import make_plan, parse_x_flag
+from autoresearch.planner.plan import Plan
 from autoresearch.planner.parse import PlanRefused
 from autoresearch.planner.vocabulary import budget_expected_s
 

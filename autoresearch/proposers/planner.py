@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoresearch.forecast import prior_forecast
-from autoresearch.planner.design import Arm, Plan, _fmt
+from autoresearch.planner.plan import Arm, Plan, fmt_value
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer
 
 UNFINISHED = ("pending", "running")
@@ -224,6 +224,6 @@ def trend(plan: Plan, scored: list[tuple[ArmResult, tuple[float, Any]]]) -> str:
     word = "rises" if slope > 0 else "falls"
     if _overlap(lo[1], hi[1]):
         return (f"Trend: {plan.y} {word} with {plan.x_key} on these points, but the intervals at "
-                f"{_fmt(lo[0])} and {_fmt(hi[0])} overlap, so the data do not show a trend.")
-    return (f"Trend: {plan.y} {word} with {plan.x_key}: {_fmt(lo[0])} -> {_y(lo[1][0])}, "
-            f"{_fmt(hi[0])} -> {_y(hi[1][0])}, intervals disjoint.")
+                f"{fmt_value(lo[0])} and {fmt_value(hi[0])} overlap, so the data do not show a trend.")
+    return (f"Trend: {plan.y} {word} with {plan.x_key}: {fmt_value(lo[0])} -> {_y(lo[1][0])}, "
+            f"{fmt_value(hi[0])} -> {_y(hi[1][0])}, intervals disjoint.")

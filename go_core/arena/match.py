@@ -12,7 +12,8 @@ Games alternate colours (player A is black in even games). Games 2k and 2k+1 sta
 distinct games and each opening is played from both sides. Games run `workers` at a time: each
 worker keeps its own two engine processes alive from game to game, and its referee loop runs in a
 thread (it only waits on the engines' pipes). Every game is saved as SGF
-with the result (`RE`) and the reason it ended (a comment).
+with the result (`RE`) and the reason it ended (a comment). A player's engine and every way it
+can fail are go_core/arena/seats.py.
 """
 from __future__ import annotations
 
@@ -27,22 +28,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from go_core.arena.gtp_client import GTPError
+from go_core.arena.seats import (ENGINE_ERROR, ILLEGAL, REFUSED, UNPARSEABLE, EngineFailure,
+                                 Seat, colour_letter, mirror, play_into, send)
+from go_core.arena.stats import WinRate, colour_advantage, win_rate
 from go_core.game.board import BLACK, WHITE, Board, IllegalMoveError
 from go_core.game.coords import RESIGN, gtp_to_move, move_to_gtp
-from go_core.arena.gtp_client import EngineCrashed, EngineTimeout, GTPClient, GTPError
 from go_core.game.eyes import own_eye_mask
-from go_core.arena.stats import WinRate, colour_advantage, win_rate
 
-# Reasons a game ended (MatchGame.reason). Failures name the engine in MatchGame.detail.
+# Reasons a game ended by the rules (MatchGame.reason); an engine's failures are in seats.py.
 TWO_PASSES = "two passes"
 RESIGNATION = "resignation"
 MOVE_CAP = "move cap"
-CRASHED = "engine crashed"
-TIMED_OUT = "engine timed out"
-ENGINE_ERROR = "engine error"          # the engine answered `? ...` to genmove
-REFUSED = "engine refused legal move"  # followed by the move, e.g. "engine refused legal move D4"
-ILLEGAL = "illegal move"               # followed by the move, e.g. "illegal move D4"
-UNPARSEABLE = "unparseable move"
 
 
 @dataclass
@@ -152,52 +149,6 @@ class MatchResult:
                 "records": [asdict(g) for g in self.games]}
 
 
-class _Failure(Exception):
-    """A game-ending failure of one engine: that engine's side loses."""
-
-    def __init__(self, colour: int, reason: str, detail: str):
-        super().__init__(reason)
-        self.colour, self.reason, self.detail = colour, reason, detail
-
-
-class _Seat:
-    """One player's engine inside a worker: started lazily, restarted after a failure."""
-
-    def __init__(self, spec: PlayerSpec, cfg: MatchConfig):
-        self.spec, self.cfg = spec, cfg
-        self.client: GTPClient | None = None
-        self.resyncs = 0   # positions loaded after a refused legal move (see _mirror)
-
-    def ensure(self) -> GTPClient:
-        if self.client is None or not self.client.alive:
-            if self.client is not None:
-                self.client.close(timeout_s=1)
-            self.client = GTPClient(self.spec.argv, env=self.spec.env, timeout_s=self.cfg.move_time_s,
-                                    start_timeout_s=self.cfg.start_timeout_s, name=self.spec.name)
-        return self.client
-
-    def drop(self) -> None:
-        if self.client is not None:
-            self.client.close(timeout_s=1)
-            self.client = None
-
-
-def _colour_letter(colour: int) -> str:
-    return "b" if colour == BLACK else "w"
-
-
-def _send(seat: _Seat, colour: int, command: str) -> str:
-    """Send a command; a crash or hang becomes a game-ending failure of that seat's side."""
-    try:
-        return seat.ensure().send(command)
-    except EngineCrashed as e:
-        seat.drop()
-        raise _Failure(colour, CRASHED, f"{seat.spec.name} ({_colour_letter(colour)}): {e}") from None
-    except EngineTimeout as e:
-        seat.drop()
-        raise _Failure(colour, TIMED_OUT, f"{seat.spec.name} ({_colour_letter(colour)}): {e}") from None
-
-
 def random_legal_move(board: Board, rng: np.random.Generator, allow_pass: bool = True) -> int:
     """A uniformly random legal move that does not fill one's own single-point eye (pass if none)."""
     size = board.size
@@ -208,7 +159,7 @@ def random_legal_move(board: Board, rng: np.random.Generator, allow_pass: bool =
     return int(rng.choice(points))
 
 
-def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
+def play_game(index: int, black: Seat, white: Seat, cfg: MatchConfig,
               sgf_dir: Path | None = None) -> MatchGame:
     """Play one game between two seats; never raises for an engine's failure (it loses instead)."""
     t0 = time.monotonic()
@@ -225,7 +176,7 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
         for colour, seat in seats.items():
             for cmd in (f"boardsize {size}", f"komi {cfg.komi}", "clear_board"):
                 try:
-                    _send(seat, colour, cmd)
+                    send(seat, colour, cmd)
                 except GTPError as e:
                     raise RuntimeError(f"{seat.spec.name} cannot set up a {size}x{size} game with komi "
                                        f"{cfg.komi}: {e}") from None
@@ -234,19 +185,19 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
             seat, other = seats[colour], seats[3 - colour]
             if board.move_number < cfg.random_opening_moves:
                 m = random_legal_move(board, opening_rng, allow_pass=True)
-                _play_into(seat, colour, m, size, board, mover_colour=colour)
+                play_into(seat, colour, m, size, board, mover_colour=colour)
             elif seat.spec.random_move_prob > 0 and move_rng.random() < seat.spec.random_move_prob:
                 m = random_legal_move(board, move_rng, allow_pass=True)
-                _play_into(seat, colour, m, size, board, mover_colour=colour)
+                play_into(seat, colour, m, size, board, mover_colour=colour)
             else:
                 try:
-                    text = _send(seat, colour, f"genmove {_colour_letter(colour)}").strip()
+                    text = send(seat, colour, f"genmove {colour_letter(colour)}").strip()
                 except GTPError as e:
-                    raise _Failure(colour, ENGINE_ERROR, f"{seat.spec.name}: genmove answered '? {e.message}'")
+                    raise EngineFailure(colour, ENGINE_ERROR, f"{seat.spec.name}: genmove answered '? {e.message}'")
                 try:
                     m = gtp_to_move(text.split()[0] if text else text, size)
                 except ValueError:
-                    raise _Failure(colour, f"{UNPARSEABLE} {text!r}",
+                    raise EngineFailure(colour, f"{UNPARSEABLE} {text!r}",
                                    f"{seat.spec.name} answered {text!r} to genmove") from None
                 if m == RESIGN:
                     board.resign(colour)
@@ -256,10 +207,10 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
                 try:
                     board.play(m)
                 except IllegalMoveError as e:
-                    raise _Failure(colour, f"{ILLEGAL} {move_to_gtp(m, size)}",
+                    raise EngineFailure(colour, f"{ILLEGAL} {move_to_gtp(m, size)}",
                                    f"{seat.spec.name} played {text}: {e}") from None
             moves.append(move_to_gtp(m, size))
-            _mirror(other, 3 - colour, colour, m, board)
+            mirror(other, 3 - colour, colour, m, board)
             if board.is_over:
                 reason = TWO_PASSES
                 break
@@ -269,7 +220,7 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
         if reason != RESIGNATION:
             score = float(board.score())
             winner_colour = BLACK if score > 0 else WHITE if score < 0 else None
-    except _Failure as f:
+    except EngineFailure as f:
         reason, detail, winner_colour = f.reason, f.detail, 3 - f.colour
     winner = names[winner_colour] if winner_colour else None
     letter = {BLACK: "B", WHITE: "W"}.get(winner_colour)
@@ -287,57 +238,6 @@ def play_game(index: int, black: _Seat, white: _Seat, cfg: MatchConfig,
     if sgf_dir is not None:
         rec.sgf_path = str(write_game_sgf(rec, cfg, Path(sgf_dir)))
     return rec
-
-
-def _play_into(seat: _Seat, colour: int, m: int, size: int, board: Board, mover_colour: int) -> None:
-    """A move chosen for `colour` by the runner (opening / random move): apply it and tell its engine."""
-    board.play(m)
-    _mirror(seat, colour, mover_colour, m, board)
-
-
-def _mirror(seat: _Seat, seat_colour: int, mover_colour: int, m: int, board: Board) -> None:
-    """Tell `seat` (playing `seat_colour`) that `mover_colour` played m (already on `board`).
-
-    An engine that refuses a move legal under Tromp-Taylor (GNU Go knows no suicide) is resynced:
-    it loads the position after the move as SGF setup stones. Only if that fails too does it lose.
-    """
-    size = board.size
-    vertex = move_to_gtp(m, size)
-    command = f"play {_colour_letter(mover_colour)} {vertex}"
-    try:
-        _send(seat, seat_colour, command)
-        return
-    except GTPError as e:
-        refusal = e.message
-    try:
-        _load_position(seat, seat_colour, board)
-        seat.resyncs += 1
-    except GTPError as e:
-        raise _Failure(seat_colour, f"{REFUSED} {vertex}",
-                       f"{seat.spec.name} refused '{command}' ({refusal}), legal under Tromp-Taylor, "
-                       f"and could not load the position instead: {e.message}") from None
-
-
-def _load_position(seat: _Seat, colour: int, board: Board) -> None:
-    """Set the engine's board to `board`'s stones and side to move with `loadsgf` (setup stones)."""
-    import tempfile
-
-    from go_core.game import sgf as sgf_io
-
-    size = board.size
-    stones = np.asarray(board.stones)
-    record = sgf_io.GameRecord(size=size, komi=float(board.komi),
-                               setup_black=[int(p) for p in np.flatnonzero(stones == BLACK)],
-                               setup_white=[int(p) for p in np.flatnonzero(stones == WHITE)],
-                               first_player=int(board.to_play))
-    fd, path = tempfile.mkstemp(suffix=".sgf", prefix="tengen-position-")
-    os.close(fd)
-    try:
-        sgf_io.write_sgf(path, record)
-        _send(seat, colour, f"loadsgf {path}")
-        _send(seat, colour, f"komi {board.komi}")
-    finally:
-        os.unlink(path)
 
 
 def write_game_sgf(rec: MatchGame, cfg: MatchConfig, sgf_dir: Path) -> Path:
@@ -365,7 +265,7 @@ def write_game_sgf(rec: MatchGame, cfg: MatchConfig, sgf_dir: Path) -> Path:
 def _run_games(indices: list[int], a: PlayerSpec, b: PlayerSpec, cfg: MatchConfig,
                sgf_dir: str | None, on_game: Callable[[MatchGame], None] | None = None) -> list[MatchGame]:
     """A worker: plays the given game indices with one engine per player, kept between games."""
-    seat_a, seat_b = _Seat(a, cfg), _Seat(b, cfg)
+    seat_a, seat_b = Seat(a, cfg), Seat(b, cfg)
     refs = {s.name for s in (a, b) if s.reference}
     out = []
     try:

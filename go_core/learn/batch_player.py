@@ -7,8 +7,8 @@ The referee (`go_core.arena.batch_protocol`) starts this process — inside the 
 with the node's own code — and sends it positions of many games; it answers one move per game,
 evaluating all of them together: `policy` in ONE batched forward pass per request, `mcts` with
 `go_core.learn.mcts.BatchedMCTS` over all the games' trees at once (one forward pass per search
-round), with the search settings the checkpoint was trained with (`mcts.search_config_from`: its
-c_puct, FPU, root search...; `--root`/`--gumbel-m` override them) and the caller's `--visits`
+round), with the search settings the checkpoint was trained with
+(`mcts_config.search_config_from`: its c_puct, FPU, root search...; `--root`/`--gumbel-m` override them) and the caller's `--visits`
 (Gumbel without noise here: the top-m moves by prior, then Sequential Halving on their values). It reads only its checkpoint and stdin, writes only stdout (the protocol) and stderr
 (diagnostics), and never imports the referee (`go_core.arena`).
 
@@ -69,9 +69,9 @@ class BatchPlayer:
         self.visits = int(visits)
         self.rng = np.random.default_rng(seed)
         self.boards: dict[str, object] = {}   # game id -> go_core.game.board.Board
-        self.trees: dict[str, object] = {}    # game id -> mcts.Tree (mcts only)
+        self.trees: dict[str, object] = {}    # game id -> search_tree.Tree (mcts only)
         self.evaluator = None
-        self.meta: dict = {}                  # the checkpoint's metadata (its search settings: mcts.search_config_from)
+        self.meta: dict = {}                  # the checkpoint's metadata (its search settings: mcts_config.search_config_from)
         self.device = "cpu"
         self.name = kind
         if kind != "random":
@@ -87,7 +87,8 @@ class BatchPlayer:
             self.device = str(dev)
             self.name = f"{kind}:{checkpoint}"
         if kind == "mcts":
-            from go_core.learn.mcts import BatchedMCTS, search_config_from
+            from go_core.learn.mcts import BatchedMCTS
+            from go_core.learn.mcts_config import search_config_from
             if self.visits < 1:
                 raise ValueError(f"--visits must be >= 1, not {visits}")
             # the search settings the checkpoint was trained with; --root/--gumbel-m when given
@@ -183,7 +184,7 @@ class BatchPlayer:
         return out
 
     def _mcts_moves(self, ids, boards, temperature: float) -> list[int]:
-        from go_core.learn.mcts import Tree
+        from go_core.learn.search_tree import Tree
         out = [0] * len(boards)
         for size in sorted({b.size for b in boards}):   # trees of one size share a searcher call
             idx = [i for i, b in enumerate(boards) if b.size == size]

@@ -1,5 +1,5 @@
 """Gumbel root search (Danihelka et al., "Policy improvement by planning with Gumbel", ICLR 2022),
-over the flat arrays of `go_core.learn.mcts.Tree`; the search loop itself is `mcts.BatchedMCTS`
+over the flat arrays of `go_core.learn.search_tree.Tree`; the search loop itself is `mcts.BatchedMCTS`
 with `MCTSConfig.root = "gumbel"`.
 
 Why: PUCT's visit counts improve the policy only when there are many more visits than moves;
@@ -39,7 +39,7 @@ import numpy as np
 
 from go_core.learn.tree_ops import _backup, _remove_vl
 
-EXPANDED, PENDING, TERMINAL = 2, 1, 3  # the node states of go_core.learn.mcts
+EXPANDED, PENDING, TERMINAL = 2, 1, 3  # the node states of go_core.learn.puct_kernels
 
 
 @lru_cache(maxsize=256)
@@ -158,7 +158,7 @@ def _root_child(root, cstart, nch, N, W, P, VL, V, g, base, seq, c_visit, c_scal
 @numba.njit(cache=True, nogil=True)
 def select_leaves_gumbel(root, max_leaves, parent, cstart, nch, N, W, P, VL, state, tval, V,
                          g, base, seq, c_visit, c_scale, out):
-    """Like mcts._select_leaves, with the Gumbel root schedule and the deterministic interior rule
+    """Like puct_kernels._select_leaves, with the Gumbel root schedule and the deterministic interior rule
     under virtual visits (VL counts as visits, never as a loss). Returns (new leaves, terminal sims)."""
     buf = np.empty(max(nch[root], 1) + 400, dtype=np.float64)
     n_out = 0

@@ -3,7 +3,7 @@
 - `PolicyPlayer(checkpoint, device)`: the raw policy, most probable legal move (or sampled with
   `temperature` > 0); one forward pass per move.
 - `MCTSPlayer(checkpoint, visits, device)`: search with the net (`go_core.learn.mcts`), with the
-  search settings the checkpoint was trained with (`mcts.search_config_from`: c_puct, FPU, root
+  search settings the checkpoint was trained with (`mcts_config.search_config_from`: c_puct, FPU, root
   search, ...), and `visits` root visits per move (the caller's: a rating gives both sides the
   same; visits kept from the previous move's tree count towards them), the most visited move;
   no root noise. Optional `resign_threshold`: resign when the search's
@@ -19,7 +19,9 @@ import numpy as np
 
 from go_core.game.coords import RESIGN
 from go_core.learn.evaluators import NetEvaluator
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree, search_config_from
+from go_core.learn.mcts import BatchedMCTS
+from go_core.learn.mcts_config import MCTSConfig, search_config_from
+from go_core.learn.search_tree import Tree
 
 
 

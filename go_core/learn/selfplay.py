@@ -27,7 +27,9 @@ import numpy as np
 
 from go_core.game.board import BLACK, WHITE, Board, format_result
 from go_core.learn.aux_targets import sample_targets
-from go_core.learn.mcts import BatchedMCTS, MCTSConfig, Tree
+from go_core.learn.mcts import BatchedMCTS
+from go_core.learn.mcts_config import MCTSConfig
+from go_core.learn.search_tree import Tree
 from go_core.learn.replay import HISTORY, Position, Samples
 
 

@@ -156,7 +156,7 @@ def init_from_checkpoint(net: torch.nn.Module, path: str | Path, device) -> dict
 
 
 def apply_warm_start(run, ws, log: Callable[[str], None] = print) -> dict:
-    """Apply the `train.warm_start` settings to a fresh TrainingRun (experiments/train.py); returns
+    """Apply the `train.warm_start` settings to a fresh TrainingRun (experiments/training_run.py); returns
     a record of what was done (it goes into summary.json)."""
     import time
     done: dict = {}
