@@ -3,6 +3,12 @@ difference, and the frontier of detectable difference against minutes per child.
 
     python benchmarks/verdicts.py [--sigma-paired 170] [--games-per-min 300] [--train-min 2.5]
                                   [--runs 1000] [--seed 0]
+    python benchmarks/verdicts.py --measured benchmarks/results/seed_noise.json
+
+`--measured` takes sigma_paired, sigma_train, head-to-head games per minute and training minutes
+per seed from a benchmarks/seed_noise.py result (real training runs and real games on this
+machine), so the simulated rates are calibrated with measured noise; the JSON says which figure
+came from where.
 
 Prints one JSON object. Every rate here is SIMULATED (autoresearch/verdict_sim.py: the real decide()
 fed pentanomial game pairs from a logistic Elo model and seed pairs spread by sigma_paired), because
@@ -60,6 +66,20 @@ def best_within(budget_min: float, sigma_paired: float, games_per_min: float, tr
     return best
 
 
+def measured_noise(path: str) -> dict:
+    """sigma_paired, sigma_train (with their intervals and df), games/min and training minutes
+    per seed from a benchmarks/seed_noise.py result."""
+    d = json.loads(Path(path).read_text())
+    if d.get("benchmark") != "seed_noise":
+        raise SystemExit(f"{path} is not a benchmarks/seed_noise.py result")
+    sp, st = d.get("sigma_paired_elo") or {}, d.get("sigma_train_elo") or {}
+    return {"sigma_paired": sp.get("elo"), "sigma_paired_ci95": sp.get("ci95"), "sigma_paired_df": sp.get("df"),
+            "sigma_train": st.get("elo"), "sigma_train_ci95": st.get("ci95"), "sigma_train_df": st.get("df"),
+            "games_per_min": d.get("h2h_games_per_min"),
+            "train_min": (d.get("training_minutes") or {}).get("mean"),
+            "seeds": d.get("seeds"), "pairs_per_match": d.get("pairs_per_match"), "file": path}
+
+
 def rate(n: int, runs: int) -> dict:
     lo, hi = wilson_interval(n, runs)
     return {"rate": round(n / runs, 4), "ci95": [round(lo, 4), round(hi, 4)], "n": n, "runs": runs}
@@ -74,14 +94,28 @@ def main(argv=None) -> int:
     p.add_argument("--budget-min", type=float, default=8.0, help="minutes per child of the target")
     p.add_argument("--runs", type=int, default=1000, help="simulated verdicts per rate (>= 20)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--measured", default=None,
+                   help="a benchmarks/seed_noise.py result: its sigma_paired, sigma_train, games/min and "
+                        "training minutes replace the defaults (flags given explicitly still win)")
     args = p.parse_args(argv)
+    measured = measured_noise(args.measured) if args.measured else {}
+    if measured:
+        given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
+        if "--games-per-min" not in given and measured.get("games_per_min"):
+            args.games_per_min = measured["games_per_min"]
+        if "--train-min" not in given and measured.get("train_min"):
+            args.train_min = measured["train_min"]
+        if "--sigma-paired" not in given and measured.get("sigma_paired") is not None:
+            args.sigma_paired = measured["sigma_paired"]
     if args.runs < 20:
         p.error("--runs must be at least 20 (the issue asks for >= 20 null pairs)")
     t0 = time.monotonic()
     cfg: VerdictConfig = load_agent_config().verdict
     sp = cfg.sigma_paired_prior_elo if args.sigma_paired is None else args.sigma_paired
     sp_source = ("config prior sigma_paired_prior_elo = sqrt(2) x sigma_train: no pairing gain assumed"
-                 if args.sigma_paired is None else "--sigma-paired parameter")
+                 if args.sigma_paired is None else
+                 f"measured by benchmarks/seed_noise.py ({args.measured})"
+                 if measured.get("sigma_paired") == args.sigma_paired else "--sigma-paired parameter")
     st = estimate_sigma_train([[(r, ISSUE12_GAME_SE) for r in ISSUE12_RATINGS]], prior_df=0.0)
 
     null = simulate(0.0, sp, args.runs, args.seed, cfg)
@@ -133,6 +167,7 @@ def main(argv=None) -> int:
         "minutes_per_child_at_caps": round(minutes(cfg.pairs_per_seed_pair, cfg.max_seed_pairs,
                                                    args.games_per_min, args.train_min), 2),
         "games_per_min": args.games_per_min, "train_min_per_seed": args.train_min,
+        "measured": measured or None,
         "at_budget": {"budget_min": args.budget_min, "best": at_budget,
                       "max_sigma_paired_for_100_elo": need,
                       "pairing_correlation_needed": (round(1 - need ** 2 / (2 * st.elo ** 2), 3)
