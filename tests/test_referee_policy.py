@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch.sandbox import start_job
+from tests.launch import start_job
 from tests.fakerepo import JOB_MODULE, make_fake_repo
 
 
