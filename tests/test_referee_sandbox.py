@@ -79,13 +79,10 @@ SPY = textwrap.dedent(f'''\
 LAUNCHER = textwrap.dedent('''\
     import json, sys
     from pathlib import Path
-    from autoresearch import jobs
-    from experiment_tree.workspace import Workspace
+    from tests.launch import start_job
     repo, ws, patch, module = sys.argv[1:5]
-    w = Workspace(ws)
-    res = jobs.start(jobs.JobSpec(repo_root=repo, node_id=1, run_dir=w.run_dir(1),
-                                  worktree=w.worktree(1), overrides=["seed=0"],
-                                  patch=Path(patch).read_text(), module=module, wall_clock_s=120))
+    res = start_job(repo, 1, ["seed=0"], Path(patch).read_text(), Path(ws) / "runs/1",
+                    wall_clock_s=120, mem_limit_mb=0, job_module=module)
     r = res.wait()
     print(json.dumps({"status": r.status, "error": r.error, "sandbox": getattr(r, "sandbox", None)}))
     ''')
