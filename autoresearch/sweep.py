@@ -21,8 +21,9 @@ Heartbeats (the sweep file's `heartbeat`, on by default): while a trial runs, it
 heartbeat every `interval_s`. A worker whose machine dies leaves its trial RUNNING; the next worker
 that starts or asks for a trial fails every trial silent for more than `grace_s`, marks its node
 `interrupted` (jobs.reclaim: the orphaned job killed, or its SLURM job cancelled) and queues the
-same parameters again as a new trial (`max_retry` times at most). RDB storages use Optuna's own heartbeat table;
-the journal file, which has none in Optuna, keeps the heartbeat as a system attribute of the trial.
+same parameters again as a new trial (`max_retry` times at most). RDB storages use Optuna's own
+heartbeat table; the journal file, which has none in Optuna, keeps the heartbeat as a system
+attribute of the trial.
 """
 from __future__ import annotations
 

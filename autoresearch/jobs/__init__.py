@@ -111,10 +111,12 @@ def reclaim(run_dir: Path | str | None, worktree: Path | str | None, repo_root: 
     """
     from autoresearch.jobs import slurm_job
 
-    if run_dir is None:
-        return Reclaimed()
-    run_dir = Path(run_dir)
     out = Reclaimed()
+    if run_dir is None:       # never started: nothing runs, a leftover worktree can go
+        if worktree is not None and Path(worktree).exists():
+            remove_worktree(Path(repo_root), Path(worktree))
+        return out
+    run_dir = Path(run_dir)
     record = slurm_job.read_record(run_dir)
     if record is not None and record.get("cluster") == "slurm":
         if follow:

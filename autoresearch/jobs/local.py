@@ -33,7 +33,8 @@ DISK_CHECK_S = 5.0            # how often a running job's run directory is measu
 
 
 class Job:
-    """One running node. `poll()` never blocks; `wait()` polls until the job is over."""
+    """One running job (a node, a start, a trial). `poll()` never blocks; `wait()` polls until
+    the job is over. slurm_job.SlurmJob has the same interface."""
 
     def __init__(self, *, node_id: int, run_dir: Path, wall_clock_s: float,
                  proc: subprocess.Popen | None = None, result: JobResult | None = None,
