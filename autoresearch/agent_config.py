@@ -31,8 +31,9 @@ class NodeJobConfig:
 
 @dataclass
 class SlurmConfig:
-    """`--launcher slurm`: each node is one SLURM job (autoresearch/cluster.py). Resource fields
-    left null come from `resources_from` (the Hydra submitit launcher's YAML), then defaults."""
+    """`--launcher slurm`: each node is one SLURM job (autoresearch/jobs/slurm.py). Resource
+    fields left null come from `resources_from` (the Hydra submitit launcher's YAML), else the
+    cluster's defaults."""
     resources_from: str | None = "conf/launcher/slurm.yaml"  # its hydra.launcher block fills the null fields below (null: none)
     partition: str | None = None          # sbatch --partition (null: from resources_from / cluster default)
     account: str | None = None            # sbatch --account

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoresearch.sandbox import patch_paths
+from autoresearch.jobs.protect import patch_paths
 
 # Nodes that settled nothing about their proposal; proposing the same again is allowed.
 NOT_A_RESULT = ("interrupted",)

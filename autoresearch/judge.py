@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from autoresearch.agent_config import VerdictConfig
 from autoresearch.referee import Referee, RefereeError
-from autoresearch.sandbox import job_metrics
+from autoresearch.jobs.status import job_metrics
 from autoresearch.verdict import ADD_SEED_PAIR, MORE_GAMES, VerdictRecord, decide, estimate_sigma_paired
 
 LADDER_KEYS = ("elo", "elo_ci95", "winrate_vs_ref", "winrate_ci95", "games_vs_ref", "reference",

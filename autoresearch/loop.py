@@ -23,6 +23,7 @@ lines), report_writer.py (the background report) and health.py (`health_metrics`
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from autoresearch import cluster, sandbox
+from autoresearch import jobs
 from autoresearch.agent_config import AgentConfig
 from autoresearch.digest import Digest, merge_overrides, runs_used
 from autoresearch.loop_answer import finish, finished_line
@@ -41,7 +42,7 @@ from autoresearch.progress import Console, failure_line
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
 from autoresearch.report_writer import ReportWriter
 from experiment_tree.store import TreeStore
-from experiments.rundir import read_summary
+from experiment_tree.workspace import Workspace
 
 log = logging.getLogger("autoresearch.loop")
 
@@ -83,7 +84,8 @@ class ResearchLoop:
         self.say = say or self.console.event
         self.judge = None        # the referee's judge, made when the loop runs (_make_judge)
         self.extra_env = dict(extra_env or {})
-        self.running: dict[int, sandbox.Job] = {}
+        self.report = report
+        self.running: dict[int, jobs.Job] = {}
         self.conclusion: Conclusion | None = None
         self.stop_reason: str | None = None
         self.empty_rounds = 0
@@ -104,7 +106,7 @@ class ResearchLoop:
         from experiments.evaluate import as_eval_config
         commit = self.budget.get("referee_commit")
         if not commit:
-            commit = sandbox._git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
+            commit = jobs.worktrees.git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
             b = self.budget
             b["referee_commit"] = commit
             self.store.update_question(self.qid, budget=b)
@@ -193,35 +195,29 @@ class ResearchLoop:
                 if n.status == "pending" and n.id not in self.running]
 
     def recover(self) -> None:
-        """After a crash of the loop: record runs that finished, re-queue interrupted ones."""
+        """After a crash of the loop, jobs.reclaim's policy for each running node: follow a SLURM
+        job again, record a run that finished, kill a local orphan and re-queue the node."""
         for node in self.store.nodes(self.qid):
             if node.status != "running" or node.id in self.running:
                 continue
-            if node.run_dir and self.reattach(node):
-                continue
-            killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
-            summary = read_summary(Path(node.run_dir)) if node.run_dir else None
-            wt = self.workspace / "worktrees" / str(node.id)
-            if wt.exists():
-                sandbox.remove_worktree(self.repo_root, wt)
-            if summary is not None and not killed and summary.get("status") in (
-                    "ok", "crash", "timeout", "invalid"):
+            found = jobs.reclaim(node.run_dir, Workspace(self.workspace).worktree(node.id),
+                                 self.repo_root, follow=True, slurm=self.cfg.slurm)
+            if found.job is not None:
+                self.reattach(node, found.job)
+            elif found.summary is not None:
                 self.say(f"node {node.id} finished while the loop was down: recording it")
-                self.record(node.id, summary.get("status"), summary, summary.get("error"),
-                            sandbox.tail(Path(node.run_dir) / sandbox.LOG_NAME))
-                continue
-            self.requeue(node, "the loop stopped while this node ran")
+                self.record(node.id, found.summary.get("status"), found.summary,
+                            found.summary.get("error"),
+                            jobs.tail(Path(node.run_dir) / jobs.LOG_NAME))
+            else:
+                self.requeue(node, "the loop stopped while this node ran" + found.describe())
         self.update_verdicts()
 
-    def reattach(self, node: Any) -> bool:
+    def reattach(self, node: Any, job: jobs.Job) -> None:
         """A node that was a SLURM job when the loop died is followed again, not re-run: the
         job goes on (or has finished) on the cluster whatever happened to the loop."""
-        job = cluster.reattach(Path(node.run_dir), self.cfg.slurm)
-        if job is None:
-            return False
         self.running[node.id] = job
         self.say(f"node {node.id}: re-attached to {job.describe()}")
-        return True
 
     def requeue(self, node: Any, why: str) -> int:
         """Mark `node` interrupted and queue the same experiment as a fresh node."""
@@ -261,17 +257,15 @@ class ResearchLoop:
         b = self.budget
         if b.get("start_checkpoint") and Path(b["start_checkpoint"]).is_file():
             return
-        run_dir = self.workspace / "start" / str(self.qid)
+        ws = Workspace(self.workspace)
+        run_dir = ws.start_dir(self.qid)
         overrides = merge_overrides(base_overrides(b, self.cfg.job.extra_overrides), [],
                                     [f"seed={int(b.get('seed', 0))}", "eval.at_end=false",
                                      "train.warm_start.only=true"])
         self.say("the question's starting point: training the warm start once, for every node")
-        job = sandbox.start_job(self.repo_root, f"start-q{self.qid}", overrides, None, run_dir,
-                                wall_clock_s=float(self.cfg.job.wall_clock_s),
-                                mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0),
-                                extra_env=self.extra_env, job_module=self.cfg.job.module,
-                                worktrees_dir=self.workspace / "worktrees",
-                                sandbox=self.cfg.job.sandbox, disk_limit_mb=self.cfg.job.disk_limit_mb)
+        # always on this machine: every node, wherever it runs, reads the start it leaves
+        job = jobs.start(self.job_spec(f"start-q{self.qid}", overrides, None, run_dir,
+                                       ws.worktree(f"start-q{self.qid}")))
         self.running_start = job
         t0 = time.time()
         while job.poll() is None:
@@ -282,7 +276,7 @@ class ResearchLoop:
         ckpt = run_dir / "checkpoints" / "latest.pt"
         if res.status != "ok" or not ckpt.is_file():
             self.stop_reason = (f"the question's starting point is {res.status}: "
-                                f"{failure_line(res.error)} (log: {run_dir / sandbox.LOG_NAME})")
+                                f"{failure_line(res.error)} (log: {run_dir / jobs.LOG_NAME})")
             self.baseline_failed = True
             return
         b = self.budget
@@ -295,7 +289,8 @@ class ResearchLoop:
         warm start itself (its overrides or the files of its patch)."""
         from experiments.config import concerns_warm_start
         start = self.budget.get("start_checkpoint")
-        if not start or concerns_warm_start(node.overrides or [], sandbox.patch_paths(node.patch or "")):
+        if not start or concerns_warm_start(node.overrides or [],
+                                            jobs.protect.patch_paths(node.patch or "")):
             return []
         return [f"train.warm_start.init_checkpoint={start}"]
 
@@ -309,7 +304,7 @@ class ResearchLoop:
         base = self.baseline()
         if base is None or not base.finished or base.status not in FAILED or self.stop_reason:
             return
-        log_path = Path(base.run_dir) / sandbox.LOG_NAME if base.run_dir else None
+        log_path = Path(base.run_dir) / jobs.LOG_NAME if base.run_dir else None
         self.stop_reason = (f"the baseline (node {base.id}) is {base.status}: "
                             f"{failure_line(base.error)}"
                             + (f" (log: {log_path})" if log_path else ""))
@@ -338,46 +333,42 @@ class ResearchLoop:
         return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
                                node.overrides, [f"seed={node.seed}", *rated])
 
+    def job_spec(self, node_id: int | str, overrides: list[str], patch: str | None,
+                 run_dir: Path, worktree: Path, **more: Any) -> jobs.JobSpec:
+        """A job of this question, run as the agent's `job:` block says."""
+        return jobs.JobSpec(repo_root=self.repo_root, node_id=node_id, run_dir=run_dir,
+                            worktree=worktree, overrides=overrides, patch=patch,
+                            job=dataclasses.replace(self.cfg.job), env=dict(self.extra_env), **more)
+
     def launch(self, node: Any) -> None:
-        run_dir = self.workspace / "runs" / str(node.id)
+        ws = Workspace(self.workspace)
+        run_dir = ws.run_dir(node.id)
         overrides = self.command_overrides(node)
         wall = float(self.cfg.job.wall_clock_s)
         if math.isfinite(self.seconds_left()):
             wall = max(MIN_JOB_S, min(wall, self.seconds_left()))
         self.store.update_node(node.id, status="running", run_dir=str(run_dir),
                                started_at=time.time(),
-                               command=sandbox.job_command(overrides, run_dir, self.cfg.job.module))
-        common = dict(mem_limit_mb=int(self.cfg.job.mem_limit_mb or 0), extra_env=self.extra_env,
-                      job_module=self.cfg.job.module, worktrees_dir=self.workspace / "worktrees",
-                      keep_worktree=self.cfg.job.keep_worktrees,
-                      commit_message=f"node {node.id}: {node.hypothesis[:200]}")
+                               command=jobs.job_command(overrides, run_dir, self.cfg.job.module))
         # the job reads the question's starting checkpoint, and nothing else outside its sandbox
-        readonly = tuple(self.cfg.job.readonly) + tuple(
-            Path(o.split("=", 1)[1]).parent for o in overrides
-            if o.startswith("train.warm_start.init_checkpoint="))
+        start = tuple(Path(o.split("=", 1)[1]).parent for o in overrides
+                      if o.startswith("train.warm_start.init_checkpoint="))
+        spec = self.job_spec(node.id, overrides, node.patch, run_dir, ws.worktree(node.id),
+                             inputs=start, commit_message=f"node {node.id}: {node.hypothesis[:200]}")
+        spec.job.wall_clock_s = wall
         try:
-            if self.cfg.launcher == "local":
-                job = sandbox.start_job(self.repo_root, node.id, overrides, node.patch, run_dir,
-                                        wall_clock_s=wall, sandbox=self.cfg.job.sandbox,
-                                        disk_limit_mb=self.cfg.job.disk_limit_mb,
-                                        readonly=readonly, **common)
-            else:
-                job = cluster.start_cluster_job(
-                    self.repo_root, node.id, overrides, node.patch, run_dir, wall_clock_s=wall,
-                    launcher=self.cfg.launcher, slurm=self.cfg.slurm,
-                    folder=self.workspace / self.cfg.slurm.folder / "%j", readonly=readonly,
-                    **common)
-        except sandbox.SandboxError as e:
-            if isinstance(e, cluster.SubmitError):
-                # the cluster refused the job (bad partition...): not the experiment's fault,
-                # and every other node would fail the same way -- pause instead of spending runs
-                self.store.update_node(node.id, status="pending", run_dir=None, started_at=None)
-                raise ClusterUnavailable(str(e)) from e
+            job = jobs.start(spec, self.cfg.launcher, slurm=self.cfg.slurm,
+                             folder=ws.submitit_dir(self.cfg.slurm.folder) / "%j")
+        except jobs.SubmitError as e:
+            # the cluster refused the job (bad partition...): not the experiment's fault, and
+            # every other node would fail the same way -- pause instead of spending runs
+            self.store.update_node(node.id, status="pending", run_dir=None, started_at=None)
+            raise ClusterUnavailable(str(e)) from e
+        except jobs.SandboxError as e:
             self.record(node.id, "crash", None, f"sandbox: {e}", "")
             return
         self.running[node.id] = job
-        where = job.describe() if hasattr(job, "describe") else f"pid {job.pid or '-'}"
-        self.say(f"node {node.id} running ({where})")
+        self.say(f"node {node.id} running ({job.describe()})")
 
     def poll_jobs(self) -> None:
         for node_id, job in list(self.running.items()):

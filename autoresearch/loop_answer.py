@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoresearch import sandbox
+from autoresearch import jobs
 from autoresearch.digest import Digest, make_digest
 from autoresearch.loop_proposing import book_usage
 from autoresearch.progress import failure_line
@@ -90,7 +90,7 @@ def finished_line(node: Any) -> str:
     if node.status != "ok":
         text += f" -- {failure_line(node.error)}"
         if node.run_dir:
-            text += f" (log: {Path(node.run_dir) / sandbox.LOG_NAME})"
+            text += f" (log: {Path(node.run_dir) / jobs.LOG_NAME})"
     return text
 
 

@@ -110,7 +110,7 @@ def _repo_top(repo_root: str) -> frozenset[str]:
 def patch_errors(patch: str, repo_root: Path | None = None,
                  allowed: tuple[str, ...] = LEARNER_PATHS) -> list[str]:
     """The reasons a unified diff may not be applied (checked before `git apply`)."""
-    from autoresearch.sandbox import patch_paths
+    from autoresearch.jobs.protect import patch_paths
     errors: list[str] = []
     if "\0" in patch:
         errors.append("the patch contains a NUL byte")

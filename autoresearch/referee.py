@@ -13,7 +13,7 @@ A node may change the learner; it can never change (or reach) what rates it. So:
   reference engines; the referee starts the references, applies every move and scores;
 - the numbers that rank nodes come only from the JSON the rating process writes under
   `WORKSPACE/ratings/`, where no job can write; Elo or win rates in a job's own summary.json
-  are dropped (`sandbox.job_metrics`).
+  are dropped (`jobs.status.job_metrics`).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from autoresearch import bwrap
 from autoresearch.referee_pin import REFEREE_PATHS, pin_referee, verify_pin
+from experiment_tree.workspace import Workspace
 
 RATE_TIMEOUT_S = 1800.0        # one rating process (a ladder walk or a head-to-head match)
 LADDER_PLAYER = "mcts"         # how the candidate plays the ladder (the eval config's visits)
@@ -50,7 +51,7 @@ class Referee:
 
     @property
     def pin(self) -> Path:
-        return Path(self.workspace) / "referee" / str(self.question_id)
+        return Workspace(self.workspace).referee_pin_dir(self.question_id)
 
     def ensure_pin(self, board_size: int = 9, komi: float = 7.0) -> Path:
         """Pin the referee, and record the ladder's scale the question is rated on."""
@@ -63,13 +64,13 @@ class Referee:
     @property
     def anchors_path(self) -> Path:
         """The rung Elos the question started with: parent and child rated on one scale."""
-        return Path(self.workspace) / "referee" / f"{self.question_id}-anchors.json"
+        return Workspace(self.workspace).anchors_file(self.question_id)
 
     # -- the candidate's code ----------------------------------------------------------------
     def candidate_root(self, node_id: int) -> Path:
         """The node's committed code (branch node/<id>) with the referee's folders from the pin:
         what the candidate's player process imports. Read-only; made once per node."""
-        root = Path(self.workspace) / "candidates" / str(node_id)
+        root = Workspace(self.workspace).candidate_dir(node_id)
         if (root / ".complete").exists():
             return root
         if root.exists():
@@ -119,7 +120,7 @@ class Referee:
         # nothing may be written into the pin (root ignores its read-only bits): no bytecode,
         # numba's compiled kernels cached beside it instead
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["NUMBA_CACHE_DIR"] = str(Path(self.workspace) / "referee" / "numba-cache")
+        env["NUMBA_CACHE_DIR"] = str(Workspace(self.workspace).referee_numba_cache)
         with open(log, "ab") as f:
             try:
                 subprocess.run([self.python, "-m", "go_core.arena.rate", *args, "--out", str(out)],
@@ -136,7 +137,7 @@ class Referee:
         return result
 
     def ratings_dir(self, node_id: int) -> Path:
-        return Path(self.workspace) / "ratings" / str(node_id)
+        return Workspace(self.workspace).rating_dir(node_id)
 
     def snapshot(self, node_id: int, checkpoint: Path) -> Path:
         """The checkpoint as rated: a read-only copy in the ratings folder (the run directory

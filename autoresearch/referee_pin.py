@@ -6,7 +6,7 @@ working tree, and not from HEAD later: a job could move it) into
 `WORKSPACE/referee/<question_id>/`, made read-only, with a manifest of sha256 hashes. Before
 each use `verify_pin` re-hashes every file and raises on any change, addition or removal:
 
-    pin = pin_referee(repo_root, commit, workspace / "referee" / str(qid))
+    pin = pin_referee(repo_root, commit, Workspace(w).referee_pin_dir(qid))
     verify_pin(pin)        # before every rating; the referee runs with cwd/PYTHONPATH = pin
 """
 from __future__ import annotations

@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None, *, client=None) -> int:
 
 def _main(argv: list[str] | None, *, client=None) -> int:
     a = parse_args(list(sys.argv[1:] if argv is None else argv))
-    from autoresearch import sandbox
+    from autoresearch.jobs.spec import SandboxError
+    from autoresearch.jobs.worktrees import repo_toplevel
     from autoresearch.loop import ResearchLoop
     from autoresearch.loop_verdicts import compared
     from experiment_tree.workspace import Workspace
@@ -218,8 +219,8 @@ def _main(argv: list[str] | None, *, client=None) -> int:
     ws = Workspace(a.workspace)
     store = ws.store()
     try:
-        repo_root = sandbox.repo_toplevel(Path(a.repo) if a.repo else REPO_ROOT)
-    except sandbox.SandboxError as e:
+        repo_root = repo_toplevel(Path(a.repo) if a.repo else REPO_ROOT)
+    except SandboxError as e:
         print(f"research run: {e}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -67,7 +67,8 @@ class PrunerSpec:
 
 
 @dataclass
-class JobSpec:
+class SweepJob:
+    """The sweep file's `job:` block: how each trial runs (jobs.JobSpec is one trial's launch)."""
     module: str = "experiments.train"  # `python -m MODULE <overrides>` runs one trial
     wall_clock_s: float = 3600.0       # a trial running longer is killed and told as FAIL (timeout)
     mem_limit_mb: int | None = None    # address-space limit of the trial's process (None = none)
@@ -97,7 +98,7 @@ class SweepSpec:
     sampler: dict[str, Any] = field(default_factory=lambda: {"type": "tpe"})
     base_overrides: list[str] = field(default_factory=list)
     trials: int = 10                                    # default number of trials (--trials wins)
-    job: JobSpec = field(default_factory=JobSpec)
+    job: SweepJob = field(default_factory=SweepJob)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # points tried first (new study)
     heartbeat: HeartbeatSpec | None = field(default_factory=HeartbeatSpec)  # None: `heartbeat: off`
     description: str = ""                               # what the sweep asks, for people
@@ -258,8 +259,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if isinstance(sampler, str):
         sampler = {"type": sampler}
     job_raw = dict(raw.get("job") or {})
-    if set(job_raw) - set(JobSpec.__dataclass_fields__):
-        raise _fail(path, f"job: unknown fields {sorted(set(job_raw) - set(JobSpec.__dataclass_fields__))}")
+    if set(job_raw) - set(SweepJob.__dataclass_fields__):
+        raise _fail(path, f"job: unknown fields {sorted(set(job_raw) - set(SweepJob.__dataclass_fields__))}")
     base = raw.get("base_overrides") or []
     if not isinstance(base, list) or not all(isinstance(o, str) and "=" in o for o in base):
         raise _fail(path, "`base_overrides` must be a list of `key=value` strings")
@@ -267,7 +268,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
                      intermediate=raw.get("intermediate", objectives[0] if not multi else None),
                      pruner=_parse_pruner(path, raw.get("pruner"), multi), sampler=dict(sampler),
                      base_overrides=list(base), trials=int(raw.get("trials", 10)),
-                     job=JobSpec(**job_raw), enqueue=[dict(e) if isinstance(e, dict) else e
+                     job=SweepJob(**job_raw), enqueue=[dict(e) if isinstance(e, dict) else e
                                                       for e in (raw.get("enqueue") or [])],
                      description=str(raw.get("description", "")).strip(),
                      heartbeat=_parse_heartbeat(path, raw.get("heartbeat")), path=str(path))

@@ -8,9 +8,9 @@ One study per sweep file (its `name`). Storage: by default an Optuna journal fil
 (`W/optuna-journal.log`, guarded by a file lock, so several processes on one machine -- or on a
 shared disk -- share it); any SQLAlchemy URL (`sqlite:///...`, `postgresql://...`) works too.
 
-Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through the
-sandbox (its own worktree, process group and wall-clock limit), or with `--launcher slurm` as a
-SLURM job through cluster.start_cluster_job, the path `research run` sends its nodes on -> while
+Each worker process loops: ask a trial -> add a `sweep-trial` node -> run the job through
+autoresearch/jobs, the launcher `research run` sends its nodes through (its own worktree, sandbox
+and wall-clock limit; a process here, or with `--launcher slurm` a SLURM job) -> while
 it runs, read new lines of its `metrics.jsonl` and `trial.report(<intermediate>, step)`; when the pruner says so, kill the
 job and mark the node `pruned` -> tell the study. A trial that crashes, times out or is refused
 is told as FAIL and its node keeps the run's status and error, so every trial is in the study and
@@ -20,9 +20,10 @@ command again continues the same study.
 Heartbeats (the sweep file's `heartbeat`, on by default): while a trial runs, its worker records a
 heartbeat every `interval_s`. A worker whose machine dies leaves its trial RUNNING; the next worker
 that starts or asks for a trial fails every trial silent for more than `grace_s`, marks its node
-`interrupted` (killing the orphaned job if it runs on this machine) and queues the same parameters
-again as a new trial (`max_retry` times at most). RDB storages use Optuna's own heartbeat table;
-the journal file, which has none in Optuna, keeps the heartbeat as a system attribute of the trial.
+`interrupted` (jobs.reclaim: the orphaned job killed, or its SLURM job cancelled) and queues the
+same parameters again as a new trial (`max_retry` times at most). RDB storages use Optuna's own
+heartbeat table; the journal file, which has none in Optuna, keeps the heartbeat as a system
+attribute of the trial.
 """
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ from autoresearch.search_space import (HeartbeatSpec, SweepSpec, SweepSpecError,
                                        make_pruner, make_sampler, objective_values,
                                        suggest_overrides)
 
-JOURNAL_NAME = "optuna-journal.log"
 QUESTION_PREFIX = "[sweep "          # question text: "[sweep NAME] description"
 POLL_S = 0.5                         # how often a worker looks at a running trial
 
@@ -63,7 +63,7 @@ class WorkerOptions:
     wall_clock_s: float | None = None  # overrides the sweep file's job.wall_clock_s
     poll_s: float = POLL_S
     extra_env: dict[str, str] = field(default_factory=dict)
-    launcher: str = "local"          # local | slurm | submitit-local (autoresearch/cluster.py)
+    launcher: str = "local"          # local | slurm | submitit-local (autoresearch/jobs)
     slurm: Any = None                # agent_config.SlurmConfig for the cluster launchers
 
 
@@ -87,7 +87,8 @@ def rdb_url_with_driver(url: str) -> str:
 
 
 def default_storage(workspace: str | Path) -> str:
-    return str(Path(workspace).resolve() / JOURNAL_NAME)
+    from experiment_tree.workspace import Workspace
+    return str(Workspace(workspace).sweep_journal)
 
 
 def _retry_callback(heartbeat: HeartbeatSpec):
@@ -229,7 +230,8 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
     their job where it is an orphan on this machine, or cancelling it (scancel) where it is a
     SLURM job still queued or running. Returns the node ids marked."""
     import optuna
-    from autoresearch import cluster, sandbox
+    from autoresearch import jobs
+    from experiment_tree.workspace import Workspace
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     if not is_heartbeat_enabled(study._storage):
@@ -244,21 +246,12 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
         t = failed.get(node.id)
         if t is None or node.status not in ("running", "pending"):
             continue
-        # a SLURM trial's job outlives its worker and runs wherever SLURM put it: scancel it
-        # (its pid file names a process on the compute node, not one of ours to kill)
-        record = cluster.read_record(node.run_dir) if node.run_dir else None
-        cancelled, killed = None, False
-        if record is not None and record.get("cluster") == "slurm":
-            cancelled = cluster.cancel_if_active(node.run_dir, f"its Optuna trial {t.number} was "
-                                                 f"failed as stale")
-            ended = cancelled is None or cancelled[1] not in cluster.SLURM_ACTIVE
-        else:
-            killed = sandbox.kill_orphan(Path(node.run_dir)) if node.run_dir else False
-            ended = killed or not (Path(node.run_dir or "") / sandbox.PID_NAME).exists()
-        if workspace is not None and repo_root is not None:
-            wt = Path(workspace) / "worktrees" / str(node.id)
-            if wt.exists() and ended:
-                sandbox.remove_worktree(Path(repo_root), wt)
+        # the trial is given up (Optuna retries its parameters): its job is ended, not followed
+        # -- a SLURM job is scancelled (its pid file names a process on the compute node)
+        worktree = Workspace(workspace).worktree(node.id) if workspace is not None else None
+        found = jobs.reclaim(node.run_dir, worktree if repo_root is not None else None,
+                             repo_root or ".", follow=False,
+                             reason=f"its Optuna trial {t.number} was failed as stale")
         retries = [r.number for r in study.get_trials(deepcopy=False)
                    if r.system_attrs.get("retry_history", [])[-1:] == [t.number]]
         why = (f"the sweep worker running Optuna trial {t.number} stopped sending heartbeats "
@@ -266,9 +259,7 @@ def fail_stale_trials(study, spec: SweepSpec, store, question_id: int,
                f"machine died); "
                f"worker {worker} on {socket.gethostname()} failed the trial"
                + (f" and queued its parameters again as trial {retries[0]}" if retries else "")
-               + ("; the orphaned job was killed" if killed else "")
-               + (f"; its SLURM job {cancelled[0]} was cancelled (scancel; sacct: {cancelled[1]})"
-                  if cancelled else ""))
+               + found.describe())
         store.update_node(node.id, status="interrupted", error=why, finished_at=time.time())
         print(f"[sweep] node {node.id}: {why}", flush=True)
         marked.append(node.id)
@@ -368,25 +359,15 @@ def branch_prefix(spec: SweepSpec, workspace: Path) -> str:
     return f"sweep/{spec.name}-{tag}/"
 
 
-def launch_trial(opts: WorkerOptions, workspace: Path, node_id: int, overrides: list[str],
-                 run_dir: Path, wall_clock_s: float, mem_limit_mb: int, env: dict[str, str],
-                 module: str, prefix: str):
-    """Start a trial's job where `opts.launcher` says: a sandboxed subprocess here, or a SLURM
-    (or submitit-local) job through the loop's own path, cluster.start_cluster_job."""
-    from autoresearch import cluster, sandbox
-
-    if opts.launcher == "local":
-        # a sweep is a config-only search over the user's own space whose objective is the job's
-        # own evaluation: the job keeps its sandbox but sees the engines it rates itself with
-        return sandbox.start_job(opts.repo_root, node_id, overrides, None, run_dir, wall_clock_s,
-                                 mem_limit_mb, env, job_module=module, branch_prefix=prefix,
-                                 engines=True)
+def launch_trial(opts: WorkerOptions, ws, spec):
+    """Start a trial (a jobs.JobSpec) through the one launcher, where `opts.launcher` says.
+    A sweep is a config-only search over the user's own space whose objective is the job's own
+    evaluation: the job keeps its sandbox but sees the engines it rates itself with (`engines`)."""
+    from autoresearch import jobs
     from autoresearch.agent_config import SlurmConfig
+
     slurm = opts.slurm or SlurmConfig()
-    return cluster.start_cluster_job(opts.repo_root, node_id, overrides, None, run_dir,
-                                     wall_clock_s, mem_limit_mb, env, launcher=opts.launcher,
-                                     slurm=slurm, folder=Path(workspace) / slurm.folder / "%j",
-                                     job_module=module, branch_prefix=prefix)
+    return jobs.start(spec, opts.launcher, slurm=slurm, folder=ws.submitit_dir(slurm.folder) / "%j")
 
 
 class TrialTakenOver(Exception):
@@ -399,7 +380,8 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
     Returns `{"trial", "node", "status" (the node's), "values" (None unless COMPLETE)}`.
     """
     import optuna
-    from autoresearch import sandbox
+    from autoresearch import jobs
+    from autoresearch.agent_config import NodeJobConfig
     from experiment_tree.workspace import Workspace
     from experiments.tracking import offline_runs
 
@@ -447,10 +429,14 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                "TENGEN_TRIAL": str(trial.number), **opts.extra_env}
         wall = opts.wall_clock_s or spec.job.wall_clock_s
         store.update_node(node_id, status="running", run_dir=str(run_dir), started_at=time.time(),
-                          command=sandbox.job_command(overrides, run_dir, module))
-        job = launch_trial(opts, ws.root, node_id, overrides, run_dir, wall,
-                           int(spec.job.mem_limit_mb or 0), env, module,
-                           branch_prefix(spec, ws.root))
+                          command=jobs.job_command(overrides, run_dir, module))
+        # the sweep file's job block; a trial's run directory has no cap (disk_limit_mb=0)
+        limits = NodeJobConfig(module=module, wall_clock_s=wall, disk_limit_mb=0,
+                               mem_limit_mb=int(spec.job.mem_limit_mb or 0))
+        job = launch_trial(opts, ws, jobs.JobSpec(
+            repo_root=opts.repo_root, node_id=node_id, run_dir=run_dir,
+            worktree=ws.worktree(node_id), overrides=overrides, job=limits, env=env,
+            branch_prefix=branch_prefix(spec, ws.root), engines=True))
 
         tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
         reported: set[int] = set()
@@ -640,7 +626,7 @@ def run_sweep(spec_path: str | Path, *, trials: int | None = None, workers: int 
               slurm=None) -> dict[str, Any]:
     """Run a sweep (the CLI's body); returns a summary dict (also printed by `main`)."""
     from experiment_tree.workspace import Workspace
-    from autoresearch.sandbox import repo_toplevel
+    from autoresearch.jobs.worktrees import repo_toplevel
 
     spec = load_sweep(spec_path)
     ws = Workspace(workspace)

@@ -49,7 +49,8 @@ def node_run_dir(node: Node, workspace_root: Path | None = None) -> Path | None:
     if node.run_dir:
         return Path(node.run_dir)
     if workspace_root is not None:
-        p = Path(workspace_root) / "runs" / str(node.id)
+        from experiment_tree.workspace import Workspace
+        p = Workspace(workspace_root).run_dir(node.id)
         if p.exists():
             return p
     return None

@@ -1,4 +1,20 @@
-"""The workspace folder (`--workspace W`, default `./workspace`): `tree.db`, `runs/<node>/`, `report/`."""
+"""The workspace folder (`--workspace W`, default `./workspace`) and every path under it.
+
+    W/tree.db                 the experiment tree (SQLite)
+    W/runs/<node>/            a node's run directory (hydra.run.dir)
+    W/worktrees/<node>/       its git worktree while it runs
+    W/start/<question>/       the question's starting point (the shared warm start)
+    W/ratings/<node>/         what the referee wrote about it (no job can write there)
+    W/referee/<question>/     the question's pinned referee (+ <question>-anchors.json, numba-cache/)
+    W/candidates/<node>/      a node's code with the pinned referee, as its player imports it
+    W/checks/                 throwaway worktrees of investigation commands and health probes
+    W/submitit/<job id>/      submitit's pickles and logs of cluster jobs
+    W/optuna-journal.log      the sweeps' default Optuna storage
+    W/report/                 the report (markdown, HTML, plots)
+    W/.lock                   held by the one `research run` working here
+
+Nothing else builds these paths: callers ask the Workspace.
+"""
 from __future__ import annotations
 
 import fcntl
@@ -14,6 +30,8 @@ from experiment_tree.store import TreeStore
 
 DEFAULT_WORKSPACE = "workspace"
 LOCK_NAME = ".lock"     # held (flock) by the one `research run` working in this workspace
+JOURNAL_NAME = "optuna-journal.log"   # the sweeps' default Optuna storage (a journal file)
+SUBMITIT_FOLDER = "submitit"          # submitit's folder, unless agent slurm.folder names another
 
 
 class WorkspaceBusy(RuntimeError):
@@ -39,8 +57,63 @@ class Workspace:
         return self.runs_dir / str(int(node_id))
 
     @property
+    def worktrees_dir(self) -> Path:
+        return self.root / "worktrees"
+
+    def worktree(self, node_id: int | str) -> Path:
+        """The git worktree a node (or "start-q<id>") runs in; removed when its job ends."""
+        return self.worktrees_dir / str(node_id)
+
+    def start_dir(self, question_id: int) -> Path:
+        """The run directory of a question's starting point (its warm start, trained once)."""
+        return self.root / "start" / str(int(question_id))
+
+    @property
+    def checks_dir(self) -> Path:
+        """Throwaway worktrees of the proposer's investigation commands and the health probes."""
+        return self.root / "checks"
+
+    def referee_pin_dir(self, question_id: int) -> Path:
+        """The question's pinned referee (autoresearch/referee_pin.py): read-only, hash-checked."""
+        return self.root / "referee" / str(int(question_id))
+
+    def anchors_file(self, question_id: int) -> Path:
+        """The rung Elos the question started with: every node rated on one scale."""
+        return self.root / "referee" / f"{int(question_id)}-anchors.json"
+
+    @property
+    def referee_numba_cache(self) -> Path:
+        """numba's cache of the referee's processes (the pin itself is read-only)."""
+        return self.root / "referee" / "numba-cache"
+
+    def candidate_dir(self, node_id: int) -> Path:
+        """A node's committed code with the pinned referee's folders: what its player imports."""
+        return self.root / "candidates" / str(int(node_id))
+
+    @property
+    def ratings_dir(self) -> Path:
+        return self.root / "ratings"
+
+    def rating_dir(self, node_id: int) -> Path:
+        """What the referee wrote about a node: outside every run directory, so no job writes it."""
+        return self.ratings_dir / str(int(node_id))
+
+    def submitit_dir(self, folder: str = SUBMITIT_FOLDER) -> Path:
+        """submitit's folder (agent `slurm.folder`); cluster jobs use `<it>/%j`."""
+        return self.root / folder
+
+    @property
+    def sweep_journal(self) -> Path:
+        """The sweeps' default Optuna storage: a journal file shared by their workers."""
+        return self.root / JOURNAL_NAME
+
+    @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
 
     def exists(self) -> bool:
         return self.tree_db.exists()
@@ -62,7 +135,7 @@ class Workspace:
         kernel drops the lock when the holder dies, even by `kill -9`, so a stale file never
         blocks. Raises WorkspaceBusy naming the live holder."""
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / LOCK_NAME
+        path = self.lock_path
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:

@@ -6,7 +6,7 @@ starts PostgreSQL:
 
     munged    a key made for the test, its own socket (slurm.conf AuthInfo=socket=...)
     mariadbd  a fresh datadir (mariadb-install-db), TCP on 127.0.0.1, a `slurm` user
-    slurmdbd  accounting: `sacct`, which submitit and cluster.SubmititJob read, needs it in 22.05
+    slurmdbd  accounting: `sacct`, which submitit and jobs.slurm_job.SlurmJob read, needs it in 22.05
     slurmctld the controller; slurmd the one compute node (this machine's name, cores, memory)
 
 Nothing under /etc is touched: every client (sbatch, sacct, scancel, squeue, sinfo) finds the

@@ -20,7 +20,10 @@ import pytest
 
 pytest.importorskip("submitit", reason="submitit missing: pip install -e '.[cluster]'")
 
-from autoresearch import cluster, run_cli, sandbox  # noqa: E402
+from autoresearch import jobs, run_cli  # noqa: E402
+from autoresearch.jobs import slurm as cluster  # noqa: E402
+from autoresearch.jobs.spec import SCRIPT_NAME, STARTED_NAME  # noqa: E402
+from tests.launch import start_job  # noqa: E402
 from autoresearch.agent_config import SlurmConfig  # noqa: E402
 from experiment_tree.store import TreeStore  # noqa: E402
 from tests.fakerepo import FAKE_PROJECT, JOB_MODULE, behaviour_patch, make_fake_repo  # noqa: E402
@@ -81,7 +84,7 @@ def sbatch_options(script: str) -> dict[str, str | None]:
 
 def submit(repo, ws, node_id, wall=600.0, slurm=None, overrides=("train.lr=0.01",), patch=None,
            env=None):
-    return cluster.start_cluster_job(
+    return start_job(
         repo, node_id, list(overrides), patch, ws / "runs" / str(node_id), wall, 4096,
         env or {"TENGEN_TEST_VAR": "from the loop"}, launcher="slurm",
         slurm=slurm or SlurmConfig(poll_s=0, rc_grace_s=0), job_module=JOB_MODULE)
@@ -89,7 +92,7 @@ def submit(repo, ws, node_id, wall=600.0, slurm=None, overrides=("train.lr=0.01"
 
 def play_compute_node(job, **env) -> subprocess.CompletedProcess:
     """Do what SLURM + submitit would do on the node: run job.sh (in the worktree)."""
-    return subprocess.run(["bash", str(job.run_dir / cluster.SCRIPT_NAME)], cwd=job.worktree,
+    return subprocess.run(["bash", str(job.run_dir / SCRIPT_NAME)], cwd=job.worktree,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
 
 
@@ -98,7 +101,7 @@ def test_sbatch_script_for_a_partition_and_the_node_command(repo, tmp_path, fake
     cfg = SlurmConfig(partition="gpu-a100", account="proj42", cpus_per_task=6, gpus_per_node=2,
                       mem_gb=48, setup=["module load cuda/12"], poll_s=0, rc_grace_s=0)
     job = submit(repo, ws, 1, wall=1500.0, slurm=cfg)
-    assert isinstance(job, cluster.SubmititJob)
+    assert isinstance(job, cluster.SlurmJob)
     jid = job.job_id
     script = (fake_slurm / f"sbatch_{jid}.sh").read_text()
     opts = sbatch_options(script)
@@ -223,7 +226,7 @@ def test_our_wall_clock_cancels_the_slurm_job(repo, tmp_path, fake_slurm):
     set_state(fake_slurm, job.job_id, "PENDING")
     assert job.poll() is None                      # time in the queue does not count
     set_state(fake_slurm, job.job_id, "RUNNING")
-    (job.run_dir / cluster.STARTED_NAME).write_text(f"{time.time() - 60:.0f} node1\n")
+    (job.run_dir / STARTED_NAME).write_text(f"{time.time() - 60:.0f} node1\n")
     assert job.poll() is None                      # past its limit: cancelled, not yet gone
     assert job.job_id in (fake_slurm / "scancel.log").read_text()
     res = job.wait(poll_s=0.05)                    # scancel made sacct say CANCELLED
@@ -301,9 +304,8 @@ def test_a_refused_submission_pauses_the_question_instead_of_spending_runs(repo,
 # ------------------------------------------------------------------ submitit's LocalExecutor
 
 def local_job(repo, ws, node_id, overrides=(), patch=None, wall=60.0, mem=0):
-    return cluster.start_cluster_job(repo, node_id, list(overrides), patch,
-                                     ws / "runs" / str(node_id), wall, mem, {"WANDB_MODE": "offline"},
-                                     launcher="submitit-local", job_module=JOB_MODULE)
+    return start_job(repo, node_id, list(overrides), patch, ws / "runs" / str(node_id), wall, mem,
+                     {"WANDB_MODE": "offline"}, launcher="submitit-local", job_module=JOB_MODULE)
 
 
 def test_submitit_local_runs_nodes_end_to_end(repo, tmp_path, monkeypatch):
@@ -370,8 +372,8 @@ def test_after_a_dead_loop_a_submitit_local_node_is_ended_not_reattached(repo, t
     end = time.time() + 30
     while not (run_dir / "env.json").exists() and time.time() < end:
         time.sleep(0.1)
-    assert cluster.reattach(run_dir) is None
-    assert sandbox.kill_orphan(run_dir)
+    assert jobs.reattach(run_dir) is None
+    assert jobs.local.kill_orphan(run_dir)
     res = job.wait()
     assert res.status == "crash" and res.returncode != 0
 
@@ -381,9 +383,9 @@ def test_a_slurm_node_can_read_the_questions_starting_checkpoint(repo, tmp_path,
     it read-only, as the local launcher does (seen missing: every SLURM node would crash)."""
     start = tmp_path / "ws" / "start" / "1" / "checkpoints"
     start.mkdir(parents=True)
-    job = cluster.start_cluster_job(
+    job = start_job(
         repo, 5, ["train.lr=0.01"], None, tmp_path / "ws" / "runs" / "5", 600.0, 4096, {},
         launcher="slurm", slurm=SlurmConfig(poll_s=0, rc_grace_s=0), job_module=JOB_MODULE,
-        readonly=(start,))
-    sh = (job.run_dir / cluster.SCRIPT_NAME).read_text()
+        inputs=(start,))
+    sh = (job.run_dir / SCRIPT_NAME).read_text()
     assert f"--ro-bind {start.resolve()} {start.resolve()}" in sh

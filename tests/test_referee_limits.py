@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from autoresearch import bwrap
-from autoresearch.sandbox import start_job
+from tests.launch import start_job
 from tests.fakerepo import JOB_MODULE, code_patch, make_fake_repo
 
 pytestmark = pytest.mark.skipif(not bwrap.bwrap_status()[0],

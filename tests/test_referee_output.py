@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch import run_cli, sandbox
+from autoresearch import jobs, run_cli
+from tests.launch import start_job
 from experiment_tree.store import TreeStore
 from tests.fakerepo import JOB_MODULE, make_fake_repo
 
@@ -18,8 +19,8 @@ KINDS = ["list", "non_utf8", "string_elo", "nan", "huge", "no_keys", "not_json",
 @pytest.mark.parametrize("kind", KINDS)
 def test_malformed_summary_makes_the_node_invalid_with_the_reason(tmp_path, kind):
     repo = make_fake_repo(tmp_path / "repo")
-    res = sandbox.start_job(repo, 1, [f"fake.summary={kind}"], None, tmp_path / "ws/runs/1",
-                            wall_clock_s=60, mem_limit_mb=0, job_module=JOB_MODULE).wait()
+    res = start_job(repo, 1, [f"fake.summary={kind}"], None, tmp_path / "ws/runs/1",
+                    wall_clock_s=60, mem_limit_mb=0, job_module=JOB_MODULE).wait()
     assert res.status == "invalid", (res.status, res.error)
     assert "summary.json is malformed" in res.error
     # the run directory ends with a summary that says so; the original is kept beside it
@@ -115,8 +116,8 @@ def test_kill_orphan_only_kills_the_process_of_exactly_this_run_directory(tmp_pa
                               f"hydra.run.dir={tmp_path / 'runs/10'}"], start_new_session=True)
     try:
         (tmp_path / "runs/1").mkdir(parents=True)
-        (tmp_path / "runs/1" / sandbox.PID_NAME).write_text(f"{other.pid} 0\n")
-        assert not sandbox.kill_orphan(tmp_path / "runs/1")
+        (tmp_path / "runs/1" / jobs.spec.PID_NAME).write_text(f"{other.pid} 0\n")
+        assert not jobs.local.kill_orphan(tmp_path / "runs/1")
         assert other.poll() is None, "node 10's job was killed for node 1"
     finally:
         other.kill()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch.sandbox import start_job
+from tests.launch import start_job
 from tests.fakerepo import JOB_MODULE, make_fake_repo
 
 
@@ -129,7 +129,7 @@ def test_loop_refuses_an_evaluation_override_proposal(tmp_path):
 
 
 def test_a_jobs_own_elo_is_not_believed():
-    from autoresearch.sandbox import job_metrics
+    from autoresearch.jobs.status import job_metrics
     summary = {"status": "ok", "metrics": {"elo": 5000.0, "elo_ci95": [4990, 5010],
                                            "winrate_vs_ref": 1.0, "winrate_ci95": [1, 1],
                                            "games_vs_ref": 10 ** 6, "Elo_bonus": 9,

@@ -11,7 +11,7 @@ import torch
 from autoresearch.agent_config import VerdictConfig
 from autoresearch.judge import Judge
 from autoresearch.referee import Referee, RefereeError
-from autoresearch.sandbox import job_metrics
+from autoresearch.jobs.status import job_metrics
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

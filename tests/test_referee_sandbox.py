@@ -79,7 +79,7 @@ SPY = textwrap.dedent(f'''\
 LAUNCHER = textwrap.dedent('''\
     import json, sys
     from pathlib import Path
-    from autoresearch.sandbox import start_job
+    from tests.launch import start_job
     repo, ws, patch, module = sys.argv[1:5]
     res = start_job(repo, 1, ["seed=0"], Path(patch).read_text(), Path(ws) / "runs/1",
                     wall_clock_s=120, mem_limit_mb=0, job_module=module)
@@ -166,8 +166,8 @@ def test_a_hook_planted_by_hand_is_not_run_by_the_harness(tmp_path):
         hook = repo / ".git/hooks" / name
         hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
         hook.chmod(0o755)
-    from autoresearch.sandbox import start_job
     from tests.fakerepo import behaviour_patch
+    from tests.launch import start_job
     res = start_job(repo, 2, [], behaviour_patch("ok", 1.0), tmp_path / "ws/runs/2",
                     wall_clock_s=60, mem_limit_mb=0, job_module=JOB_MODULE).wait()
     assert res.status == "ok", res.error
@@ -193,21 +193,22 @@ def test_startup_overhead_of_the_sandbox_is_small():
 def test_a_cluster_node_runs_in_the_same_sandbox_without_the_key(tmp_path, monkeypatch):
     """The SLURM path: job.sh (run here by submitit's LocalExecutor) wraps the command in
     bwrap, and the key of the submitting shell is in neither job.sh nor the job."""
-    from autoresearch import cluster
+    from autoresearch.jobs import slurm_script
+    from tests.launch import start_job
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     repo = make_fake_repo(tmp_path / "repo")
     ws = tmp_path / "ws"
-    job = cluster.start_cluster_job(repo, 1, [], None, ws / "runs/1", 60, 0, {"WANDB_MODE": "offline"},
-                                    launcher="submitit-local", job_module=JOB_MODULE)
+    job = start_job(repo, 1, [], None, ws / "runs/1", 60, 0, {"WANDB_MODE": "offline"},
+                    launcher="submitit-local", job_module=JOB_MODULE)
     res = job.wait()
     assert res.status == "ok", res.error
     log = (ws / "runs/1/job.log").read_text()
     assert "# sandbox: bwrap" in log
-    assert SECRET not in (ws / "runs/1" / cluster.SCRIPT_NAME).read_text()
+    assert SECRET not in (ws / "runs/1" / slurm_script.SCRIPT_NAME).read_text()
     env = json.loads((ws / "runs/1/env.json").read_text())
     assert "ANTHROPIC_API_KEY" not in env["keys"] and env["WANDB_MODE"] == "offline"
-    assert cluster.slurm_export().split(",")[:3] == ["HOME", "USER", "LOGNAME"]
-    assert "ANTHROPIC_API_KEY" not in cluster.slurm_export()
+    assert slurm_script.slurm_export().split(",")[:3] == ["HOME", "USER", "LOGNAME"]
+    assert "ANTHROPIC_API_KEY" not in slurm_script.slurm_export()
 
 
 def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):

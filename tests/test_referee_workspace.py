@@ -82,7 +82,7 @@ def test_pinned_referee_is_read_only_hashed_and_taken_from_the_commit(tmp_path):
 
 def test_a_worktree_whose_referee_differs_from_the_pin_is_refused(tmp_path):
     from autoresearch.referee_pin import pin_referee
-    from autoresearch.sandbox import start_job
+    from tests.launch import start_job
     repo = make_fake_repo(tmp_path / "repo")
     pin = pin_referee(repo, "HEAD", tmp_path / "referee/1")
     # HEAD moves after the question started (as a job that reached git could make it)

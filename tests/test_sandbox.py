@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch import sandbox
-from autoresearch.sandbox import protected_in_patch, start_job
+from autoresearch.jobs import local, protect
+from autoresearch.jobs.protect import protected_in_patch
+from tests.launch import start_job
 from tests.fakerepo import JOB_MODULE, PROTECTED_PATCH, behaviour_patch, make_fake_repo
 
 
@@ -117,21 +118,21 @@ def test_protected_paths_cover_renames_globs_and_dot_segments():
     rename = ("diff --git a/x.py b/conf/eval/ladder.yaml\nsimilarity index 90%\n"
               "rename from x.py\nrename to conf/eval/ladder.yaml\n")
     assert protected_in_patch(rename) == ["conf/eval/ladder.yaml"]
-    assert sandbox.is_protected("./go_core/arena/elo.py")
+    assert protect.is_protected("./go_core/arena/elo.py")
     for ladder_part in ("rungs", "calibration", "rating_walk"):   # the ladder, split in three
-        assert sandbox.is_protected(f"go_core/arena/{ladder_part}.py")
+        assert protect.is_protected(f"go_core/arena/{ladder_part}.py")
     for match_part in ("match", "seats"):    # the game loop and the engines' seats (issue 15)
-        assert sandbox.is_protected(f"go_core/arena/{match_part}.py")
-    assert sandbox.is_protected("go_core/../experiments/evaluate.py")
-    assert not sandbox.is_protected("go_core/learn/mcts.py")
+        assert protect.is_protected(f"go_core/arena/{match_part}.py")
+    assert protect.is_protected("go_core/../experiments/evaluate.py")
+    assert not protect.is_protected("go_core/learn/mcts.py")
     assert protected_in_patch(behaviour_patch()) == []
 
 
 def test_protected_hashes_detect_a_changed_file(repo):
-    before = sandbox.protected_hashes(repo)
+    before = protect.protected_hashes(repo)
     assert set(before) == {"go_core/game/board.py", "conf/eval/default.yaml"}
     (repo / "conf/eval/default.yaml").write_text("games: 1\n")
-    after = sandbox.protected_hashes(repo)
+    after = protect.protected_hashes(repo)
     assert before["conf/eval/default.yaml"] != after["conf/eval/default.yaml"]
 
 
@@ -140,7 +141,7 @@ def test_kill_orphan_ends_a_job_left_by_a_killed_loop(repo, tmp_path):
     job = launch(repo, ws, 10, patch=behaviour_patch("hang"), wall=600)
     time.sleep(0.5)
     assert (ws / "runs/10/job.pid").exists()
-    assert sandbox.kill_orphan(ws / "runs/10")
+    assert local.kill_orphan(ws / "runs/10")
     assert job.wait().status == "crash"  # the group died; no summary -> crash
 
 

@@ -21,7 +21,9 @@ import pytest
 
 pytest.importorskip("submitit", reason="submitit missing: pip install -e '.[cluster]'")
 
-from autoresearch import cluster, sandbox  # noqa: E402
+from autoresearch.jobs import slurm_job, slurm_script  # noqa: E402
+from autoresearch.jobs.spec import RECORD_NAME, SCRIPT_NAME, STARTED_NAME  # noqa: E402
+from tests.launch import start_job  # noqa: E402
 from autoresearch.agent_config import SlurmConfig  # noqa: E402
 from experiment_tree.store import TreeStore  # noqa: E402
 from tests.fakerepo import FAKE_PROJECT, JOB_MODULE, behaviour_patch, make_fake_repo  # noqa: E402
@@ -70,7 +72,7 @@ def wait_for(cond, timeout: float, what: str):
 
 
 def bwrap_works() -> bool:
-    """job.sh's own check (autoresearch/cluster.py): can an ordinary bubblewrap sandbox start?"""
+    """job.sh's own check (jobs/slurm_script.py): can an ordinary bubblewrap sandbox start?"""
     return subprocess.run(["bash", "-c", "command -v bwrap >/dev/null && bwrap --unshare-user "
                            "--unshare-pid --ro-bind / / --proc /proc --dev /dev true"],
                           capture_output=True).returncode == 0
@@ -78,7 +80,7 @@ def bwrap_works() -> bool:
 
 def records(ws: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text())
-            for p in (ws / "runs").glob(f"*/{cluster.RECORD_NAME}")}
+            for p in (ws / "runs").glob(f"*/{RECORD_NAME}")}
 
 
 def test_the_cluster_answers_sinfo_and_sacct(slurm_env):
@@ -147,12 +149,11 @@ def test_node_start_latency_slurm_vs_local(slurm_env, tmp_path):
             run_dir = ws / "runs" / str(node)
             t0 = time.time()
             if launcher == "slurm":
-                job = cluster.start_cluster_job(repo, node, [], None, run_dir, 120, 0, {},
-                                                launcher="slurm", job_module=JOB_MODULE,
-                                                slurm=slurm_cfg(c, poll_s=0.5, rc_grace_s=5))
+                job = start_job(repo, node, [], None, run_dir, 120, 0, {},
+                                launcher="slurm", job_module=JOB_MODULE,
+                                slurm=slurm_cfg(c, poll_s=0.5, rc_grace_s=5))
             else:
-                job = sandbox.start_job(repo, node, [], None, run_dir, 120, 0, {},
-                                        job_module=JOB_MODULE)
+                job = start_job(repo, node, [], None, run_dir, 120, 0, {}, job_module=JOB_MODULE)
             wait_for(lambda: (run_dir / "env.json").exists(), 120, f"{launcher} node to start")
             started = (run_dir / "env.json").stat().st_mtime - t0
             res = job.wait(poll_s=0.2)
@@ -170,9 +171,9 @@ def test_node_start_latency_slurm_vs_local(slurm_env, tmp_path):
 def test_scancel_of_a_running_node_is_a_crash_with_the_reason(slurm_env, tmp_path):
     c = slurm_env
     repo = make_fake_repo(tmp_path / "repo")
-    job = cluster.start_cluster_job(repo, 1, [], behaviour_patch("hang"), tmp_path / "ws/runs/1",
-                                    600, 0, {}, launcher="slurm", job_module=JOB_MODULE,
-                                    slurm=slurm_cfg(c, poll_s=0.5, rc_grace_s=3))
+    job = start_job(repo, 1, [], behaviour_patch("hang"), tmp_path / "ws/runs/1",
+                    600, 0, {}, launcher="slurm", job_module=JOB_MODULE,
+                    slurm=slurm_cfg(c, poll_s=0.5, rc_grace_s=3))
     wait_for(lambda: (job.run_dir / "env.json").exists(), 120, "the node to run")
     assert job.poll() is None
     c.run("scancel", job.job_id, check=True)          # someone else (an admin, a user) cancels
@@ -192,9 +193,9 @@ def test_a_job_past_its_slurm_time_limit_is_a_timeout(slurm_env, tmp_path):
     handler (seen: the job died FAILED with no word from submitit), so 3 min: USR2 at 30-90 s."""
     c = slurm_env
     repo = make_fake_repo(tmp_path / "repo")
-    job = cluster.start_cluster_job(repo, 1, [], behaviour_patch("hang"), tmp_path / "ws/runs/1",
-                                    0, 0, {}, launcher="slurm", job_module=JOB_MODULE,
-                                    slurm=slurm_cfg(c, poll_s=1, rc_grace_s=3, time_margin_min=3))
+    job = start_job(repo, 1, [], behaviour_patch("hang"), tmp_path / "ws/runs/1",
+                    0, 0, {}, launcher="slurm", job_module=JOB_MODULE,
+                    slurm=slurm_cfg(c, poll_s=1, rc_grace_s=3, time_margin_min=3))
     assert job.record["time_limit_min"] == 3
     t0 = time.time()
     res = job.wait(poll_s=1)
@@ -325,9 +326,9 @@ def test_a_stale_sweep_trial_on_slurm_is_scancelled(slurm_env, tmp_path):
                               cwd=ROOT, env=clean_env(c), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(lambda: (run / "metrics.jsonl").exists() and cluster.read_record(run), 120,
+        wait_for(lambda: (run / "metrics.jsonl").exists() and slurm_job.read_record(run), 120,
                  "the trial's SLURM job to run")
-        job_id = cluster.read_record(run)["job_id"]
+        job_id = slurm_job.read_record(run)["job_id"]
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
         time.sleep(4)                                   # past grace_s: the trial is stale
@@ -400,7 +401,7 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
         assert ("# sandbox: bwrap" in log) == bwrap_works(), log[:500]
         # the shared start, read inside the job's sandbox through its read-only bind
         assert f"train.warm_start.init_checkpoint={start}" in rec["command"]
-        script = (run / cluster.SCRIPT_NAME).read_text()
+        script = (run / SCRIPT_NAME).read_text()
         assert f"--ro-bind {start.parent} {start.parent}" in script
         summary = json.loads((run / "summary.json").read_text())
         assert summary["status"] == "ok" and summary["metrics"]["games"] == 16
@@ -409,7 +410,7 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
         m = n.metrics
         assert m["elo_ci95"][0] < m["elo"] < m["elo_ci95"][1], m
         assert (ws / "ratings" / str(n.id) / "ladder.json").is_file()
-        starts[n.id] = float((run / cluster.STARTED_NAME).read_text().split()[0]) - rec["submitted_at"]
+        starts[n.id] = float((run / STARTED_NAME).read_text().split()[0]) - rec["submitted_at"]
     # the head-to-head verdict of the child against the baseline, with interval and MDE
     v = child.metrics["verdict_detail"]
     assert child.verdict in ("better", "worse", "inconclusive") and child.verdict_test
@@ -437,5 +438,5 @@ def test_a_root_submitted_job_can_read_the_start_a_local_sandbox_wrote(tmp_path)
     read = ["bwrap", "--unshare-user", "--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc",
             "--dev", "/dev", "cat", str(ckpt)]
     assert subprocess.run(read, capture_output=True).returncode != 0, "unreadable before"
-    cluster.readable_by_job((start,))
+    slurm_script.readable_by_job((start,))
     assert subprocess.run(read, capture_output=True).stdout == b"net"

@@ -1,4 +1,4 @@
-"""`research sweep --launcher`: trials go through cluster.start_cluster_job, the loop's path.
+"""`research sweep --launcher`: trials go through jobs.start, the loop's one launcher.
 
 Here through submitit's LocalExecutor (real subprocesses, no cluster needed); the same sweep on a
 real SLURM cluster is tests/test_slurm_real.py::test_a_sweep_whose_trials_are_slurm_jobs_sharing_one_study.
@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("submitit", reason="submitit missing: pip install -e '.[cluster]'")
 
-from autoresearch import cluster, sweep  # noqa: E402
+from autoresearch import sweep  # noqa: E402
+from autoresearch.jobs.spec import RECORD_NAME  # noqa: E402
 from tests.sweep_helpers import make_fake_repo, write_sweep  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def test_sweep_trials_as_submitit_jobs_from_the_cli(tmp_path, capsys):
     assert rc == 0, out
     summary = json.loads(out[out.index("{"):])
     assert summary["states"] == {"COMPLETE": 2}
-    records = sorted((ws / "runs").glob(f"*/{cluster.RECORD_NAME}"))
+    records = sorted((ws / "runs").glob(f"*/{RECORD_NAME}"))
     assert len(records) == 2, "each trial was submitted through submitit"
     for path in records:
         rec = json.loads(path.read_text())

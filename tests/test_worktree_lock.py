@@ -1,6 +1,6 @@
 """Worktrees added and removed by several processes at once (sweep workers) in one repository.
 
-Without sandbox.worktree_lock, a `git worktree prune`/`add` of one process racing another's `add`
+Without jobs.worktrees.worktree_lock, a `git worktree prune`/`add` of one process racing another's `add`
 fails it ("failed to read .git/worktrees/N/commondir"): seen with two SLURM sweep workers, and
 reproduced here in a few seconds by four processes.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from autoresearch import sandbox
+from autoresearch.jobs import worktrees
 from tests.fakerepo import make_fake_repo
 
 CYCLES = 15   # add + remove per process; without the lock 4 x 15 failed every try (3 of 3)
@@ -20,9 +20,9 @@ def add_and_remove(args: tuple[str, str, int]) -> str:
     try:
         for i in range(CYCLES):
             path = Path(root) / f"w{k}_{i}"
-            wt, _ = sandbox.make_worktree(Path(repo), path, f"p{k}/{i}")
+            wt, _ = worktrees.make_worktree(Path(repo), path, f"p{k}/{i}")
             assert (wt / "fakejob.py").exists()
-            sandbox.remove_worktree(Path(repo), wt)
+            worktrees.remove_worktree(Path(repo), wt)
         return "ok"
     except Exception as e:   # noqa: BLE001 - returned so the test shows which git command failed
         return f"{type(e).__name__}: {e}"

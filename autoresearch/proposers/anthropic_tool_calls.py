@@ -245,7 +245,8 @@ class ToolCalls:
     def image(self, name: str) -> dict[str, Any] | None:
         """A figure of the report (W/report/figures/NAME, W the workspace of tree.db) as an
         image block, or None when the report has not drawn it (yet)."""
-        path = Path(self.store.path).parent / "report" / "figures" / name
+        from experiment_tree.workspace import Workspace
+        path = Workspace(Path(self.store.path).parent).report_dir / "figures" / name
         if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
             return None
         return {"type": "image", "source": {"type": "base64", "media_type": "image/png",

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoresearch import bwrap, sandbox
+from autoresearch import bwrap
+from autoresearch.jobs.environment import job_env
+from autoresearch.jobs.worktrees import git, remove_worktree, repo_toplevel
+from experiment_tree.workspace import Workspace
 
 OUTPUT_CHARS = 8000          # the tail of the output returned to the model
 
@@ -51,19 +54,19 @@ def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: lis
     """Run `argv` in a throwaway worktree of `node` (HEAD + its patch) and remove it after.
     `out_dir`: an existing folder it may also read and write (inputs and outputs larger than the
     returned tail: the health checks' probes)."""
-    repo_root = sandbox.repo_toplevel(Path(repo_root))
-    wt = Path(workspace) / "checks" / f"{node.id}-{os.getpid()}-{time.time_ns()}"
+    repo_root = repo_toplevel(Path(repo_root))
+    wt = Workspace(workspace).checks_dir / f"{node.id}-{os.getpid()}-{time.time_ns()}"
     wt.parent.mkdir(parents=True, exist_ok=True)
-    sandbox._git(repo_root, "worktree", "add", "-q", "--detach", str(wt), "HEAD")
+    git(repo_root, "worktree", "add", "-q", "--detach", str(wt), "HEAD")
     try:
         if node.patch and node.patch.strip():
             text = node.patch if node.patch.endswith("\n") else node.patch + "\n"
-            applied = sandbox._git(wt, "apply", "-", input=text, check=False)
+            applied = git(wt, "apply", "-", input=text, check=False)
             if applied.returncode != 0:
                 return CheckResult(1, f"the node's patch does not apply: {applied.stderr[-2000:]}",
                                    0.0, "none: not run")
         mode = bwrap.sandbox_mode(sandbox_wanted)
-        env = sandbox.job_env(None, wt)
+        env = job_env(None, wt)
         if mode == "bwrap":
             writable = [wt] + ([Path(out_dir)] if out_dir else [])
             bwrap.prepare_writable(writable)
@@ -84,7 +87,7 @@ def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: lis
         text = (out or b"").decode(errors="replace")
         return CheckResult(rc, text[-OUTPUT_CHARS:], time.monotonic() - t0, mode)
     finally:
-        sandbox.remove_worktree(repo_root, wt)
+        remove_worktree(repo_root, wt)
 
 
 def book_check(store: Any, question_id: int, seconds: float) -> None:
