@@ -73,6 +73,7 @@ def test_clustered_se_is_the_plain_se_with_one_point_per_cluster_and_larger_with
 
 
 def test_losses_are_the_hand_computed_ones(tmp_path, small_set):
+    torch.manual_seed(0)
     net = PolicyValueNet(TINY)
     with torch.no_grad():   # a value head that always says 0: value loss = mean z^2, exactly
         net.v_fc2.weight.zero_()
@@ -88,7 +89,8 @@ def test_losses_are_the_hand_computed_ones(tmp_path, small_set):
     logp = torch.log_softmax(logits, -1).numpy()
     assert r["policy_loss"] == pytest.approx(float(-(small_set.policy * logp).sum(1).mean()), rel=1e-5)
     assert r["policy_acc"] == pytest.approx(float(np.mean(logits.argmax(-1).numpy() == small_set.move)))
-    assert all(r[f"{k}_se"] > 0 for k in ("policy_loss", "value_loss", "policy_acc"))
+    # a random net may miss KataGo's move in every game: policy_acc's se can then be 0
+    assert all(r[f"{k}_se"] > 0 for k in ("policy_loss", "value_loss")) and r["policy_acc_se"] >= 0
 
 
 def test_a_net_taught_katagos_policy_scores_a_lower_policy_loss(tmp_path, small_set):
