@@ -16,8 +16,9 @@ Budget: `budget_runs` counts every node of the question except interrupted ones 
 refused and invalid proposals included, so a proposer that only proposes refused patches still
 stops).
 
-This module holds the loop's state and its schedule (start, baseline, launch, poll, record); its
-parts live beside it: autoresearch/loop_proposing.py (asking the proposer, proposals to nodes),
+This module holds the loop's state and its schedule (launch, poll, record, recover); its parts
+live beside it: autoresearch/loop_start.py (the starting point and the baseline),
+loop_proposing.py (asking the proposer, proposals to nodes),
 loop_verdicts.py (child vs parent, seed re-runs), loop_answer.py (the answer and finished-node
 lines), report_writer.py (the background report) and health.py (`health_metrics`).
 """
@@ -32,13 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from autoresearch import jobs
+from autoresearch import jobs, loop_start
 from autoresearch.agent_config import AgentConfig
 from autoresearch.digest import Digest, merge_overrides, runs_used
 from autoresearch.loop_answer import finish, finished_line
 from autoresearch.loop_proposing import add_proposal, propose_round
+from autoresearch.loop_start import base_overrides
 from autoresearch.loop_verdicts import update_verdicts
-from autoresearch.progress import Console, failure_line
+from autoresearch.progress import Console
 from autoresearch.proposers.base import Conclusion, Proposal, Proposer, ProposerUnavailable
 from autoresearch.report_writer import ReportWriter
 from experiment_tree.store import TreeStore
@@ -49,7 +51,6 @@ log = logging.getLogger("autoresearch.loop")
 POLL_S = 0.2                 # how often running jobs are polled
 LOG_TAIL_CHARS = 4000
 MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
-FAILED = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
 
 
 @dataclass
@@ -58,15 +59,6 @@ class LoopResult:
     status: str              # the question's final status
     reason: str              # why the loop stopped
     answer: str | None
-
-
-def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:
-    base = []
-    if budget.get("board"):
-        base.append(f"board={budget['board']}")
-    if budget.get("budget"):
-        base.append(f"budget={budget['budget']}")
-    return base + list(extra)
 
 
 class ResearchLoop:
@@ -230,85 +222,19 @@ class ResearchLoop:
         self.say(f"node {node.id} was interrupted: re-queued as node {new_id}")
         return new_id
 
-    def ensure_baseline(self) -> None:
-        """The question's baseline node; after a failed one (then the question stopped as
-        `failed`), a resume runs a fresh baseline: the fix may be in the machine, not the code."""
-        if self.baseline_failed:          # the starting point failed: nothing can run
-            return
-        base = self.baseline()
-        if base is not None and not (base.finished and base.status in FAILED):
-            return
-        if base is not None:
-            self.say(f"node {base.id}, the baseline, was {base.status}: running the baseline again")
-        b = self.budget
-        hyp = (f"Baseline: the default config of board {b.get('board')} and budget "
-               f"{b.get('budget')}; every other node is compared with it.")
-        nid = self.store.add_node(self.qid, None, "baseline", hyp, overrides=[],
-                                  seed=int(b.get("seed", 0)))
-        self.say(f"node {nid}: baseline")
-
+    # -- the starting point and the baseline (autoresearch/loop_start.py) ---------------------
     def ensure_start(self) -> None:
-        """The question's starting point, trained once (the warm start alone): every node whose
-        change does not concern the warm start begins from it, so two nodes differ by their change
-        and their seed, not by two independent warm starts (issue 12: sigma_train at its source;
-        and ~25-50 s saved per node). A failed start stops the question like a failed baseline."""
-        if self.judge is None or not self.cfg.shared_start:
-            return
-        b = self.budget
-        if b.get("start_checkpoint") and Path(b["start_checkpoint"]).is_file():
-            return
-        ws = Workspace(self.workspace)
-        run_dir = ws.start_dir(self.qid)
-        overrides = merge_overrides(base_overrides(b, self.cfg.job.extra_overrides), [],
-                                    [f"seed={int(b.get('seed', 0))}", "eval.at_end=false",
-                                     "train.warm_start.only=true"])
-        self.say("the question's starting point: training the warm start once, for every node")
-        # always on this machine: every node, wherever it runs, reads the start it leaves
-        job = jobs.start(self.job_spec(f"start-q{self.qid}", overrides, None, run_dir,
-                                       ws.worktree(f"start-q{self.qid}")))
-        self.running_start = job
-        t0 = time.time()
-        while job.poll() is None:
-            self.console.update([("starting point", run_dir, t0)])
-            time.sleep(POLL_S)
-        res = job.wait()
-        self.running_start = None
-        ckpt = run_dir / "checkpoints" / "latest.pt"
-        if res.status != "ok" or not ckpt.is_file():
-            self.stop_reason = (f"the question's starting point is {res.status}: "
-                                f"{failure_line(res.error)} (log: {run_dir / jobs.LOG_NAME})")
-            self.baseline_failed = True
-            return
-        b = self.budget
-        b["start_checkpoint"] = str(ckpt)
-        self.store.update_question(self.qid, budget=b)
-        self.say(f"starting point ready: {ckpt}")
+        loop_start.ensure_start(self, POLL_S)
 
-    def start_overrides(self, node: Any) -> list[str]:
-        """`train.warm_start.init_checkpoint=<the question's start>` unless the node changes the
-        warm start itself (its overrides or the files of its patch)."""
-        from experiments.config import concerns_warm_start
-        start = self.budget.get("start_checkpoint")
-        if not start or concerns_warm_start(node.overrides or [],
-                                            jobs.protect.patch_paths(node.patch or "")):
-            return []
-        return [f"train.warm_start.init_checkpoint={start}"]
+    def ensure_baseline(self) -> None:
+        loop_start.ensure_baseline(self)
 
     def baseline(self) -> Any | None:
         """The latest baseline node that was not interrupted."""
-        return next((n for n in reversed(self.store.nodes(self.qid)) if n.kind == "baseline"
-                     and n.status != "interrupted"), None)
+        return loop_start.baseline(self)
 
     def check_baseline(self) -> None:
-        """A crashed or timed-out baseline stops the question: nothing else can be compared."""
-        base = self.baseline()
-        if base is None or not base.finished or base.status not in FAILED or self.stop_reason:
-            return
-        log_path = Path(base.run_dir) / jobs.LOG_NAME if base.run_dir else None
-        self.stop_reason = (f"the baseline (node {base.id}) is {base.status}: "
-                            f"{failure_line(base.error)}"
-                            + (f" (log: {log_path})" if log_path else ""))
-        self.baseline_failed = True
+        loop_start.check_baseline(self)
 
     # -- proposing (autoresearch/loop_proposing.py) ------------------------------------------
     def maybe_propose(self) -> None:
@@ -329,7 +255,7 @@ class ResearchLoop:
 
     def command_overrides(self, node: Any) -> list[str]:
         # with the referee on, the job does not rate itself: the referee does, after it
-        rated = ["eval.at_end=false", *self.start_overrides(node)] if self.judge is not None else []
+        rated = ["eval.at_end=false", *loop_start.start_overrides(self, node)] if self.judge is not None else []
         return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
                                node.overrides, [f"seed={node.seed}", *rated])
 

@@ -9,7 +9,9 @@ import pytest
 
 from autoresearch.search_space import (SweepSpecError, format_value, load_sweep,
                                        suggest_overrides)
-from autoresearch.sweep import MetricsTail, main, open_study, run_sweep, split_trials
+from autoresearch.sweep import main, run_sweep, split_trials
+from autoresearch.sweep_storage import open_study
+from autoresearch.sweep_trial import MetricsTail
 from experiment_tree.workspace import Workspace
 from tests.sweep_helpers import make_fake_repo, write_sweep
 
@@ -289,7 +291,7 @@ def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
         out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
     finally:   # the node's branch lives in this repository: remove it (the prefix is ours alone)
         import subprocess
-        from autoresearch.sweep import branch_prefix
+        from autoresearch.sweep_trial import branch_prefix
         prefix = branch_prefix(load_sweep(sweep), ws.root)
         refs = subprocess.run(["git", "branch", "--list", prefix + "*", "--format=%(refname:short)"],
                               cwd=ROOT, capture_output=True, text=True).stdout.split()
@@ -326,7 +328,7 @@ def test_real_training_job_reports_elo_per_iteration(tmp_path, monkeypatch):
     try:
         out = run_sweep(sweep, trials=1, workers=1, workspace=ws.root, repo_root=ROOT)
     finally:
-        from autoresearch.sweep import branch_prefix
+        from autoresearch.sweep_trial import branch_prefix
         prefix = branch_prefix(load_sweep(sweep), ws.root)
         refs = subprocess.run(["git", "branch", "--list", prefix + "*", "--format=%(refname:short)"],
                               cwd=ROOT, capture_output=True, text=True).stdout.split()
