@@ -15,7 +15,7 @@ from experiment_tree.workspace import Workspace
 if TYPE_CHECKING:
     from autoresearch.loop import ResearchLoop
 
-FAILED = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
+from experiment_tree.records import FAILED_STATUSES as FAILED
 
 
 def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:

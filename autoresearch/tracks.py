@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from experiment_tree.records import FAILED_STATUSES as FAILED
+
 SETTLED_NOT_BETTER = ("worse", "inconclusive")
-FAILED = ("crash", "timeout", "invalid", "refused")
 
 
 def record_proposal(store: Any, question_id: int, node_id: int, proposal: Any) -> None:

@@ -12,6 +12,7 @@ KINDS = ("baseline", "config", "code", "sweep-trial", "rerun")
 STATUSES = ("pending", "running", "ok", "crash", "timeout", "invalid", "pruned", "refused",
             "interrupted")
 #: Statuses after which a node will not run again.
+FAILED_STATUSES = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
 FINISHED_STATUSES = ("ok", "crash", "timeout", "invalid", "pruned", "refused", "interrupted")
 VERDICTS = ("better", "worse", "inconclusive")
 QUESTION_STATUSES = ("open", "running", "answered", "budget-exhausted", "interrupted", "failed")
