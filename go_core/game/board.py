@@ -18,10 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from go_core.game import board_kernels as K
-from go_core.game.coords import RESIGN, move_to_gtp, pass_move
+from go_core.game.coords import BLACK, EMPTY, MAX_SIZE, RESIGN, WHITE, move_to_gtp, pass_move  # noqa: F401
 
-EMPTY, BLACK, WHITE = 0, 1, 2
-MAX_SIZE = K.MAX_SIZE
 COLOUR_NAMES = {BLACK: "black", WHITE: "white"}
 
 __all__ = ["EMPTY", "BLACK", "WHITE", "RESIGN", "MAX_SIZE", "opponent", "pass_move",

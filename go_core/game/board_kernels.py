@@ -64,8 +64,9 @@ def njit(*args, **kw):
     kw.setdefault("error_model", "numpy")
     return _numba_njit(*args, **kw)
 
-EMPTY, BLACK, WHITE, BORDER = 0, 1, 2, 3
-MAX_SIZE = 25
+from go_core.game.coords import BLACK, EMPTY, MAX_SIZE, WHITE  # noqa: E402,F401 (constants the kernels compile in)
+
+BORDER = 3                      # the padding ring around the board in the kernels' arrays
 
 # header slots
 H_SIZE = 0          # board size N

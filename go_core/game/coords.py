@@ -9,6 +9,7 @@ a pass is the empty value ``[]`` (and ``[tt]`` on boards up to 19x19, an FF[3] h
 """
 from __future__ import annotations
 
+EMPTY, BLACK, WHITE = 0, 1, 2   # a point's content and a player's colour, everywhere in the project
 RESIGN = -1
 GTP_COLUMNS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"  # no 'I', as GTP says
 SGF_LETTERS = "abcdefghijklmnopqrstuvwxyz"

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 
 from sgfmill import sgf, sgf_grammar
 
-from go_core.game.coords import MAX_SIZE
+from go_core.game.coords import BLACK, MAX_SIZE, WHITE   # coords needs no numba compile
 
-BLACK, WHITE = 1, 2  # as go_core.game.board (kept here so reading SGF needs no numba compile)
 _COLOUR_OF = {"b": BLACK, "w": WHITE}
 _LETTER_OF = {BLACK: "b", WHITE: "w"}
 # Root properties GameRecord holds in named fields (everything else lands in `extra`).

@@ -40,12 +40,13 @@ import numba
 import numpy as np
 import torch
 
+from go_core.game.coords import BLACK, WHITE
+
 PLANES = (
     "own", "opp", "on_board", "last_move", "prev_move", "last_was_pass", "black_to_play",
     "own_lib1", "own_lib2", "own_lib3", "opp_lib1", "opp_lib2", "opp_lib3", "komi",
 )
 NUM_PLANES = len(PLANES)
-BLACK, WHITE = 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
