@@ -75,18 +75,30 @@ def _replay(g: dict):
     yield board, None
 
 
+def _replayed(games: list[dict], name: str) -> tuple[list[list], HealthFlag | None]:
+    """Each game replayed by the referee's engine as [(board before the move, move), ...,
+    (final board, None)]; or a failed flag naming the first move the referee refuses."""
+    from go_core.game.board import IllegalMoveError
+    out = []
+    for g in games:
+        try:
+            out.append([(b.copy(), m) for b, m in _replay(g)])
+        except IllegalMoveError as e:
+            return [], HealthFlag(name, False, f"game {g.get('game')}: the referee refuses a move ({e})")
+    return out, None
+
+
 def value_targets(run_dir: Path | str) -> HealthFlag:
-    from go_core.game.board import IllegalMoveError, opponent
+    from go_core.game.board import opponent
     name = "value_targets"
     games, why = read_sample(run_dir)
     if why:
         return HealthFlag(name, False, why)
+    replays, failed = _replayed(games, name)
+    if failed:
+        return failed
     checked = 0
-    for g in games:
-        try:
-            boards = list((b.copy(), m) for b, m in _replay(g))
-        except IllegalMoveError as e:
-            return HealthFlag(name, False, f"game {g.get('game')}: the referee refuses a move ({e})")
+    for g, boards in zip(games, replays):
         final = boards[-1][0]
         if g["resigned"]:
             winner = opponent(g["resigned"])
@@ -108,17 +120,15 @@ def value_targets(run_dir: Path | str) -> HealthFlag:
 
 
 def policy_targets(run_dir: Path | str) -> HealthFlag:
-    from go_core.game.board import IllegalMoveError
     name = "policy_targets"
     games, why = read_sample(run_dir)
     if why:
         return HealthFlag(name, False, why)
+    replays, failed = _replayed(games, name)
+    if failed:
+        return failed
     checked = 0
-    for g in games:
-        try:
-            steps = list((b.copy(), m) for b, m in _replay(g))
-        except IllegalMoveError as e:
-            return HealthFlag(name, False, f"game {g.get('game')}: the referee refuses a move ({e})")
+    for g, steps in zip(games, replays):
         for i, target in enumerate(g["policy"]):
             if target is None:
                 continue
