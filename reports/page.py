@@ -75,7 +75,9 @@ def best_text(frame: pd.DataFrame) -> str:
     measured = frame.dropna(subset=["elo"])
     if len(measured):
         r = measured.loc[measured["elo"].idxmax()]
-        return f"#{r['node']} ({r['strength']})"
+        # the ladder's rating, which has far fewer games than a head-to-head verdict: said, so a
+        # reader does not take it for the answer's (head-to-head) numbers above it
+        return f"#{r['node']} (ladder {r['strength']}; verdicts come from head-to-head games)"
     measured = frame.dropna(subset=["winrate"])
     if len(measured):
         r = measured.loc[measured["winrate"].idxmax()]
