@@ -75,26 +75,27 @@ def _replay(g: dict):
     yield board, None
 
 
-def _replayed(games: list[dict], name: str) -> tuple[list[list], HealthFlag | None]:
-    """Each game replayed by the referee's engine as [(board before the move, move), ...,
-    (final board, None)]; or a failed flag naming the first move the referee refuses."""
+def _replayed(run_dir: Path | str, name: str) -> tuple[list[dict], list[list], HealthFlag | None]:
+    """The run's sample games, each replayed by the referee's engine as [(board before the move,
+    move), ..., (final board, None)]; or a failed flag: the sample is missing or malformed, or the
+    referee refuses one of its moves."""
     from go_core.game.board import IllegalMoveError
+    games, why = read_sample(run_dir)
+    if why:
+        return [], [], HealthFlag(name, False, why)
     out = []
     for g in games:
         try:
             out.append([(b.copy(), m) for b, m in _replay(g)])
         except IllegalMoveError as e:
-            return [], HealthFlag(name, False, f"game {g.get('game')}: the referee refuses a move ({e})")
-    return out, None
+            return [], [], HealthFlag(name, False, f"game {g.get('game')}: the referee refuses a move ({e})")
+    return games, out, None
 
 
 def value_targets(run_dir: Path | str) -> HealthFlag:
     from go_core.game.board import opponent
     name = "value_targets"
-    games, why = read_sample(run_dir)
-    if why:
-        return HealthFlag(name, False, why)
-    replays, failed = _replayed(games, name)
+    games, replays, failed = _replayed(run_dir, name)
     if failed:
         return failed
     checked = 0
@@ -121,10 +122,7 @@ def value_targets(run_dir: Path | str) -> HealthFlag:
 
 def policy_targets(run_dir: Path | str) -> HealthFlag:
     name = "policy_targets"
-    games, why = read_sample(run_dir)
-    if why:
-        return HealthFlag(name, False, why)
-    replays, failed = _replayed(games, name)
+    games, replays, failed = _replayed(run_dir, name)
     if failed:
         return failed
     checked = 0
