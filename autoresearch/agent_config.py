@@ -81,8 +81,8 @@ class PlannerConfig:
     seeds: int = 1                        # training seeds per arm (--seeds); the baseline gets as many
     sweep_points: int = 4                 # values of a 1-D sweep over a range ("between 8 and 64")
     grid_points: int = 3                  # values per factor of a two-factor grid
-    minutes_per_node: float | None = None  # expected minutes of one node (null: the budget's expected_s + eval_minutes)
-    eval_minutes: float = 1.5             # minutes the referee's rating adds to a node (2 cores, tiny budget)
+    minutes_per_node: float | None = None  # expected minutes of one node (null: the budget's expected_s + rating_minutes)
+    rating_minutes: float = 1.5             # minutes the referee's rating adds to a node (2 cores, tiny budget)
     sigma_train_elo: float = 120.0        # Elo spread between seeds of one config (issue 12: 4 seeds, tiny budget)
 
 

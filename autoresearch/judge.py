@@ -24,7 +24,7 @@ from autoresearch.jobs.status import job_metrics
 from autoresearch.verdict import ADD_SEED_PAIR, MORE_GAMES, VerdictRecord, decide, estimate_sigma_paired
 
 LADDER_KEYS = ("elo", "elo_ci95", "winrate_vs_ref", "winrate_ci95", "games_vs_ref", "reference",
-               "rungs", "colour_advantage", "ladder_source", "eval_seconds")
+               "rungs", "colour_advantage", "ladder_source", "rating_seconds")
 
 
 @dataclass

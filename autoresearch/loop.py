@@ -95,7 +95,7 @@ class ResearchLoop:
             return None
         from autoresearch.judge import Judge
         from autoresearch.referee import Referee
-        from experiments.evaluate import as_eval_config
+        from experiments.rate_checkpoint import as_rating_config
         commit = self.budget.get("referee_commit")
         if not commit:
             commit = jobs.worktrees.git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
@@ -106,7 +106,7 @@ class ResearchLoop:
                           sandbox=self.cfg.referee.sandbox)
         size = int(str(self.budget.get("board") or "9x9").split("x")[0])
         referee.ensure_pin(board_size=size)
-        return Judge(referee, self.cfg.verdict, as_eval_config(None).candidate_visits,
+        return Judge(referee, self.cfg.verdict, as_rating_config(None).candidate_visits,
                      self.say, board_size=size)
 
     # -- the budget --------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class ResearchLoop:
 
     def command_overrides(self, node: Any) -> list[str]:
         # with the referee on, the job does not rate itself: the referee does, after it
-        rated = ["eval.at_end=false", *loop_start.start_overrides(self, node)] if self.judge is not None else []
+        rated = ["rating.at_end=false", *loop_start.start_overrides(self, node)] if self.judge is not None else []
         return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
                                node.overrides, [f"seed={node.seed}", *rated])
 

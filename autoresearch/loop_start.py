@@ -77,7 +77,7 @@ def ensure_start(loop: ResearchLoop, poll_s: float) -> None:
     ws = Workspace(loop.workspace)
     run_dir = ws.start_dir(loop.qid)
     overrides = merge_overrides(base_overrides(b, loop.cfg.job.extra_overrides), [],
-                                [f"seed={int(b.get('seed', 0))}", "eval.at_end=false",
+                                [f"seed={int(b.get('seed', 0))}", "rating.at_end=false",
                                  "train.warm_start.only=true"])
     loop.say("the question's starting point: training the warm start once, for every node")
     # always on this machine: every node, wherever it runs, reads the start it leaves

@@ -1,12 +1,12 @@
 """Which Hydra overrides a proposal may make: the learner's config groups, nothing else.
 
-The referee's settings (evaluation, budget, board, seed, device, Hydra and the launcher) decide
+The referee's settings (rating, budget, board, seed, device, Hydra and the launcher) decide
 how a node is rated and how much work it gets; a proposal that could set them could set its own
 score. So overrides are checked against an ALLOW-list of the learner's groups; anything else is
 refused with the reason. One function, used by the loop and by the proposers:
 
-    validate_overrides(["train.lr=0.01", "eval=smoke"])
-    -> ["eval=smoke: 'eval' is not one of the learner's config groups (model, mcts, ...)"]
+    validate_overrides(["train.lr=0.01", "rating=smoke"])
+    -> ["rating=smoke: 'rating' is not one of the learner's config groups (model, mcts, ...)"]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ LEARNER_GROUPS: tuple[str, ...] = ("model", "mcts", "selfplay", "train")
 # Whole-option choices allowed outside those groups: tracking may only be switched off.
 EXTRA_ALLOWED: tuple[str, ...] = ("tracking=disabled",)
 # Said explicitly in the error, so the proposer learns why (the allow-list refuses them anyway).
-REFEREE_KEYS = ("eval", "budget", "board", "seed", "device", "hydra", "launcher")
+REFEREE_KEYS = ("rating", "budget", "board", "seed", "device", "hydra", "launcher")
 
 _OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2}|~)(?P<key>[A-Za-z_][\w\-]*(?:[./][\w\-]+)*)"
                        r"(?:@(?P<pkg>[\w.\-_]*))?(?:=(?P<value>.*))?$", re.S)
@@ -52,7 +52,7 @@ def _refusal(o: object) -> str | None:
     key = m.group("key")
     group = re.split(r"[./]", key)[0]
     if group in REFEREE_KEYS or group.startswith(REFEREE_KEYS):
-        return (f"'{group}' belongs to the referee (evaluation, budget, board, seed, device, "
+        return (f"'{group}' belongs to the referee (rating, budget, board, seed, device, "
                 f"Hydra and the launcher are fixed for every node of a question)")
     if group not in LEARNER_GROUPS:
         return (f"'{group}' is not one of the learner's config groups "

@@ -1,7 +1,7 @@
 """What `research run` shows while nodes run: a live line per running node, and one line per event.
 
 The job writes `progress.json` in its run directory (contract: experiments/rundir.py): its phase
-(warm start, self-play iteration k with games done of n, training, evaluation), elapsed time, an
+(warm start, self-play iteration k with games done of n, training, rating), elapsed time, an
 estimate of what is left and sims/s. On a terminal the console keeps one line per running node at
 the bottom of the screen, redrawn about once a second, with events (a node started, finished,
 compared) printed above it. When the output is not a terminal (CI, a log file) it stays plain:
@@ -47,9 +47,9 @@ def describe_phase(p: dict[str, Any]) -> str:
         return f"self-play iteration {p.get('iteration', '?')}{games}"
     if phase == "training":
         return f"training iteration {p.get('iteration', '?')}"
-    if phase == "evaluation":
+    if phase == "rating":
         done, total = _num(p.get("games_done")), _num(p.get("games_total"))
-        return f"evaluation game {done:.0f} of {total:.0f}" if done is not None and total else "evaluation"
+        return f"rating game {done:.0f} of {total:.0f}" if done is not None and total else "rating"
     return {"warm_start": "warm start", "done": "done"}.get(phase, phase)
 
 

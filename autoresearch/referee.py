@@ -32,7 +32,7 @@ from autoresearch.referee_pin import REFEREE_PATHS, pin_referee, verify_pin
 from experiment_tree.workspace import Workspace
 
 RATE_TIMEOUT_S = 1800.0        # one rating process (a ladder walk or a head-to-head match)
-LADDER_PLAYER = "mcts"         # how the candidate plays the ladder (the eval config's visits)
+LADDER_PLAYER = "mcts"         # how the candidate plays the ladder (the rating config's visits)
 H2H_PLAYER = "policy"          # how checkpoints play each other: raw policy, batched
 
 

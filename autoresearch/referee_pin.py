@@ -29,12 +29,12 @@ REFEREE_PATHS: tuple[str, ...] = (
     "go_core/game",
     "go_core/arena",
     "experiments/__init__.py",
-    "experiments/evaluate.py",
+    "experiments/rate_checkpoint.py",
     "experiments/rundir.py",
-    "conf/eval",
+    "conf/rating",
     "conf/budget",
     "conf/board",
-    "conf/evaluate.yaml",
+    "conf/rate_checkpoint.yaml",
 )
 MANIFEST = "MANIFEST.sha256.json"
 

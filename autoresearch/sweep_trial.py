@@ -202,7 +202,7 @@ def run_trial(study, spec: SweepSpec, store, question_id: int, opts: WorkerOptio
                 and spec.pruner.type != "none"):
             print(f"[sweep {spec.name}] trial {trial.number}: no line of its metrics.jsonl has "
                   f"{spec.intermediate!r}, so the {spec.pruner.type} pruner had nothing to judge; "
-                  f"for experiments.train add eval.every_iters=1 to the sweep's base_overrides",
+                  f"for experiments.train add rating.every_iters=1 to the sweep's base_overrides",
                   file=sys.stderr, flush=True)
 
         if pruned_at is not None:

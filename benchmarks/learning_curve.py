@@ -7,7 +7,7 @@
 The run trains in segments of `--games-per-checkpoint` self-play games (the same run directory
 resumed with a larger `budget.max_games`, so it is one run, not several), starting from a warm
 start trained once. After each segment the checkpoint is copied aside and rated:
-- on the reference ladder (Elo with its 95% interval; the candidate plays MCTS at the eval
+- on the reference ladder (Elo with its 95% interval; the candidate plays MCTS at the rating
   config's visits, GTP against random, GNU Go and KataGo);
 - head-to-head against the previous checkpoint (raw policy, colour-swapped pairs from the opening
   book; Elo difference with its 95% interval from the pentanomial pairs).
@@ -61,8 +61,8 @@ def head_to_head(a: Path, b: Path, pairs: int, seed: int, sgf_dir: Path, device:
 
 
 def ladder(ckpt: Path, sgf_dir: Path, device: str, start_elo: float | None) -> dict:
-    from experiments.evaluate import evaluate_checkpoint
-    out = evaluate_checkpoint(None, ckpt, sgf_dir, device=device, log=lambda m: None,
+    from experiments.rate_checkpoint import rate_checkpoint
+    out = rate_checkpoint(None, ckpt, sgf_dir, device=device, log=lambda m: None,
                               start_elo=start_elo)
     return {"elo": out["elo"], "elo_ci95": out["elo_ci95"], "ladder_source": out.get("ladder_source")}
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out or f"/tmp/learning_curve_{int(time.time())}")
     out.mkdir(parents=True, exist_ok=True)
     log = out / "train.log"
-    base = [f"board={a.board}", "budget=tiny", "tracking=disabled", "eval.at_end=false",
+    base = [f"board={a.board}", "budget=tiny", "tracking=disabled", "rating.at_end=false",
             f"device={a.device}", "budget.wall_clock_s=0", f"train.decay_steps={a.decay_steps}", *a.override]
     start = out / "start"
     train(start, base + ["train.warm_start.only=true"], log)

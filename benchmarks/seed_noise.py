@@ -68,7 +68,7 @@ from autoresearch.agent_config import VerdictConfig  # noqa: E402
 from go_core.arena.sprt import estimate  # noqa: E402
 from go_core.arena.stats import Z95  # noqa: E402
 
-TRAIN_COMMON = ["board=9x9", "budget=tiny", "tracking=disabled", "eval.at_end=false"]
+TRAIN_COMMON = ["board=9x9", "budget=tiny", "tracking=disabled", "rating.at_end=false"]
 
 
 # ---------------------------------------------------------------- pure helpers (tested)

@@ -118,7 +118,7 @@ def play_match(a, b, n_games: int, size: int, komi: float, opening: int, rng) ->
 
 def run_training(run_dir: Path, overrides: list[str]) -> dict:
     env = dict(os.environ, WANDB_MODE="disabled")
-    cmd = [sys.executable, "-m", "experiments.train", "board=9x9", "budget=tiny", "++eval.at_end=false",
+    cmd = [sys.executable, "-m", "experiments.train", "board=9x9", "budget=tiny", "++rating.at_end=false",
            f"hydra.run.dir={run_dir}", *overrides]
     t = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -13,9 +13,9 @@ tests/test_config_declared_once.py keeps all this true. `validate(cfg)` then che
 cannot say (choices, ranges, a budget that sets work).
 
 Groups owned elsewhere (`tracking`, `launcher`) are passed through untyped here; their owners
-validate them. The `eval` group's schema is `go_core.arena.rungs.EvalConfig`: `validate` checks the
-group against it up front, so a bad key or value is refused before any self-play, not when the
-first evaluation starts.
+validate them. The `rating` group's schema is `go_core.arena.rungs.RatingConfig` (the referee's, so
+its YAML, like the learner's, holds only what differs); `validate` also checks what its types cannot
+say, so a bad value is refused before any self-play, not when the first rating starts.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from go_core.arena.rungs import RatingConfig
 from go_core.learn.mcts_config import MCTSConfig
 from go_core.learn.net import NetConfig
 from go_core.learn.selfplay import SelfPlayConfig
@@ -65,7 +66,7 @@ class JobConfig:
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)  # self-play's settings: conf/selfplay
     train: TrainConfig = field(default_factory=TrainConfig)           # training and the warm start: conf/train
     budget: BudgetConfig = field(default_factory=BudgetConfig)        # the amount of work: conf/budget
-    eval: Any = None                    # evaluation group (schema: go_core.arena.rungs.EvalConfig, checked in validate)
+    rating: RatingConfig = field(default_factory=RatingConfig)        # how a checkpoint is rated: conf/rating
     tracking: Any = None                # tracking group (experiments/tracking.py)
     launcher: Any = None                # launcher group (Hydra launcher settings)
     seed: int = 0                       # seeds numpy, torch and the self-play games
@@ -73,7 +74,7 @@ class JobConfig:
 
 
 GROUPS = {"board": BoardConfig, "model": ModelConfig, "mcts": MCTSConfig, "selfplay": SelfPlayConfig,
-          "train": TrainConfig, "budget": BudgetConfig}
+          "train": TrainConfig, "budget": BudgetConfig, "rating": RatingConfig}
 
 cs = ConfigStore.instance()
 for _group, _schema in GROUPS.items():
@@ -134,22 +135,22 @@ def validate(cfg: DictConfig) -> DictConfig:
     if not (b.max_games or b.max_steps or b.max_iterations or merged.train.warm_start.only):
         raise ConfigError(f"budget '{b.name}' sets no amount of work: set budget.max_games, budget.max_steps or "
                           f"budget.max_iterations (the wall clock is only a safety limit), e.g. budget=tiny")
-    if merged.get("eval") is not None:
-        validate_eval(merged.eval)
+    if merged.get("rating") is not None:
+        validate_rating(merged.rating)
     return merged
 
 
-def validate_eval(eval_cfg: Any) -> None:
-    """The `eval` group against go_core.arena.rungs.EvalConfig: unknown keys refused by name (with the
-    known ones), and the per-iteration quick Elo keys checked (experiments/iteration_eval.py)."""
-    from go_core.arena.rungs import EvalConfig
+def validate_rating(rating_cfg: Any) -> None:
+    """The `rating` group against go_core.arena.rungs.RatingConfig: unknown keys refused by name (with the
+    known ones), and the per-iteration quick Elo keys checked (experiments/iteration_rating.py)."""
+    from go_core.arena.rungs import RatingConfig
 
-    raw = OmegaConf.to_container(eval_cfg, resolve=True) if isinstance(eval_cfg, DictConfig) else dict(eval_cfg)
+    raw = OmegaConf.to_container(rating_cfg, resolve=True) if isinstance(rating_cfg, DictConfig) else dict(rating_cfg)
     try:
-        ecfg = EvalConfig.from_dict(raw)
+        ecfg = RatingConfig.from_dict(raw)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid eval config: {e}. The eval group is conf/eval/*.yaml "
-                          f"(schema: go_core/arena/rungs.py EvalConfig)") from None
+        raise ConfigError(f"invalid rating config: {e}. The rating group is conf/rating/*.yaml "
+                          f"(schema: go_core/arena/rungs.py RatingConfig)") from None
     checks = [("every_iters", int, lambda v: v >= 0, "an integer >= 0 (0: no quick Elo during training)"),
               ("every_games", int, lambda v: v >= 1, "an integer >= 1"),
               ("every_player", str, lambda v: v in ("policy", "mcts"), "one of ['policy', 'mcts']"),
@@ -157,4 +158,4 @@ def validate_eval(eval_cfg: Any) -> None:
     for key, types, ok, expected in checks:
         value = getattr(ecfg, key)
         if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
-            raise ConfigError(f"eval.{key}={value!r} must be {expected}")
+            raise ConfigError(f"rating.{key}={value!r} must be {expected}")

@@ -9,7 +9,7 @@ module.
 `progress.json` (live progress, for the console; never a result) is one JSON object, replaced
 atomically (temp file + os.replace) at each phase change and every few seconds in between:
 
-    phase        "warm_start" | "selfplay" | "training" | "evaluation" | "done"
+    phase        "warm_start" | "selfplay" | "training" | "rating" | "done"
     status       only when phase is "done": the summary's status (ok | crash | timeout)
     iteration    the collect -> train iteration under way (1-based; 0 during the warm start)
     games_done   self-play games finished in this iteration
@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 STATUSES = ("ok", "crash", "timeout", "invalid")
-PHASES = ("warm_start", "selfplay", "training", "evaluation", "done")
+PHASES = ("warm_start", "selfplay", "training", "rating", "done")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

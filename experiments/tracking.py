@@ -36,7 +36,7 @@ class WandbConfig:
     entity: str | None = None                      # W&B team or user; None = the logged-in default
     group: str | None = None                       # runs of one question or sweep share a group
     tags: list[str] = field(default_factory=list)  # free-form labels shown in the W&B UI
-    job_type: str = "train"                        # train | evaluate | sweep-trial
+    job_type: str = "train"                        # train | rate | sweep-trial
     init_timeout_s: float = 60.0                   # give up on W&B (and carry on) after this long
 
 

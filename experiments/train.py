@@ -4,8 +4,8 @@ A synchronous AlphaZero loop, one iteration at a time:
 
     collect: play `selfplay.games_per_iteration` games with the current net (batched MCTS)
     train:   add their positions to the replay window; a number of AdamW steps on it
-    rate:    every `eval.every_iters` iterations (0 = never, the default) a quick Elo of the new
-             net (experiments/iteration_eval.py: a few games against the nearest ladder rung), so
+    rate:    every `rating.every_iters` iterations (0 = never, the default) a quick Elo of the new
+             net (experiments/iteration_rating.py: a few games against the nearest ladder rung), so
              that a sweep's pruner sees Elo per iteration
     record:  one line in metrics.jsonl, checkpoints/latest.pt, a few games/*.sgf
 
@@ -13,9 +13,9 @@ until the budget of WORK is spent: `budget.max_games` self-play games (the last 
 to hit it exactly), `budget.max_steps` optimizer steps and/or `budget.max_iterations`. The same
 config and seed do the same games and steps whatever the machine's load; the wall clock plays no
 part in what is computed. `budget.wall_clock_s` is only a safety limit on the warm start and the
-loop: past it the job stops as `timeout`. Then the final net is evaluated against the reference
-ladder when `eval.at_end` (the eval group is experiments/evaluate.py's; the research loop passes
-`eval.at_end=false` and lets the referee rate the checkpoint) and `summary.json` is written last.
+loop: past it the job stops as `timeout`. Then the final net is rated against the reference
+ladder when `rating.at_end` (the rating group is experiments/rate_checkpoint.py's; the research loop passes
+`rating.at_end=false` and lets the referee rate the checkpoint) and `summary.json` is written last.
 
 Starting points (go_core/learn/warmstart.py): a fresh run applies `train.warm_start` first.
 `train.warm_start.only=true` stops right after it (checkpoints + summary, no self-play): a
@@ -27,7 +27,7 @@ Run directory (DESIGN.md): `.hydra/` (Hydra), `log.txt`, `metrics.jsonl`, `progr
 progress; contract in experiments/rundir.py), `checkpoints/latest.pt`
 (net, optimizer, schedule, replay window, counters, RNG states: a killed run started again with
 the same `hydra.run.dir` resumes at the next iteration and plays exactly what it would have),
-`checkpoints/best.pt` (the net to play and evaluate; no gating: it is the newest net, without the
+`checkpoints/best.pt` (the net to play and rate; no gating: it is the newest net, without the
 training state), `games/*.sgf`, `summary.json` (its metrics hold the games and steps done).
 
 Statuses: `ok` when the loop ends by its budget of work (`budget_note` says which part);
@@ -53,7 +53,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import ConfigError, validate
-from experiments.iteration_eval import is_due, maybe_evaluate
+from experiments.iteration_rating import is_due, maybe_rate
 from experiments.progress import ProgressReporter
 from experiments.rundir import append_metrics, read_metrics, write_summary
 from experiments.stop import Stopped
@@ -98,13 +98,13 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
-def _evaluate_at_end(cfg: DictConfig, checkpoint: Path, run_dir: Path) -> dict:
-    if not cfg.get("eval") or not OmegaConf.select(cfg, "eval.at_end", default=True):
+def _rate_at_end(cfg: DictConfig, checkpoint: Path, run_dir: Path) -> dict:
+    if not cfg.get("rating") or not OmegaConf.select(cfg, "rating.at_end", default=True):
         return {}
-    from experiments.evaluate import evaluate_checkpoint
+    from experiments.rate_checkpoint import rate_checkpoint
 
     log.info("evaluating %s against the reference ladder", checkpoint)
-    return evaluate_checkpoint(cfg.eval, checkpoint, run_dir, board_size=cfg.board.size, komi=cfg.board.komi,
+    return rate_checkpoint(cfg.rating, checkpoint, run_dir, board_size=cfg.board.size, komi=cfg.board.komi,
                                device=cfg.device, log=log.info)
 
 
@@ -164,7 +164,7 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
                  sum(p.numel() for p in training.net.parameters()), cfg.board.size, cfg.board.size,
                  cfg.budget.name, games_budget or "?", steps_budget or "derived",
                  f"{cfg.budget.wall_clock_s:g} s" if cfg.budget.wall_clock_s else "none")
-        last_elo = None   # the last quick Elo of experiments/iteration_eval.py (eval.every_iters)
+        last_elo = None   # the last quick Elo of experiments/iteration_rating.py (rating.every_iters)
         note = "warm start only (train.warm_start.only=true): no self-play" if ws.only else None
         while not ws.only:
             games, note = plan_iteration(cfg, training)
@@ -173,11 +173,11 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
             t_it = time.time()
             m = training.iterate(games, progress)
             progress.iteration_done()
-            due = is_due(cfg.eval, training.iteration)
-            if due:  # the quick evaluation plays this iteration's best.pt
+            due = is_due(cfg.rating, training.iteration)
+            if due:  # the quick rating plays this iteration's best.pt
                 training.save(wall(), cpu())
-                progress.phase("evaluation")
-            quick = maybe_evaluate(cfg, run_dir, training.iteration, run_dir / "checkpoints" / "best.pt",
+                progress.phase("rating")
+            quick = maybe_rate(cfg, run_dir, training.iteration, run_dir / "checkpoints" / "best.pt",
                                    last_elo, log.info)
             if quick:
                 m.update(quick)
@@ -202,9 +202,9 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
                    "samples": training.buffer.total_added, "policy_loss": final.get("policy_loss"),
                    "value_loss": final.get("value_loss"), "policy_acc": final.get("policy_acc"),
                    "sims_per_s": final.get("sims_per_s")}
-        if not ws.only and cfg.get("eval") and OmegaConf.select(cfg, "eval.at_end", default=True):
-            progress.phase("evaluation")
-            metrics.update(_evaluate_at_end(cfg, run_dir / "checkpoints" / "best.pt", run_dir))
+        if not ws.only and cfg.get("rating") and OmegaConf.select(cfg, "rating.at_end", default=True):
+            progress.phase("rating")
+            metrics.update(_rate_at_end(cfg, run_dir / "checkpoints" / "best.pt", run_dir))
     except Stopped as e:
         status, error, exit_code = "timeout", str(e), 124
         log.error("%s", e)

@@ -2,7 +2,7 @@
 window, counters and RNGs; its checkpoint, written and resumed), and the work each iteration does
 -- its self-play games (`plan_iteration`) and optimizer steps (`steps_for_iteration`), fixed by
 the budget of work, never by the clock. experiments/train.py is the job around it (signals, the
-safety limit, logging, the evaluation at the end, summary.json). A node may change both files.
+safety limit, logging, the rating at the end, summary.json). A node may change both files.
 """
 from __future__ import annotations
 

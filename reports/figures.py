@@ -273,7 +273,7 @@ def ladder_figure(ladder: Ladder, frame: pd.DataFrame, path: Path) -> Path:
     fig, ax = _subplots(figsize=(9, 4.8))
     if not ladder:
         _empty(ax, "no ladder calibration cached yet\n(it is measured once per machine by the "
-                   "evaluation; run `research ladder`)")
+                   "rating; run `research ladder`)")
         return _save(fig, path)
     names = list(ladder)
     for i, name in enumerate(names):

@@ -31,7 +31,7 @@ from reports.xy import XYResult, xy_result
 MAX_RUN_FIGURES = 40   # per-run curve figures for the most recent runs; the overview has them all
 NO_CURVES = "No learning curves yet: no run has written an iteration to its metrics.jsonl."
 NO_STRENGTH = "No strength measured yet: no node has an Elo or a win rate against the reference."
-NO_LADDER = ("No ladder calibration is cached on this machine yet (the evaluation measures it once; "
+NO_LADDER = ("No ladder calibration is cached on this machine yet (the rating measures it once; "
              "run `research ladder`), so the nodes are not placed on the ladder here.")
 
 

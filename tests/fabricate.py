@@ -22,7 +22,7 @@ TIMEOUT_ERROR = "wall-clock limit of 600 s exceeded; the job was killed"
 PATCH = ("--- a/go_core/learn/net.py\n+++ b/go_core/learn/net.py\n@@ -10,3 +10,3 @@\n"
          "-    blocks: int = 6\n+    blocks: int = 40\n")
 
-LADDER = {  # rung -> Elo and 95% interval, as the evaluation helper caches it
+LADDER = {  # rung -> Elo and 95% interval, as the rating helper caches it
     "random": {"elo": 0.0, "ci95": [0.0, 0.0]},
     "gnugo-1": {"elo": 650.0, "ci95": [600.0, 700.0]},
     "gnugo-10": {"elo": 900.0, "ci95": [840.0, 960.0]},

@@ -7,7 +7,7 @@ hydra.run.dir=D` writes Elo = 100 * Q * (step + 1) per step; `fake.crash=true` d
 `fake.wandb=true` mirrors the metrics with experiments.tracking (W&B offline). Like the real
 job's lines, each has `iteration` (1, 2, ...) and an optimizer `step` count that is not it (10 per
 iteration); `fake.elo_every=K` puts `elo` only on every K-th iteration's line, as the real job
-does with eval.every_iters=K.
+does with rating.every_iters=K.
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ FOLDERS = ("go_core/game", "go_core/learn", "go_core/arena", "experiments", "aut
 ALLOWED: dict[str, tuple[str, ...]] = {
     "go_core/game": (),
     "go_core/learn": ("go_core.game",),
-    # rate.py reads the eval group through experiments.evaluate.as_eval_config (both pinned)
-    "go_core/arena": ("go_core.game", "experiments.evaluate"),
+    # rate.py reads the rating group through experiments.rate_checkpoint.as_rating_config (both pinned)
+    "go_core/arena": ("go_core.game", "experiments.rate_checkpoint"),
     "experiments": ("go_core.game", "go_core.learn", "go_core.arena"),
     "autoresearch": ("experiments", "experiment_tree", "go_core", "reports.report"),
     "experiment_tree": ("experiments.rundir", "go_core.arena.stats"),

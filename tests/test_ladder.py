@@ -6,7 +6,7 @@ import pytest
 
 from go_core.arena import calibration, engines, rating_walk
 from go_core.arena.elo import expected_score
-from go_core.arena.rungs import EvalConfig, RungConfig, rung_player
+from go_core.arena.rungs import RatingConfig, RungConfig, rung_player
 from go_core.arena.match import MatchGame, MatchConfig, MatchResult, PlayerSpec, play_match
 from go_core.arena.stats import wilson_interval
 
@@ -19,7 +19,7 @@ def config(tmp_path, **kw):
     d = {"rungs": rungs, "reference": "r2", "cache_path": str(tmp_path / "ladder.json"),
          "games_vs_reference": 8, "games_per_rung": 8, "max_rungs": 3, "workers": 1}
     d.update(kw)
-    return EvalConfig.from_dict(d)
+    return RatingConfig.from_dict(d)
 
 
 @pytest.fixture
@@ -45,12 +45,12 @@ def simulated(monkeypatch):
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="unknown eval config keys"):
+    with pytest.raises(ValueError, match="unknown rating config keys"):
         config(tmp_path, gamez=3)
     with pytest.raises(ValueError, match="not a rung"):
         config(tmp_path, reference="nope")
     with pytest.raises(ValueError, match="random"):
-        EvalConfig.from_dict({"rungs": [{"name": "g", "kind": "gnugo"}], "reference": "g"})
+        RatingConfig.from_dict({"rungs": [{"name": "g", "kind": "gnugo"}], "reference": "g"})
 
 
 def test_calibration_is_cached_with_machine_date_games_and_recovers_the_order(tmp_path, simulated):
@@ -84,7 +84,7 @@ def test_adaptive_walk_starts_in_the_middle_and_plays_only_nearby_rungs(tmp_path
     calibration.calibrate(cfg, games=60, log=lambda m: None)
     simulated.clear()
     cand = PlayerSpec("candidate", ["true"])
-    out = rating_walk.evaluate_candidate(cand, cfg, log=lambda m: None)
+    out = rating_walk.rate_candidate(cand, cfg, log=lambda m: None)
     played = [b for _, b, _ in simulated]
     assert played[0] == "r2"                         # the middle rung of five
     assert len(set(played)) == 3 and "random" not in played and "r1" not in played  # far from 600
@@ -149,7 +149,7 @@ def test_a_prior_estimate_starts_the_walk_at_the_nearest_rung(tmp_path, simulate
     cfg = config(tmp_path, max_rungs=2)
     calibration.calibrate(cfg, games=60, log=lambda m: None)
     simulated.clear()
-    out = rating_walk.evaluate_candidate(PlayerSpec("candidate", ["true"]), cfg, log=lambda m: None,
+    out = rating_walk.rate_candidate(PlayerSpec("candidate", ["true"]), cfg, log=lambda m: None,
                                     start_elo=980.0)
     played = [b for _, b, _ in simulated]
     assert played[0] == "r4"
@@ -185,7 +185,7 @@ def test_a_candidate_that_loses_everything_walks_down_and_is_flagged_as_a_bound(
     TRUTH["hopeless"] = -2000.0
     try:
         simulated.clear()
-        out = rating_walk.evaluate_candidate(PlayerSpec("hopeless", ["true"]), cfg, log=lambda m: None)
+        out = rating_walk.rate_candidate(PlayerSpec("hopeless", ["true"]), cfg, log=lambda m: None)
     finally:
         del TRUTH["hopeless"]
     played = [b for _, b, _ in simulated]

@@ -60,7 +60,7 @@ def test_the_start_is_trained_once_and_read_by_nodes_that_do_not_change_it(tmp_p
     base = loop.baseline()
     assert base.kind == "baseline" and base.seed == 3
     ov = loop.command_overrides(base)
-    assert f"train.warm_start.init_checkpoint={ckpt}" in ov and "eval.at_end=false" in ov
+    assert f"train.warm_start.init_checkpoint={ckpt}" in ov and "rating.at_end=false" in ov
     own = store.get_node(store.add_node(qid, base.id, "config", "own warm start",
                                         overrides=["train.warm_start.games=8"], seed=3))
     assert not any(o.startswith("train.warm_start.init_checkpoint=")

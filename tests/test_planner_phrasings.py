@@ -167,7 +167,7 @@ def test_every_sweep_value_is_accepted_by_the_job_config():
 
 def test_a_vocabulary_with_a_referee_key_is_refused(tmp_path):
     bad = tmp_path / "v.yaml"
-    bad.write_text("factors:\n  eval.games: {words: [games], type: int, sweep: [1, 2]}\n"
+    bad.write_text("factors:\n  rating.games: {words: [games], type: int, sweep: [1, 2]}\n"
                    "metrics: {default: elo, elo: {words: [elo]}}\n")
     with pytest.raises(ValueError, match="not in a learner group"):
         load_vocabulary(str(bad))
@@ -183,7 +183,7 @@ def test_explicit_x_and_x2_flags_make_a_sweep_and_a_grid():
     # a learner field outside the vocabulary is allowed; a referee field is not
     v = make_plan("virtual loss", x=("mcts.virtual_loss", ["0.5", "1", "2"]))
     assert v.x_values == [0.5, 1.0, 2.0] and v.arms[1].is_baseline
-    for bad in ("board.size", "eval.games", "train.nonsense", "seed"):
+    for bad in ("board.size", "rating.games", "train.nonsense", "seed"):
         with pytest.raises(PlanRefused, match="not a field a node may vary"):
             make_plan("q", x=(bad, ["1", "2"]))
 

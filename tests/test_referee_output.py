@@ -78,7 +78,7 @@ def proposer(tmp_path):
     ("search_files", {"pattern": "secret", "path": "escape"}, "outside the repository"),
     ("read_file", {"path": "a\x00b"}, "Error"),
     ("read_node", {"node_id": "x"}, "ValueError"),
-    ("propose_config", {"overrides": ["eval=smoke"], "hypothesis": "h"}, "eval"),
+    ("propose_config", {"overrides": ["rating=smoke"], "hypothesis": "h"}, "rating"),
 ])
 def test_a_bad_tool_call_is_an_error_message_to_the_model(proposer, name, args, said):
     class Digest:

@@ -75,15 +75,15 @@ def test_the_training_job_and_its_run_state_stay_the_learners():
     from autoresearch.patch_policy import path_error
     assert path_error("experiments/train.py", new=False) is None
     assert path_error("experiments/training_run.py", new=False) is None
-    assert "outside the learner" in path_error("experiments/evaluate.py", new=False)
+    assert "outside the learner" in path_error("experiments/rate_checkpoint.py", new=False)
     assert "outside the learner" in path_error("experiments/stop.py", new=False)
 
 
 @pytest.mark.parametrize("override", [
-    "eval=smoke", "eval.reference=random", "+eval.games=2", "budget=tiny", "budget.wall_clock_s=5",
+    "rating=smoke", "rating.reference=random", "+rating.games=2", "budget=tiny", "budget.wall_clock_s=5",
     "board=19x19", "seed=7", "device=cuda", "hydra.run.dir=/tmp/x", "+hydra.callbacks.x=y",
-    "hydra/launcher=basic", "launcher=slurm", "~eval", "train.lr=0.1\x00", "train.lr=1\nseed=2",
-    "model@eval=small", "train.lr=${eval.games}", "tracking=wandb",
+    "hydra/launcher=basic", "launcher=slurm", "~rating", "train.lr=0.1\x00", "train.lr=1\nseed=2",
+    "model@rating=small", "train.lr=${rating.games}", "tracking=wandb",
 ])
 def test_referee_overrides_are_refused_with_a_reason(override):
     from autoresearch.override_policy import validate_overrides
@@ -98,7 +98,7 @@ def test_learner_overrides_are_accepted():
                                "tracking=disabled"]) == []
 
 
-def test_loop_refuses_an_evaluation_override_proposal(tmp_path):
+def test_loop_refuses_a_rating_override_proposal(tmp_path):
     """The loop (not only the proposer) refuses: nothing reaches the tree."""
     from autoresearch.agent_config import AgentConfig
     from autoresearch.digest import make_digest
@@ -114,7 +114,7 @@ def test_loop_refuses_an_evaluation_override_proposal(tmp_path):
             self.rejections.append(why)
 
         def accepted(self, p, nid):
-            raise AssertionError("an evaluation override was accepted")
+            raise AssertionError("a rating override was accepted")
 
     repo = make_fake_repo(tmp_path / "repo")
     store = TreeStore(tmp_path / "tree.db")
@@ -123,9 +123,9 @@ def test_loop_refuses_an_evaluation_override_proposal(tmp_path):
     rec = Recorder()
     loop = ResearchLoop(store, tmp_path, qid, rec, AgentConfig(), repo, say=lambda m: None,
                         report=False)
-    p = Proposal(kind="config", hypothesis="an easier reference", overrides=["eval.reference=random"])
+    p = Proposal(kind="config", hypothesis="an easier reference", overrides=["rating.reference=random"])
     assert loop.add_proposal(p, make_digest(store, qid)) is None
-    assert "eval" in rec.rejections[0] and len(store.nodes(qid)) == 1
+    assert "rating" in rec.rejections[0] and len(store.nodes(qid)) == 1
 
 
 def test_a_jobs_own_elo_is_not_believed():

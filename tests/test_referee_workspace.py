@@ -60,7 +60,7 @@ def test_pinned_referee_is_read_only_hashed_and_taken_from_the_commit(tmp_path):
     assert manifest["commit"] == start
     assert "tromp-taylor" in (pin / "go_core/game/board.py").read_text()
     assert set(manifest["files"]) == {"go_core/__init__.py", "go_core/game/board.py",
-                                     "conf/eval/default.yaml"}
+                                     "conf/rating/default.yaml"}
     mode = (pin / "go_core/game/board.py").stat().st_mode
     assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     # the checkout's changed referee file is seen against the pin, not against HEAD
@@ -68,15 +68,15 @@ def test_pinned_referee_is_read_only_hashed_and_taken_from_the_commit(tmp_path):
     # pinning again keeps the same pin (resume); another commit is refused
     assert pin_referee(repo, start, pin) == pin
     # any change to the pin is caught before use
-    target = pin / "conf/eval/default.yaml"
+    target = pin / "conf/rating/default.yaml"
     os.chmod(target, 0o644)
     target.write_text("games: 1\n")
-    with pytest.raises(PinError, match="changed: conf/eval/default.yaml"):
+    with pytest.raises(PinError, match="changed: conf/rating/default.yaml"):
         verify_pin(pin)
     target.unlink()
     (pin / "go_core/game/extra.py").parent.chmod(0o755)
     (pin / "go_core/game/extra.py").write_text("x = 1\n")
-    with pytest.raises(PinError, match="added: go_core/game/extra.py.*removed: conf/eval"):
+    with pytest.raises(PinError, match="added: go_core/game/extra.py.*removed: conf/rating"):
         verify_pin(pin)
 
 
@@ -86,12 +86,12 @@ def test_a_worktree_whose_referee_differs_from_the_pin_is_refused(tmp_path):
     repo = make_fake_repo(tmp_path / "repo")
     pin = pin_referee(repo, "HEAD", tmp_path / "referee/1")
     # HEAD moves after the question started (as a job that reached git could make it)
-    (repo / "conf/eval/default.yaml").write_text("games: 1\n")
+    (repo / "conf/rating/default.yaml").write_text("games: 1\n")
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "easier"],
                    cwd=repo, check=True)
     res = start_job(repo, 1, [], None, tmp_path / "ws/runs/1", wall_clock_s=60, mem_limit_mb=0,
                     job_module=JOB_MODULE, referee_pin=pin).wait()
-    assert res.status == "refused" and "conf/eval/default.yaml" in res.error
+    assert res.status == "refused" and "conf/rating/default.yaml" in res.error
 
 
 def test_a_changed_engine_config_is_not_reused(tmp_path):

@@ -115,25 +115,25 @@ def test_memory_limit_turns_a_memory_hog_into_a_crash(repo, tmp_path):
 
 
 def test_protected_paths_cover_renames_globs_and_dot_segments():
-    rename = ("diff --git a/x.py b/conf/eval/ladder.yaml\nsimilarity index 90%\n"
-              "rename from x.py\nrename to conf/eval/ladder.yaml\n")
-    assert protected_in_patch(rename) == ["conf/eval/ladder.yaml"]
+    rename = ("diff --git a/x.py b/conf/rating/ladder.yaml\nsimilarity index 90%\n"
+              "rename from x.py\nrename to conf/rating/ladder.yaml\n")
+    assert protected_in_patch(rename) == ["conf/rating/ladder.yaml"]
     assert protect.is_protected("./go_core/arena/elo.py")
     for ladder_part in ("rungs", "calibration", "rating_walk"):   # the ladder, split in three
         assert protect.is_protected(f"go_core/arena/{ladder_part}.py")
     for match_part in ("match", "seats"):    # the game loop and the engines' seats (issue 15)
         assert protect.is_protected(f"go_core/arena/{match_part}.py")
-    assert protect.is_protected("go_core/../experiments/evaluate.py")
+    assert protect.is_protected("go_core/../experiments/rate_checkpoint.py")
     assert not protect.is_protected("go_core/learn/mcts.py")
     assert protected_in_patch(behaviour_patch()) == []
 
 
 def test_protected_hashes_detect_a_changed_file(repo):
     before = protect.protected_hashes(repo)
-    assert set(before) == {"go_core/game/board.py", "conf/eval/default.yaml"}
-    (repo / "conf/eval/default.yaml").write_text("games: 1\n")
+    assert set(before) == {"go_core/game/board.py", "conf/rating/default.yaml"}
+    (repo / "conf/rating/default.yaml").write_text("games: 1\n")
     after = protect.protected_hashes(repo)
-    assert before["conf/eval/default.yaml"] != after["conf/eval/default.yaml"]
+    assert before["conf/rating/default.yaml"] != after["conf/rating/default.yaml"]
 
 
 def test_kill_orphan_ends_a_job_left_by_a_killed_loop(repo, tmp_path):

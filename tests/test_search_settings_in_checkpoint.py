@@ -24,7 +24,7 @@ def test_the_training_job_stores_its_search_settings_in_both_checkpoints(tmp_pat
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=["model=b2c32", "mcts.c_puct=2.5", "mcts.root=gumbel",
-                                                         "mcts.gumbel_m=8", "device=cpu", "eval=smoke",
+                                                         "mcts.gumbel_m=8", "device=cpu", "rating=smoke",
                                                          "tracking=disabled"])
     run = TrainingRun(validate(cfg), tmp_path)
     run.save(wall_s=0.0, cpu_s=0.0)

@@ -108,7 +108,7 @@ def test_hopeless_trial_is_pruned_and_killed(tmp_path, fake_repo):
 
 
 def test_intermediate_elo_is_reported_at_its_iteration(tmp_path, fake_repo):
-    """metrics.jsonl lines as experiments.train writes them with eval.every_iters=2: `elo` on
+    """metrics.jsonl lines as experiments.train writes them with rating.every_iters=2: `elo` on
     every second line only; the trial gets one intermediate value per line with Elo, at its
     iteration (not the optimizer step), and lines without Elo are skipped."""
     sweep = write_sweep(tmp_path / "every.yaml", """
@@ -255,7 +255,7 @@ def test_sigterm_kills_running_trials_and_fails_them(tmp_path, fake_repo):
 MICRO_JOB = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterations=2",
              "selfplay.games_per_iteration=2", "selfplay.parallel_games=2", "selfplay.visits=4",
              "selfplay.cheap_visits=2", "selfplay.max_moves_factor=1.0", "train.batch_size=16",
-             "train.max_steps_per_iteration=3", "train.torch_threads=1", "eval=smoke"]
+             "train.max_steps_per_iteration=3", "train.torch_threads=1", "rating=smoke"]
 
 
 def _need_gnugo() -> None:
@@ -308,19 +308,19 @@ def test_sweep_of_the_real_training_job(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.gnugo
 def test_real_training_job_reports_elo_per_iteration(tmp_path, monkeypatch):
-    """With eval.every_iters=1 each iteration of experiments.train writes a quick Elo, which the
+    """With rating.every_iters=1 each iteration of experiments.train writes a quick Elo, which the
     sweep reports to the pruner at that iteration."""
     import subprocess
 
     _need_gnugo()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    job = [o for o in MICRO_JOB if not o.startswith("eval=")]
+    job = [o for o in MICRO_JOB if not o.startswith("rating=")]
     sweep = write_sweep(tmp_path / "per_iter.yaml", f"""
         name: per_iteration_elo
         intermediate: elo
         params: {{train.lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}}}
         pruner: {{type: median, n_startup_trials: 5}}
-        base_overrides: {json.dumps(job + ["eval=smoke", "eval.every_iters=1", "++eval.at_end=false",
+        base_overrides: {json.dumps(job + ["rating=smoke", "rating.every_iters=1", "++rating.at_end=false",
                                           "train.warm_start.random_value_games=4"])}
         job: {{module: experiments.train, wall_clock_s: 900}}
     """)

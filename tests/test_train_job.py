@@ -17,7 +17,7 @@ MICRO = ["board=5x5", "model=b2c32", "budget.wall_clock_s=0", "budget.max_iterat
          "selfplay.games_per_iteration=2", "selfplay.parallel_games=2", "selfplay.visits=4",
          "selfplay.cheap_visits=2", "selfplay.max_moves_factor=1.0", "train.batch_size=16",
          "train.max_steps_per_iteration=3", "train.warm_start.random_value_games=4",
-         "train.warm_start.random_value_steps=1", "train.torch_threads=1", "++eval.at_end=false"]
+         "train.warm_start.random_value_steps=1", "train.torch_threads=1", "++rating.at_end=false"]
 
 
 def job(run_dir: Path, *overrides: str, wait: bool = True, env: dict | None = None):
@@ -133,7 +133,7 @@ def test_sigterm_stops_the_job_as_a_timeout(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)   # training (< 10 min) plus ~150 evaluation games
+@pytest.mark.timeout(3600)   # training (< 10 min) plus ~150 rating games
 def test_tiny_budget_acceptance(tmp_path):
     """Issue 3: `experiments.train board=9x9 budget=tiny` in under 10 minutes; its net with MCTS
     beats random in >= 95 of 100 games, and MCTS at 64 visits beats the raw policy."""

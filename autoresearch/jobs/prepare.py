@@ -56,7 +56,7 @@ def prepare(spec: JobSpec, python: str) -> PreparedNode | JobResult:
     if patch and patch.strip():
         hit = protected_in_patch(patch, protected)
         if hit:
-            return finished("refused", "patch touches protected files (rules, scoring, evaluation "
+            return finished("refused", "patch touches protected files (rules, scoring, rating "
                             f"or the ladder may not be changed by a run): {', '.join(hit)}")
         why = patch_policy.patch_errors(patch, repo_root, allowed)
         if why:

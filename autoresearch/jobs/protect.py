@@ -1,6 +1,6 @@
 """Patch protection: what scores a run must not be editable by the run.
 
-A patch that touches the rules, the scoring, the evaluation or the ladder is refused before
+A patch that touches the rules, the scoring, the rating or the ladder is refused before
 anything runs, and the protected files are hash-checked in the worktree after the patch is
 applied (karpathy/autoresearch's line between `train.py` and `prepare.py`). The learner-side
 allow-list is autoresearch/patch_policy.py; this is the deny-list both checks share.
@@ -13,7 +13,7 @@ import os
 import shlex
 from pathlib import Path
 
-# Rules, scoring, evaluation and the ladder: what scores a run must not be editable by the run.
+# Rules, scoring, rating and the ladder: what scores a run must not be editable by the run.
 # The one list; `git apply` paths and worktree hashes are both checked against it.
 PROTECTED_PATTERNS: tuple[str, ...] = (
     "go_core/game/board.py",
@@ -25,9 +25,9 @@ PROTECTED_PATTERNS: tuple[str, ...] = (
     "go_core/arena/calibration.py",
     "go_core/arena/rating_walk.py",
     "go_core/arena/seats.py",
-    "experiments/evaluate.py",
+    "experiments/rate_checkpoint.py",
     "experiments/rundir.py",
-    "conf/eval/**",
+    "conf/rating/**",
 )
 
 

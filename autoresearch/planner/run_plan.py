@@ -80,7 +80,7 @@ def plan_with(p: Any, question: str, *, x: str | None = None, x2: str | None = N
     """The plan of `question` under the planner settings `p` (conf/agent `planner`), with `x`/`x2`
     as `--x` takes them (KEY=v1,v2,...): what `research run` and the Anthropic proposer's
     `propose_experiment` tool both build. PlanRefused says what was wrong."""
-    minutes = p.minutes_per_node or budget_expected_s(board, budget) / 60.0 + p.eval_minutes
+    minutes = p.minutes_per_node or budget_expected_s(board, budget) / 60.0 + p.rating_minutes
     return make_plan(question, x=_x(x) if x else None, x2=_x(x2) if x2 else None, y=y,
                      seeds=p.seeds if seeds is None else int(seeds), budget_runs=budget_runs,
                      budget_hours=budget_hours, workers=workers, board=board, budget=budget,

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from go_core.arena.elo import fit_elo
 from go_core.arena.match import MatchGame, play_match
-from go_core.arena.rungs import EvalConfig, rung_player, rung_signature
+from go_core.arena.rungs import RatingConfig, rung_player, rung_signature
 
 
 def default_cache_path() -> Path:
@@ -28,11 +28,11 @@ def default_cache_path() -> Path:
     return Path(base) / f"ladder-{socket.gethostname()}.json"
 
 
-def cache_path(cfg: EvalConfig) -> Path:
+def cache_path(cfg: RatingConfig) -> Path:
     return Path(os.path.expanduser(cfg.cache_path)) if cfg.cache_path else default_cache_path()
 
 
-def _read_cache(cfg: EvalConfig) -> dict[str, Any]:
+def _read_cache(cfg: RatingConfig) -> dict[str, Any]:
     path = cache_path(cfg)
     try:
         return json.loads(path.read_text()) if path.exists() else {}
@@ -40,7 +40,7 @@ def _read_cache(cfg: EvalConfig) -> dict[str, Any]:
         return {}
 
 
-def load_calibration(cfg: EvalConfig, board_size: int | None = None,
+def load_calibration(cfg: RatingConfig, board_size: int | None = None,
                      komi: float | None = None) -> dict[str, Any] | None:
     """The cached calibration of this machine, or None. The cache is keyed by board size, komi and
     each rung's full definition: a calibration made for another board or komi is not used, and
@@ -62,7 +62,7 @@ def _same_game(data: dict[str, Any], board_size: int | None, komi: float | None)
             and (komi is None or data.get("komi") is None or float(data["komi"]) == float(komi)))
 
 
-def ladder_elos(cfg: EvalConfig, board_size: int | None = None,
+def ladder_elos(cfg: RatingConfig, board_size: int | None = None,
                 komi: float | None = None) -> tuple[dict[str, float], dict[str, float], str]:
     """Rung Elos and their standard errors: from this machine's calibration for this board and
     komi where there is one, else the config's `elo_default` (sd 150, flagged by the returned
@@ -83,7 +83,7 @@ def ladder_elos(cfg: EvalConfig, board_size: int | None = None,
     return elos, sds, source
 
 
-def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: int | None = None,
+def calibrate(cfg: RatingConfig, board_size: int = 9, komi: float = 7.0, games: int | None = None,
               rung_names: list[str] | None = None, sgf_dir: str | None = None,
               log: Callable[[str], None] = print, write_cache: bool = True) -> dict[str, Any]:
     """Play neighbouring rungs (and rungs two apart) `games` games per pair, fit the rung Elos
@@ -107,7 +107,7 @@ def calibrate(cfg: EvalConfig, board_size: int = 9, komi: float = 7.0, games: in
                           write_cache)
 
 
-def _calibration_lock(cfg: EvalConfig):
+def _calibration_lock(cfg: RatingConfig):
     """One calibration at a time per cache file (the cache is written only by calibrate)."""
     @contextlib.contextmanager
     def held():
@@ -171,7 +171,7 @@ def _calibrate(cfg, board_size, komi, games, rungs, names, anchor, pairs, sgf_di
     return data
 
 
-def _write_cache(cfg: EvalConfig, data: dict[str, Any]) -> None:
+def _write_cache(cfg: RatingConfig, data: dict[str, Any]) -> None:
     path = cache_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -179,7 +179,7 @@ def _write_cache(cfg: EvalConfig, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _calibration_data(cfg: EvalConfig, records: list[list], anchor: str, sigs: dict[str, Any],
+def _calibration_data(cfg: RatingConfig, records: list[list], anchor: str, sigs: dict[str, Any],
                       valid: set[str], board_size: int, komi: float, games: int,
                       seconds: float) -> dict[str, Any]:
     """Fit the rungs connected to the anchor by games on record; the cache's content."""

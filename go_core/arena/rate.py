@@ -47,30 +47,30 @@ def _write(path: str, obj: dict) -> None:
 
 def rate_ladder(a: argparse.Namespace) -> dict:
     """Elo on the reference ladder (the headline strength, comparable across questions)."""
-    from experiments.evaluate import as_eval_config
-    from go_core.arena.rating_walk import evaluate_candidate
+    from experiments.rate_checkpoint import as_rating_config
+    from go_core.arena.rating_walk import rate_candidate
     from go_core.arena.match import PlayerSpec
     spec = _spec(a.player_json)
-    cfg = as_eval_config(None)
+    cfg = as_rating_config(None)
     cand = PlayerSpec(name="candidate", argv=[str(x) for x in spec["argv"]], env=spec.get("env"))
     anchors = None
     if a.anchors:
         saved = json.loads(Path(a.anchors).read_text())
         anchors = (saved["elos"], saved["sds"], saved["source"])
     t = time.monotonic()
-    out = evaluate_candidate(cand, cfg, board_size=a.board_size, komi=a.komi,
+    out = rate_candidate(cand, cfg, board_size=a.board_size, komi=a.komi,
                              sgf_dir=a.sgf_dir, log=lambda m: print(m, flush=True),
                              start_elo=a.start_elo, anchors=anchors)
     out.pop("games", None)
-    out["eval_seconds"] = round(time.monotonic() - t, 1)
+    out["rating_seconds"] = round(time.monotonic() - t, 1)
     return out
 
 
 def ladder_anchors(a: argparse.Namespace) -> dict:
     """The rung Elos (and sds, and their source) a question is rated against, fixed at its start."""
-    from experiments.evaluate import as_eval_config
+    from experiments.rate_checkpoint import as_rating_config
     from go_core.arena.calibration import ladder_elos
-    elos, sds, source = ladder_elos(as_eval_config(None), a.board_size, a.komi)
+    elos, sds, source = ladder_elos(as_rating_config(None), a.board_size, a.komi)
     return {"elos": elos, "sds": sds, "source": source, "board_size": a.board_size, "komi": a.komi}
 
 

@@ -1,6 +1,6 @@
 """Rating a candidate on the reference ladder: an adaptive walk over the calibrated rungs.
 
-`evaluate_candidate` starts at the middle rung (or the reference, or the rung nearest a prior
+`rate_candidate` starts at the middle rung (or the reference, or the rung nearest a prior
 estimate), and after each batch of games moves to the unplayed rung closest to the candidate's
 current estimate, so only rungs near its strength are played; the candidate's Elo is fitted with
 the rung Elos fixed (their calibration uncertainty, from `go_core.arena.calibration`, propagated
@@ -13,11 +13,11 @@ from typing import Any, Callable
 from go_core.arena.calibration import ladder_elos
 from go_core.arena.elo import fit_elo
 from go_core.arena.match import MatchGame, PlayerSpec, play_match
-from go_core.arena.rungs import EvalConfig, RungConfig, rung_player
+from go_core.arena.rungs import RatingConfig, RungConfig, rung_player
 from go_core.arena.stats import win_rate
 
 
-def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int = 9, komi: float = 7.0,
+def rate_candidate(candidate: PlayerSpec, cfg: RatingConfig, board_size: int = 9, komi: float = 7.0,
                        sgf_dir: str | None = None, log: Callable[[str], None] = print,
                        max_rungs: int | None = None, games_per_rung: int | None = None,
                        games_vs_reference: int | None = None, start: str | None = None,
@@ -40,7 +40,7 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     playable = [r for r in cfg.rungs if r.name in elos]
     if cfg.reference not in elos:
         raise ValueError(f"reference rung {cfg.reference!r} has no Elo: calibrate the ladder "
-                         "(`research ladder calibrate`) or give it elo_default in conf/eval/ladder/")
+                         "(`research ladder calibrate`) or give it elo_default in conf/rating/ladder/")
     if candidate.name in elos:
         raise ValueError(f"candidate name {candidate.name!r} clashes with a rung name")
     max_rungs = max_rungs or cfg.max_rungs
@@ -55,7 +55,7 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
     elif start == "reference":
         first = cfg.rung(cfg.reference)
     else:
-        raise ValueError(f"eval.start must be middle or reference, got {start!r}")
+        raise ValueError(f"rating.start must be middle or reference, got {start!r}")
     played: dict[str, list[MatchGame]] = {}
     all_games: list[MatchGame] = []
 
@@ -68,7 +68,7 @@ def evaluate_candidate(candidate: PlayerSpec, cfg: EvalConfig, board_size: int =
         played.setdefault(rung.name, []).extend(res.games)
         all_games.extend(res.games)
         wr = res.win_rate(candidate.name)
-        log(f"[eval] vs {rung.name} (Elo {elos[rung.name]:.0f}): {wr.wins:g}/{wr.games} "
+        log(f"[rating] vs {rung.name} (Elo {elos[rung.name]:.0f}): {wr.wins:g}/{wr.games} "
             f"in {res.seconds:.0f} s {res.reasons()}")
 
     def estimate() -> float:

@@ -2,8 +2,8 @@
 
 A *rung* is a reference player: `random` (Elo 0 by definition), GNU Go at a level, KataGo with a
 net and a visit count (resignation off, so dead stones are played out under Tromp-Taylor), any
-GTP command, or a checkpoint of ours (policy or MCTS). Rungs are defined in `conf/eval/ladder/`;
-`EvalConfig` is the schema of the whole `eval` group (the rungs and how a checkpoint is rated).
+GTP command, or a checkpoint of ours (policy or MCTS). Rungs are defined in `conf/rating/ladder/`;
+`RatingConfig` is the schema of the whole `rating` group (the rungs and how a checkpoint is rated).
 
 Their Elo values are measured by `go_core.arena.calibration`; a candidate is rated against them by
 `go_core.arena.rating_walk`.
@@ -38,12 +38,12 @@ class RungConfig:
 
 
 @dataclass
-class EvalConfig:
-    """How a checkpoint is rated (the `eval` config group)."""
+class RatingConfig:
+    """How a checkpoint is rated (the `rating` config group)."""
     rungs: list[RungConfig] = field(default_factory=list)  # the ladder, weakest first
     reference: str = "katago-b6c96-v1"  # rung that gives the headline winrate_vs_ref
-    games_vs_reference: int = 8         # games against the reference (colours alternate; even)
-    games_per_rung: int = 4             # games per adaptive step against other rungs (even)
+    games_vs_reference: int = 4         # games against the reference (colours alternate; even)
+    games_per_rung: int = 2             # games per adaptive step against other rungs (even)
     max_rungs: int = 3                  # rungs played in all, the reference included
     start: str = "middle"               # first rung of the adaptive walk: middle | reference
     candidate_player: str = "mcts"      # policy | mcts: how the checkpoint plays
@@ -57,25 +57,22 @@ class EvalConfig:
     calibration_skip_pairs: bool = True # also pair rungs two apart (ties the chain together)
     prior_draws: float = 1.0            # virtual draws per pair in the Elo fit (finite under blowouts)
     cache_path: str | None = None       # calibration cache; None: ~/.cache/tengen/ladder-<host>.json
-    save_sgf: bool = True               # save every evaluation game as SGF in the run's games/
+    save_sgf: bool = True               # save every rating game as SGF in the run's games/
     seed: int = 0                       # seeds openings and random moves
-    at_end: bool = True                 # training runs evaluate their final checkpoint (experiments/train.py)
-    every_iters: int = 0                # also a quick Elo every this many iterations (experiments/iteration_eval.py; 0: off)
+    at_end: bool = True                 # training runs rate their final checkpoint (experiments/train.py)
+    every_iters: int = 0                # also a quick Elo every this many iterations (experiments/iteration_rating.py; 0: off)
     every_games: int = 4                # games of that quick Elo, against the one rung nearest the last estimate
     every_player: str = "policy"        # policy | mcts: how the checkpoint plays in the quick Elo (policy is cheap)
     every_start_elo: float = 200.0      # the first quick Elo plays the rung nearest this (later: the last estimate)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "EvalConfig":
-        """Build from a plain dict (Hydra's eval group), refusing unknown keys by name."""
+    def from_dict(d: dict[str, Any]) -> "RatingConfig":
+        """Build from a plain dict (Hydra's rating group), refusing unknown keys by name."""
         d = dict(d)
-        known = {f.name for f in fields(EvalConfig)}
-        ladder = d.pop("ladder", None)
-        if ladder is not None:  # conf/eval/default.yaml pulls conf/eval/ladder/*.yaml in as `ladder`
-            d.setdefault("rungs", ladder.get("rungs", []))
+        known = {f.name for f in fields(RatingConfig)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown eval config keys {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown rating config keys {unknown}; known: {sorted(known)}")
         rung_known = {f.name for f in fields(RungConfig)}
         rungs = []
         for r in d.get("rungs") or []:
@@ -87,12 +84,12 @@ class EvalConfig:
                 raise ValueError(f"rung {rung.name!r}: kind must be one of {RUNG_KINDS}, got {rung.kind!r}")
             rungs.append(rung)
         d["rungs"] = rungs
-        cfg = EvalConfig(**d)
+        cfg = RatingConfig(**d)
         names = [r.name for r in rungs]
         if len(set(names)) != len(names):
             raise ValueError(f"ladder rung names must be unique, got {names}")
         if rungs and cfg.reference not in names:
-            raise ValueError(f"eval.reference {cfg.reference!r} is not a rung of the ladder {names}")
+            raise ValueError(f"rating.reference {cfg.reference!r} is not a rung of the ladder {names}")
         if rungs and not any(r.kind == "random" for r in rungs):
             raise ValueError("the ladder needs a `random` rung: it anchors Elo at 0")
         return cfg

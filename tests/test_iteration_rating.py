@@ -1,4 +1,4 @@
-"""The quick Elo a training run writes per iteration (experiments/iteration_eval.py), on a real
+"""The quick Elo a training run writes per iteration (experiments/iteration_rating.py), on a real
 checkpoint against the smoke ladder (random, GNU Go level 0)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments.config import ConfigError, validate
-from experiments.iteration_eval import is_due, last_elo, maybe_evaluate
+from experiments.iteration_rating import is_due, last_elo, maybe_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,8 @@ def setup(tmp_path_factory):
     from omegaconf import OmegaConf
 
     tmp = tmp_path_factory.mktemp("iteval")
-    cfg = compose("board=5x5", "model=b2c32", "eval=smoke", "eval.every_iters=2", "device=cpu",
-                  f"eval.cache_path={tmp / 'no-calibration.json'}")
+    cfg = compose("board=5x5", "model=b2c32", "rating=smoke", "rating.every_iters=2", "device=cpu",
+                  f"rating.cache_path={tmp / 'no-calibration.json'}")
     cfg = validate(cfg)
     torch.manual_seed(0)
     model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
@@ -40,25 +40,25 @@ def setup(tmp_path_factory):
 
 def test_schedule_and_config_keys(setup):
     cfg, _, _ = setup
-    assert cfg.eval.every_iters == 2 and cfg.eval.every_games == 2 and cfg.eval.every_player == "policy"
-    assert not is_due(cfg.eval, 1) and is_due(cfg.eval, 2) and not is_due(cfg.eval, 3) and is_due(cfg.eval, 4)
-    assert not is_due(compose("eval=smoke").eval, 1), "the default must be off (every_iters: 0)"
+    assert cfg.rating.every_iters == 2 and cfg.rating.every_games == 2 and cfg.rating.every_player == "policy"
+    assert not is_due(cfg.rating, 1) and is_due(cfg.rating, 2) and not is_due(cfg.rating, 3) and is_due(cfg.rating, 4)
+    assert not is_due(compose("rating=smoke").rating, 1), "the default must be off (every_iters: 0)"
     with pytest.raises(ConfigError, match=r"every_player='fast' must be one of \['policy', 'mcts'\]"):
-        validate(compose("eval.every_player=fast"))
+        validate(compose("rating.every_player=fast"))
     with pytest.raises(ConfigError, match="every_iters=-1 must be an integer >= 0"):
-        validate(compose("eval.every_iters=-1"))
-    with pytest.raises(ConfigError, match=r"unknown eval config keys \['every_iter'\]; known: .*every_iters"):
-        validate(compose("+eval.every_iter=1"))
+        validate(compose("rating.every_iters=-1"))
+    with pytest.raises(ConfigError, match=r"unknown rating config keys \['every_iter'\]; known: .*every_iters"):
+        validate(compose("+rating.every_iter=1"))
 
 
 def test_not_due_is_none_and_due_gives_a_finite_elo(setup):
     cfg, tmp, ckpt = setup
     run = tmp / "run"
     messages: list[str] = []
-    assert maybe_evaluate(cfg, run, 1, ckpt, None, messages.append) is None
+    assert maybe_rate(cfg, run, 1, ckpt, None, messages.append) is None
     assert not messages
     # first estimate: the rung nearest every_start_elo (200) is random; no GNU Go needed
-    m = maybe_evaluate(cfg, run, 2, ckpt, None, messages.append)
+    m = maybe_rate(cfg, run, 2, ckpt, None, messages.append)
     assert "elo_error" not in m, m
     assert m["elo_rung"] == "random" and m["elo_games"] == 2
     lo, hi = m["elo_ci95"]
@@ -72,7 +72,7 @@ def test_next_estimate_plays_the_rung_nearest_the_last_one(setup):
     if shutil.which("gnugo") is None and not Path("/usr/games/gnugo").exists():
         pytest.skip("GNU Go not installed (apt-get install gnugo): the gnugo-L0 rung needs it")
     run = tmp / "run2"
-    m = maybe_evaluate(cfg, run, 4, ckpt, {"elo": 700.0}, print)
+    m = maybe_rate(cfg, run, 4, ckpt, {"elo": 700.0}, print)
     assert "elo_error" not in m, m
     assert m["elo_rung"] == "gnugo-L0" and math.isfinite(m["elo"])
     # a random net against GNU Go: it should not be rated above the rung it lost to
@@ -87,22 +87,22 @@ def test_last_elo_is_read_back_from_metrics(tmp_path):
     assert last_elo(tmp_path) == 150.0
 
 
-def test_a_failing_evaluation_is_recorded_not_raised(setup):
+def test_a_failing_rating_is_recorded_not_raised(setup):
     cfg, tmp, _ = setup
     logged: list[str] = []
-    m = maybe_evaluate(cfg, tmp / "run3", 2, tmp / "missing.pt", None, logged.append)
+    m = maybe_rate(cfg, tmp / "run3", 2, tmp / "missing.pt", None, logged.append)
     assert set(m) == {"elo_error", "elo_s"} and "missing.pt" in m["elo_error"] and "does not exist" in m["elo_error"]
     assert "training goes on" in logged[-1]
     # a checkpoint the engine cannot load: every game is lost by a crash -> an error, not an Elo
     broken = tmp / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    m = maybe_evaluate(cfg, tmp / "run3", 2, broken, None, logged.append)
+    m = maybe_rate(cfg, tmp / "run3", 2, broken, None, logged.append)
     assert "elo" not in m and "lost by a failure of the candidate" in m["elo_error"], m
 
 
 def test_a_stop_request_is_not_swallowed(setup, monkeypatch):
     cfg, tmp, ckpt = setup
-    import experiments.evaluate as evaluate
+    import experiments.rate_checkpoint as rate_checkpoint
 
     from experiments import train
     from experiments.stop import Stopped
@@ -111,6 +111,6 @@ def test_a_stop_request_is_not_swallowed(setup, monkeypatch):
     def stopped(*a, **k):
         raise Stopped("stopped by signal SIGTERM")
 
-    monkeypatch.setattr(evaluate, "quick_elo", stopped)
+    monkeypatch.setattr(rate_checkpoint, "quick_elo", stopped)
     with pytest.raises(Stopped):
-        maybe_evaluate(cfg, tmp / "run4", 2, ckpt, None, print)
+        maybe_rate(cfg, tmp / "run4", 2, ckpt, None, print)

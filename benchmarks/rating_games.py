@@ -1,8 +1,8 @@
-"""Evaluation speed: games per minute of a candidate against each ladder rung on this machine.
+"""Rating speed: games per minute of a candidate against each ladder rung on this machine.
 
-    python benchmarks/evaluate.py [--games 4] [--rungs random,gnugo-L10] [--checkpoint P] [--eval default]
+    python benchmarks/rating_games.py [--games 4] [--rungs random,gnugo-L10] [--checkpoint P] [--rating default]
 
-The candidate is our random player unless --checkpoint is given (then the eval config's
+The candidate is our random player unless --checkpoint is given (then the rating config's
 candidate_player / candidate_visits). Prints one JSON object: per rung games_per_min, seconds,
 mean plies per game and failures, plus the machine's load average at the start and end (the
 machine may be shared: timings are wall clock).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.evaluate import as_eval_config, candidate_player, load_default_eval_dict  # noqa: E402
+from experiments.rate_checkpoint import as_rating_config, candidate_player, load_default_rating_dict  # noqa: E402
 from go_core.arena.rungs import our_player_command, repo_env, rung_player  # noqa: E402
 from go_core.arena.match import PlayerSpec, play_match  # noqa: E402
 
@@ -30,14 +30,14 @@ def main(argv=None) -> int:
     p.add_argument("--games", type=int, default=4, help="games per rung")
     p.add_argument("--rungs", default=None, help="comma-separated rung names (default: all)")
     p.add_argument("--checkpoint", default=None, help="rate this checkpoint instead of the random player")
-    p.add_argument("--eval", default="default", help="eval config option in conf/eval/")
-    p.add_argument("--workers", type=int, default=None, help="games at once (default eval.workers)")
+    p.add_argument("--rating", default="default", help="rating config option in conf/rating/")
+    p.add_argument("--workers", type=int, default=None, help="games at once (default rating.workers)")
     p.add_argument("--board-size", type=int, default=9)
     args = p.parse_args(argv)
-    d = load_default_eval_dict(args.eval)
+    d = load_default_rating_dict(args.rating)
     if args.workers:
         d["workers"] = args.workers
-    cfg = as_eval_config(d)
+    cfg = as_rating_config(d)
     if args.checkpoint:
         cand = candidate_player(cfg, args.checkpoint, name="candidate")
     else:

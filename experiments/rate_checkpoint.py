@@ -1,10 +1,10 @@
-"""Rate a checkpoint against the reference ladder: `python -m experiments.evaluate checkpoint=PATH`.
+"""Rate a checkpoint against the reference ladder: `python -m experiments.rate_checkpoint checkpoint=PATH`.
 
 The job writes one run directory (Hydra's `hydra.run.dir`): `games/` (every game as SGF),
-`eval.json` (per-rung results and every game's end reason), `log.txt`, and last `summary.json`
+`rating.json` (per-rung results and every game's end reason), `log.txt`, and last `summary.json`
 with `metrics: {winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95}` and `reference`.
 
-`evaluate_checkpoint(...)` is the same step as a function; the training job calls it at the end of
+`rate_checkpoint(...)` is the same step as a function; the training job calls it at the end of
 every run. `quick_elo(...)` is a cheaper estimate (a few games against one rung) for use per
 iteration.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from go_core.arena.calibration import ladder_elos
-from go_core.arena.rating_walk import evaluate_candidate
-from go_core.arena.rungs import EvalConfig, our_player_command, repo_env, rung_player
+from go_core.arena.rating_walk import rate_candidate
+from go_core.arena.rungs import RatingConfig, our_player_command, repo_env, rung_player
 from go_core.arena.match import PlayerSpec, play_match
 from go_core.arena.elo import fit_elo
 from go_core.arena.stats import win_rate
@@ -29,30 +29,40 @@ from go_core.arena.stats import win_rate
 CANDIDATE = "candidate"
 
 
-def as_eval_config(eval_cfg: Any) -> EvalConfig:
-    """EvalConfig from an EvalConfig, a plain dict or Hydra's DictConfig of the `eval` group."""
-    if isinstance(eval_cfg, EvalConfig):
-        return eval_cfg
-    if eval_cfg is None:
-        eval_cfg = load_default_eval_dict()
-    if not isinstance(eval_cfg, dict):
+def as_rating_config(rating_cfg: Any) -> RatingConfig:
+    """RatingConfig from a RatingConfig, a plain dict or Hydra's DictConfig of the `rating` group."""
+    if isinstance(rating_cfg, RatingConfig):
+        return rating_cfg
+    if rating_cfg is None:
+        rating_cfg = load_default_rating_dict()
+    if not isinstance(rating_cfg, dict):
         from omegaconf import OmegaConf
-        eval_cfg = OmegaConf.to_container(eval_cfg, resolve=True)
-    return EvalConfig.from_dict(eval_cfg)
+        rating_cfg = OmegaConf.to_container(rating_cfg, resolve=True)
+    return RatingConfig.from_dict(rating_cfg)
 
 
-def load_default_eval_dict(name: str = "default") -> dict[str, Any]:
-    """The `eval` group option `name` from conf/, composed by Hydra (for callers without Hydra)."""
+def register_schema() -> None:
+    """Store RatingConfig as `rating/schema`, which conf/rating/*.yaml extend. experiments/config.py
+    stores it too, for the training job; this module does it itself because the referee composes
+    the rating group from its pinned copy, without the learner's experiments/config.py."""
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(group="rating", name="schema", node=RatingConfig)
+
+
+def load_default_rating_dict(name: str = "default") -> dict[str, Any]:
+    """The `rating` group option `name` from conf/, composed by Hydra (for callers without Hydra)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    register_schema()
+
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base=None):
-        cfg = compose(config_name="evaluate", overrides=[f"eval={name}", "checkpoint=unused"])
-    return OmegaConf.to_container(cfg.eval, resolve=True)
+        cfg = compose(config_name="rate_checkpoint", overrides=[f"rating={name}", "checkpoint=unused"])
+    return OmegaConf.to_container(cfg.rating, resolve=True)
 
 
-def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device: str | None = None,
+def candidate_player(cfg: RatingConfig, checkpoint_path: str | os.PathLike, device: str | None = None,
                      name: str = CANDIDATE) -> PlayerSpec:
     """The checkpoint as a GTP engine (`python -m go_core.arena.gtp_server --player mcts ...`)."""
     path = Path(checkpoint_path)
@@ -63,38 +73,38 @@ def candidate_player(cfg: EvalConfig, checkpoint_path: str | os.PathLike, device
     return PlayerSpec(name=name, argv=argv, env=repo_env())
 
 
-def evaluate_checkpoint(eval_cfg: Any, checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
+def rate_checkpoint(rating_cfg: Any, checkpoint_path: str | os.PathLike, run_dir: str | os.PathLike,
                         board_size: int = 9, komi: float = 7.0, device: str | None = None,
                         log: Callable[[str], None] = print, start_elo: float | None = None) -> dict[str, Any]:
     """Play the checkpoint against the ladder and return the metrics for `summary.json`.
 
     Keys: winrate_vs_ref, winrate_ci95, games_vs_ref, elo, elo_ci95, reference, rungs (per rung),
-    colour_advantage, ladder_source (calibration | defaults), games, failures, eval_seconds.
-    Writes `games/*.sgf` (if eval.save_sgf) and `eval.json` into run_dir. `start_elo` (e.g. the
+    colour_advantage, ladder_source (calibration | defaults), games, failures, rating_seconds.
+    Writes `games/*.sgf` (if rating.save_sgf) and `rating.json` into run_dir. `start_elo` (e.g. the
     parent run's Elo) starts the adaptive walk at the nearest rung instead of the middle.
     """
-    cfg = as_eval_config(eval_cfg)
+    cfg = as_rating_config(rating_cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     cand = candidate_player(cfg, checkpoint_path, device)
     sgf_dir = str(run_dir / "games") if cfg.save_sgf else None
-    out = evaluate_candidate(cand, cfg, board_size=board_size, komi=komi, sgf_dir=sgf_dir, log=log,
+    out = rate_candidate(cand, cfg, board_size=board_size, komi=komi, sgf_dir=sgf_dir, log=log,
                              start_elo=start_elo)
-    out["eval_seconds"] = round(time.monotonic() - t0, 1)
-    (run_dir / "eval.json").write_text(json.dumps(out, indent=1))
+    out["rating_seconds"] = round(time.monotonic() - t0, 1)
+    (run_dir / "rating.json").write_text(json.dumps(out, indent=1))
     return out
 
 
-def quick_elo(eval_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int = 9, komi: float = 7.0,
+def quick_elo(rating_cfg: Any, checkpoint_path: str | os.PathLike, board_size: int = 9, komi: float = 7.0,
               games: int = 4, near_elo: float | None = None, run_dir: str | os.PathLike | None = None,
               device: str | None = None, sgf_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """A cheap Elo estimate: `games` games against the one rung closest to `near_elo`
     (the reference when None). Returns elo, elo_ci95, rung, score, games, failures (games the
     candidate lost by crashing, timing out or an illegal move). Raises RuntimeError when every
     game was lost that way: that measures a broken engine, not a weak net.
-    Games are saved as SGF (if eval.save_sgf) in `sgf_dir`, else in run_dir/games when run_dir is given."""
-    cfg = as_eval_config(eval_cfg)
+    Games are saved as SGF (if rating.save_sgf) in `sgf_dir`, else in run_dir/games when run_dir is given."""
+    cfg = as_rating_config(rating_cfg)
     elos, sds, source = ladder_elos(cfg)
     rung = cfg.rung(cfg.reference) if near_elo is None else min(
         (r for r in cfg.rungs if r.name in elos), key=lambda r: abs(elos[r.name] - near_elo))
@@ -124,7 +134,7 @@ def _cpu_s() -> float:
 
 
 def run(cfg) -> int:
-    """The Hydra job body: evaluate, then write summary.json (status ok, or crash with the error)."""
+    """The Hydra job body: rate, then write summary.json (status ok, or crash with the error)."""
     from experiments.rundir import write_summary
 
     run_dir = Path(os.getcwd())
@@ -145,13 +155,13 @@ def run(cfg) -> int:
     compute = lambda: {"wall_s": round(time.monotonic() - t0, 1), "cpu_s": round(_cpu_s(), 1),
                        "gpu_s": 0.0, "device": str(cfg.get("device", "auto"))}
     try:
-        metrics = evaluate_checkpoint(cfg.eval, ckpt, run_dir, board_size=int(cfg.board.size),
+        metrics = rate_checkpoint(cfg.rating, ckpt, run_dir, board_size=int(cfg.board.size),
                                       komi=float(cfg.board.komi), device=cfg.get("device"), log=log)
         summary_metrics = {k: metrics[k] for k in ("winrate_vs_ref", "winrate_ci95", "games_vs_ref",
                                                     "elo", "elo_ci95")}
         write_summary(run_dir, "ok", metrics=summary_metrics, reference=metrics["reference"],
-                      compute=compute(), checkpoint=ckpt, eval=metrics)
-        log(f"[eval] winrate vs {metrics['reference']}: {metrics['winrate_vs_ref']:.2f} "
+                      compute=compute(), checkpoint=ckpt, rating=metrics)
+        log(f"[rating] winrate vs {metrics['reference']}: {metrics['winrate_vs_ref']:.2f} "
             f"{metrics['winrate_ci95']} over {metrics['games_vs_ref']} games; Elo {metrics['elo']} "
             f"{metrics['elo_ci95']} (ladder from {metrics['ladder_source']})")
         return 0
@@ -169,8 +179,9 @@ def main() -> None:
     import hydra
 
     conf = str(Path(__file__).resolve().parents[1] / "conf")
+    register_schema()
 
-    @hydra.main(config_path=conf, config_name="evaluate", version_base=None)
+    @hydra.main(config_path=conf, config_name="rate_checkpoint", version_base=None)
     def _main(cfg) -> None:
         rc = run(cfg)
         if rc:
