@@ -101,7 +101,7 @@ class AnthropicConfig:
     model: str = "claude-opus-5-5"        # Claude model: the newest Opus the installed SDK (2.15) lists and does not deprecate (research needs the strongest reasoning on offer; research doctor checks the name)
     max_tokens: int = 4096                # per response
     max_turns: int = 16                   # model calls per propose() round before giving up on it
-    cost_budget_usd: float = 5.0          # stop proposing once the question spent this much
+    max_cost_usd: float = 5.0          # stop proposing once the question spent this much
     retries: int = 5                      # attempts per API call
     backoff_s: float = 2.0                # first backoff (doubles per retry)
     max_file_chars: int = 20000           # read_file returns at most this many characters
@@ -110,7 +110,7 @@ class AnthropicConfig:
     max_retry_after_s: float = 120.0      # longest wait a 429/529 retry-after header may ask for
     check_timeout_s: float = 120.0        # run_check: time limit of one investigation command (and its maximum)
     check_sandbox: str = "auto"           # run_check: auto (bubblewrap where it runs) | bwrap (required) | none
-    prices_per_mtok: Prices = field(default_factory=Prices)  # token prices, for cost_budget_usd
+    prices_per_mtok: Prices = field(default_factory=Prices)  # token prices, for max_cost_usd
 
 
 @dataclass
@@ -137,8 +137,8 @@ class AgentConfig:
     """The agent loop (`research run`)."""
     proposer: str = "auto"                # auto (anthropic if ANTHROPIC_API_KEY is set, else offline) | anthropic | offline
     workers: int = 1                      # nodes run at once
-    budget_runs: int = 4                  # nodes per question (baseline, re-runs included)
-    budget_hours: float | None = None     # wall-clock hours per question (null: no limit)
+    max_nodes: int = 4                  # nodes per question (baseline, re-runs included)
+    max_hours: float | None = None     # wall-clock hours per question (null: no limit)
     board: str = "9x9"                    # conf/board option of every node
     budget: str = "tiny"                  # conf/budget option of every node
     seed: int = 0                         # baseline seed; re-runs use seed+1, seed+2, ...

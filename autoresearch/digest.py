@@ -108,12 +108,12 @@ class Digest:
     question: str
     entries: list[DigestEntry]
     runs_used: int
-    runs_budget: int | None
+    max_nodes: int | None
     keys: set = field(default_factory=set)     # proposal_key of every node that is a result
 
     @property
     def text(self) -> str:
-        budget = (f"{self.runs_used} of {self.runs_budget} runs used" if self.runs_budget
+        budget = (f"{self.runs_used} of {self.max_nodes} runs used" if self.max_nodes
                   else f"{self.runs_used} runs used")
         lines = [f"Question {self.question_id}: {self.question}", f"Budget: {budget}.",
                  f"Nodes ({len(self.entries)}):"]
@@ -175,4 +175,4 @@ def make_digest(store: Any, question_id: int) -> Digest:
     keys = {proposal_key(n.overrides, n.patch) for n in nodes
             if n.status not in NOT_A_RESULT and n.kind != "rerun"}
     return Digest(question_id=question_id, question=q.text, entries=[entry_of(n) for n in nodes],
-                  runs_used=runs_used(nodes), runs_budget=(q.budget or {}).get("runs"), keys=keys)
+                  runs_used=runs_used(nodes), max_nodes=(q.budget or {}).get("runs"), keys=keys)

@@ -12,7 +12,7 @@ Everything the loop knows lives in the tree (SQLite), so a `kill -9` loses no fi
 SLURM jobs (`--launcher slurm`: they kept running on the cluster), marks the other interrupted
 ones and re-queues them as fresh nodes, and goes on.
 
-Budget: `budget_runs` counts every node of the question except interrupted ones (baseline, re-runs,
+Budget: `max_nodes` counts every node of the question except interrupted ones (baseline, re-runs,
 refused and invalid proposals included, so a proposer that only proposes refused patches still
 stops).
 

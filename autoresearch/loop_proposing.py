@@ -30,13 +30,13 @@ def propose_round(loop: ResearchLoop) -> None:
     if loop.wait_for_result and loop.running:
         return
     if loop.runs_left() <= 0:
-        loop.stop_reason = "budget-runs"
+        loop.stop_reason = "max-nodes"
         return
     if loop.seconds_left() <= 0:
-        loop.stop_reason = "budget-hours"
+        loop.stop_reason = "max-hours"
         return
     if loop.cost_left() <= 0:
-        loop.stop_reason = "budget-cost"
+        loop.stop_reason = "max-cost"
         return
     n = min(free, loop.runs_left())
     digest = make_digest(loop.store, loop.qid)

@@ -1,6 +1,6 @@
 """`research run "QUESTION"`: answer a research question with the agent loop.
 
-    research run "Does a 10% no-resign fraction help a tiny 9x9 run?" --budget-runs 4
+    research run "Does a 10% no-resign fraction help a tiny 9x9 run?" --max-nodes 4
     research run --resume                 # continue the latest unfinished question
     research run --resume --question 3    # or a given one
     research run "..." --launcher slurm --partition gpu   # each node is a SLURM job (submitit)
@@ -36,8 +36,8 @@ EXIT_COMPARED, EXIT_NO_COMPARISON, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Each flag's help is that field's doc and its default the field's default (shown, never copied):
 # a flag not given is None and leaves the agent YAML's value alone.
 CONFIG_FLAGS: tuple[tuple[str, str, type, tuple[str, ...] | None, str], ...] = (
-    ("--budget-runs", "budget_runs", int, None, ""),
-    ("--budget-hours", "budget_hours", float, None, ""),
+    ("--max-nodes", "max_nodes", int, None, ""),
+    ("--max-hours", "max_hours", float, None, ""),
     ("--workers", "workers", int, None, ""),
     ("--proposer", "proposer", str, ("anthropic", "offline"), ""),
     ("--board", "board", str, None, ""),
@@ -50,7 +50,7 @@ CONFIG_FLAGS: tuple[tuple[str, str, type, tuple[str, ...] | None, str], ...] = (
     ("--mem-limit-mb", "job.mem_limit_mb", int, None, ""),
     ("--launcher", "launcher", str, ("local", "slurm", "submitit-local"), ""),
     ("--partition", "slurm.partition", str, None, "with --launcher slurm"),
-    ("--cost-budget-usd", "anthropic.cost_budget_usd", float, None, ""),
+    ("--max-cost-usd", "anthropic.max_cost_usd", float, None, ""),
     ("--model", "anthropic.model", str, None,
      "checked by preflight and the models endpoint before the first node"),
 )
@@ -236,8 +236,8 @@ def _main(argv: list[str] | None, *, client=None) -> int:
                 return EXIT_USAGE
             q = open_qs[-1]
         budget = dict(q.budget or {})
-        for key, value in (("runs", a.budget_runs), ("hours", a.budget_hours),
-                           ("cost_usd", a.cost_budget_usd)):
+        for key, value in (("runs", a.max_nodes), ("hours", a.max_hours),
+                           ("cost_usd", a.max_cost_usd)):
             if value is not None:
                 budget[key] = value
         store.update_question(q.id, budget=budget)
@@ -270,16 +270,16 @@ def _main(argv: list[str] | None, *, client=None) -> int:
             return EXIT_USAGE
         if not a.skip_preflight and not preflight(cfg, kind):
             return EXIT_NO_COMPARISON
-        budget = {"runs": cfg.budget_runs, "hours": cfg.budget_hours, "board": cfg.board,
+        budget = {"runs": cfg.max_nodes, "hours": cfg.max_hours, "board": cfg.board,
                   "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
                   "workers": cfg.workers, "job_module": cfg.job.module,
                   "launcher": cfg.launcher}
         if plan is not None:
             budget["plan"] = plan.to_dict()
         if kind == "anthropic":
-            budget["cost_usd"] = cfg.anthropic.cost_budget_usd
+            budget["cost_usd"] = cfg.anthropic.max_cost_usd
         qid = store.add_question(a.question, budget)
-        print(f"question {qid}: {a.question} (proposer {kind}, {cfg.budget_runs} runs, "
+        print(f"question {qid}: {a.question} (proposer {kind}, {cfg.max_nodes} runs, "
               f"launcher {cfg.launcher}, workspace {ws.root})")
     cfg.seed = int(store.get_question(qid).budget.get("seed", cfg.seed))
     try:

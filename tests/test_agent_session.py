@@ -57,7 +57,7 @@ def test_forecasts_are_scored_and_a_track_is_reviewed_after_three_non_better_nod
     ]
     with FakeMessagesAPI(script) as api:
         rc = run_cli.main(["Does a larger learning rate help?",
-                           *argv(repo, ws, agent, "--budget-runs", "6")], client=api.sdk())
+                           *argv(repo, ws, agent, "--max-nodes", "6")], client=api.sdk())
     assert rc == 0
     assert not api.script, "every scripted answer was asked for"
     store = TreeStore(ws / "tree.db")
@@ -115,7 +115,7 @@ def test_a_retired_model_is_refused_before_anything_trains(setup, capsys, model,
     agent.write_text("anthropic:\n  model: claude-opus-4-8\n")     # --model overrides it
     with FakeMessagesAPI([tool_message(("conclude", {"answer": "x", "evidence": []}))],
                          served=served) as api:
-        got = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--budget-runs", "3",
+        got = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--max-nodes", "3",
                                                      "--model", model)], client=api.sdk())
     assert got == rc
     assert why in capsys.readouterr().err
@@ -134,7 +134,7 @@ def test_the_offline_planner_forecasts_its_stated_prior_on_the_same_scale(setup,
     agent.write_text("verdict:\n  max_reruns: 0\n")
     rc = run_cli.main(["Does c_puct 2.5 beat 1.5 on 9x9?", "--workspace", str(ws), "--repo",
                        str(repo), "--job-module", JOB_MODULE, "--mem-limit-mb", "0", "--no-report",
-                       "--budget-runs", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
+                       "--max-nodes", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
     assert rc == 0
     store = TreeStore(ws / "tree.db")
     plan = Plan.from_dict(store.get_question(1).budget["plan"])

@@ -291,7 +291,7 @@ def test_a_refused_submission_pauses_the_question_instead_of_spending_runs(repo,
     (fake_slurm / "refuse").write_text("sbatch: error: invalid partition specified: nope\n")
     ws = tmp_path / "ws"
     rc = run_cli.main(["q?", *loop_args(repo, ws, agent_yaml(tmp_path), "--launcher", "slurm",
-                                         "--partition", "nope", "--budget-runs", "2")])
+                                         "--partition", "nope", "--max-nodes", "2")])
     assert rc == 130
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
@@ -334,7 +334,7 @@ def test_research_run_with_the_submitit_local_launcher(repo, tmp_path):
     ws = tmp_path / "ws"
     rc = run_cli.main(["Which lr?", *loop_args(repo, ws, agent_yaml(tmp_path),
                                                "--launcher", "submitit-local",
-                                               "--budget-runs", "2", "--workers", "2")])
+                                               "--max-nodes", "2", "--workers", "2")])
     assert rc == 0
     store = TreeStore(ws / "tree.db")
     nodes = store.nodes(store.questions()[-1].id)

@@ -34,7 +34,7 @@ def test_a_fresh_clone_with_nothing_beside_it_runs_the_readme_command(tmp_path, 
     setup_s = time.monotonic() - t
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     t = time.monotonic()
-    run = subprocess.run([str(clone / ".venv" / "bin" / "research"), "run", QUESTION, "--budget-runs", "3"],
+    run = subprocess.run([str(clone / ".venv" / "bin" / "research"), "run", QUESTION, "--max-nodes", "3"],
                          cwd=clone, env=env, capture_output=True, text=True, timeout=2400)
     run_s = time.monotonic() - t
     print(f"fresh clone: setup.sh {setup_s:.0f} s, research run (3 nodes) {run_s:.0f} s")

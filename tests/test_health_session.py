@@ -71,7 +71,7 @@ def test_a_patch_that_turns_augmentation_off_is_flagged_and_left_out_of_the_answ
         rc = run_cli.main(["Does training faster help?", "--workspace", str(ws), "--repo", str(repo),
                            "--job-module", JOB_MODULE, "--proposer", "anthropic", "--agent-config",
                            str(agent), "--mem-limit-mb", "0", "--set", "fake.ci=5", "--no-report",
-                           "--budget-runs", "3"], client=api.sdk())
+                           "--max-nodes", "3"], client=api.sdk())
     assert rc == 0, capsys.readouterr()
     store = TreeStore(ws / "tree.db")
     patched, plain = store.get_node(2), store.get_node(3)

@@ -96,7 +96,7 @@ def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
                               "evidence": [1, 2]}), n=7),
     ]
     sdk = FakeSDK(script)
-    rc = run_cli.main(["Does a larger learning rate help?", *argv(repo, ws, agent, "--budget-runs", "12",
+    rc = run_cli.main(["Does a larger learning rate help?", *argv(repo, ws, agent, "--max-nodes", "12",
                                                                    "--job-timeout-s", "8")], client=sdk)
     assert rc == 0
     assert not sdk.script, "every scripted message was used"
@@ -141,7 +141,7 @@ def test_scripted_llm_drives_every_outcome_into_the_tree(setup):
 def test_api_errors_pause_the_question_and_resume_continues_it(setup):
     repo, ws, agent = setup
     down = FakeSDK([connection_error() for _ in range(3)])
-    rc = run_cli.main(["Is c_puct 2 better?", *argv(repo, ws, agent, "--budget-runs", "3", "--no-report")],
+    rc = run_cli.main(["Is c_puct 2 better?", *argv(repo, ws, agent, "--max-nodes", "3", "--no-report")],
                       client=down)
     assert rc == 130
     store = TreeStore(ws / "tree.db")
@@ -174,15 +174,15 @@ def test_verdict_needs_the_difference_outside_the_noise():
 def test_cost_budget_stops_proposing_and_the_loop_answers_itself(setup):
     repo, ws, agent = setup
     sdk = FakeSDK([message(("propose_config", {**PLAN, "overrides": ["train.lr=0.01"], "hypothesis": "lr"}), n=0)])
-    rc = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--budget-runs", "10",
-                                                 "--cost-budget-usd", "0.005", "--no-report")], client=sdk)
+    rc = run_cli.main(["Does lr matter?", *argv(repo, ws, agent, "--max-nodes", "10",
+                                                 "--max-cost-usd", "0.005", "--no-report")], client=sdk)
     assert rc == 0 and not sdk.script
     store = TreeStore(ws / "tree.db")
     q = store.get_question(1)
     # one call cost 1200 x $5 + 150 x $25 + 900 x $6.25 per Mtok = $0.015375 > $0.005
     assert q.cost_usd == pytest.approx(0.015375)
     assert len(store.nodes(1)) == 2 and q.status == "budget-exhausted"
-    assert "budget-cost" in q.answer and q.evidence[0] == 1
+    assert "max-cost" in q.answer and q.evidence[0] == 1
 
 
 def test_proposer_defaults_to_offline_without_an_api_key(monkeypatch):

@@ -89,7 +89,7 @@ def fake_args(repo: Path, ws: Path, *extra: str) -> list[str]:
 def test_a_crashed_baseline_stops_the_question_and_resume_runs_it_again(tmp_path, capsys):
     repo = make_fake_repo(tmp_path / "repo")
     ws = tmp_path / "ws"
-    rc = run_cli.main(["Which lr?", *fake_args(repo, ws, "--budget-runs", "4",
+    rc = run_cli.main(["Which lr?", *fake_args(repo, ws, "--max-nodes", "4",
                                                "--set", "fake.mode=crash")])
     out = capsys.readouterr().out
     assert rc == 1
@@ -103,7 +103,7 @@ def test_a_crashed_baseline_stops_the_question_and_resume_runs_it_again(tmp_path
     assert "RuntimeError: fake job crashed on purpose" in line and "Traceback" not in line
     assert f"(log: {ws / 'runs' / '1' / 'job.log'})" in out
     # the fix (here: dropping the crash override) then --resume: a new baseline, then the trials
-    rc = run_cli.main(["--resume", *fake_args(repo, ws, "--budget-runs", "4")])
+    rc = run_cli.main(["--resume", *fake_args(repo, ws, "--max-nodes", "4")])
     assert rc == 0
     nodes = store.nodes(1)
     assert [n.kind for n in nodes[:2]] == ["baseline", "baseline"]

@@ -190,7 +190,7 @@ def test_explicit_x_and_x2_flags_make_a_sweep_and_a_grid():
 
 def test_plan_round_trips_through_json():
     p = make_plan("Which learning rate and c_puct make a tiny 9x9 run strongest?", seeds=2,
-                  budget_runs=12)
+                  max_nodes=12)
     q = Plan.from_json(json.dumps(json.loads(p.to_json())))
     assert q == p and q.description == p.description
     assert q.arm_of_overrides(["mcts.c_puct=3.0", "train.lr=0.008"]).x == {"train.lr": 0.008,
@@ -198,7 +198,7 @@ def test_plan_round_trips_through_json():
 
 
 def test_a_grid_too_big_for_the_budget_is_cut_and_says_what_it_costs():
-    p = make_plan("Which learning rate and c_puct make a tiny 9x9 run strongest?", budget_runs=3)
+    p = make_plan("Which learning rate and c_puct make a tiny 9x9 run strongest?", max_nodes=3)
     assert p.design == "axes" and p.runs == 3 and p.max_runs == 3
     assert any("interaction" in c for c in p.cut)
     assert any("dropped from the grid" in c for c in p.cut)
@@ -206,28 +206,28 @@ def test_a_grid_too_big_for_the_budget_is_cut_and_says_what_it_costs():
 
 
 def test_seeds_are_cut_before_points_and_the_precision_cost_is_stated():
-    p = make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", seeds=4, budget_runs=6)
+    p = make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", seeds=4, max_nodes=6)
     assert p.seeds == 2 and p.runs == 6
     assert p.cut[0].startswith("seeds per arm 4 -> 2") and "Elo" in p.cut[0]
     assert p.mde_elo == round(2.8 * 120 * math.sqrt(2 / 2))
 
 
 def test_a_sweep_loses_points_to_fit_and_names_them():
-    p = make_plan("How does strength depend on visits between 8 and 64?", budget_runs=3)
+    p = make_plan("How does strength depend on visits between 8 and 64?", max_nodes=3)
     assert p.x_values == [8, 16, 64] and p.runs == 3
     assert "selfplay.visits=32 not measured" in p.cut[0]
 
 
 def test_hours_budget_and_workers_set_runs_and_minutes():
-    p = make_plan("Which batch size is best?", budget_hours=0.2, minutes_per_node=4.0, workers=1)
+    p = make_plan("Which batch size is best?", max_hours=0.2, minutes_per_node=4.0, workers=1)
     assert p.max_runs == 3 and p.expected_minutes == 12.0
     p2 = make_plan("Which batch size is best?", minutes_per_node=4.0, workers=2)
     assert p2.runs == 3 and p2.expected_minutes == 8.0
 
 
 def test_a_budget_below_the_smallest_plan_is_refused_with_what_it_needs():
-    with pytest.raises(PlanRefused, match="--budget-runs 3"):
-        make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", budget_runs=2)
+    with pytest.raises(PlanRefused, match="--max-nodes 3"):
+        make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", max_nodes=2)
 
 
 def test_spread_and_thin():
@@ -251,7 +251,7 @@ def _dry_run(tmp_path, *args):
 
 
 def test_dry_run_prints_the_plan_and_stops(tmp_path):
-    cp = _dry_run(tmp_path, "Does c_puct 2.5 beat 1.5 on 9x9?", "--budget-runs", "4")
+    cp = _dry_run(tmp_path, "Does c_puct 2.5 beat 1.5 on 9x9?", "--max-nodes", "4")
     assert cp.returncode == 0, cp.stderr
     assert "Plan for: Does c_puct 2.5 beat 1.5 on 9x9?" in cp.stdout
     assert "mcts.c_puct=2.5 [treatment]: mcts.c_puct=2.5  (vs mcts.c_puct=1.5)" in cp.stdout
@@ -266,6 +266,6 @@ def test_dry_run_refusal_exits_1_with_the_factors(tmp_path):
 
 def test_dry_run_with_x_y_seeds_and_a_cut(tmp_path):
     cp = _dry_run(tmp_path, "How fast is search?", "--x", "selfplay.visits=8,16,32,64",
-                  "--y", "sims_per_s", "--seeds", "2", "--budget-runs", "4")
+                  "--y", "sims_per_s", "--seeds", "2", "--max-nodes", "4")
     assert cp.returncode == 0, cp.stderr
     assert "y = sims_per_s" in cp.stdout and "cut: seeds per arm 2 -> 1" in cp.stdout

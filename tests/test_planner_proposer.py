@@ -32,7 +32,7 @@ def add(store, qid, p, **done):
 
 
 def test_ab_between_two_named_values_trains_the_treatment_as_the_controls_child(tmp_path):
-    plan = make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", budget_runs=4)
+    plan = make_plan("Does c_puct 2.5 beat 1.5 on 9x9?", max_nodes=4)
     store, qid, base = tree(tmp_path, plan)
     prop = PlannerProposer(plan)
     (ctrl,) = prop.propose(make_digest(store, qid), 4)       # the treatment waits for its control
@@ -136,7 +136,7 @@ def test_research_run_plans_runs_and_answers_the_question(tmp_path, monkeypatch)
     agent.write_text("verdict:\n  max_reruns: 0\n")
     rc = run_cli.main(["Does c_puct 2.5 beat 1.5 on 9x9?", "--workspace", str(ws), "--repo",
                        str(repo), "--job-module", JOB_MODULE, "--mem-limit-mb", "0", "--no-report",
-                       "--budget-runs", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
+                       "--max-nodes", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
     assert rc == 0
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
@@ -157,7 +157,7 @@ def test_sweep_flag_keeps_the_optuna_search(tmp_path, monkeypatch):
     repo = make_fake_repo(tmp_path / "repo")
     ws = tmp_path / "ws"
     rc = run_cli.main(["Is Go hard?", "--workspace", str(ws), "--repo", str(repo), "--job-module",
-                       JOB_MODULE, "--mem-limit-mb", "0", "--no-report", "--budget-runs", "2",
+                       JOB_MODULE, "--mem-limit-mb", "0", "--no-report", "--max-nodes", "2",
                        "--sweep", str(FAKE_PROJECT / "fake_sweep.yaml")])
     assert rc == 0
     store = TreeStore(ws / "tree.db")

@@ -62,7 +62,7 @@ def test_the_model_proposes_an_experiment_and_its_arms_run_with_their_seeds(setu
         rc = run_cli.main([QUESTION, "--workspace", str(ws), "--repo", str(repo),
                            "--job-module", JOB_MODULE, "--proposer", "anthropic",
                            "--agent-config", str(agent), "--mem-limit-mb", "0", "--set", "fake.ci=5",
-                           "--no-report", "--budget-runs", "6"], client=api.sdk())
+                           "--no-report", "--max-nodes", "6"], client=api.sdk())
     assert rc == 0
     assert not api.script, "every scripted answer was asked for"
     sent = [r.body for r in api.messages()]

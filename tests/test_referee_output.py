@@ -36,7 +36,7 @@ def test_loop_goes_on_and_resume_works_after_a_malformed_summary(tmp_path):
             "--proposer", "offline", "--mem-limit-mb", "0", "--no-report",
             "--sweep", str(Path(__file__).parent / "fake_project/fake_sweep.yaml")]
     # a malformed baseline: the question stops as `failed` (resumable), it does not crash
-    rc = run_cli.main(["q?", *args, "--budget-runs", "2", "--set", "fake.summary=list"])
+    rc = run_cli.main(["q?", *args, "--max-nodes", "2", "--set", "fake.summary=list"])
     assert rc == 1   # the baseline is invalid: the question stops without a comparison
     nodes = TreeStore(ws / "tree.db").nodes(1)
     assert nodes and all(n.status == "invalid" for n in nodes if n.finished)
@@ -45,7 +45,7 @@ def test_loop_goes_on_and_resume_works_after_a_malformed_summary(tmp_path):
     TreeStore(ws / "tree.db").update_node(nodes[0].id, status="running")
     TreeStore(ws / "tree.db").update_question(1, status="interrupted")
     (ws / "runs" / str(nodes[0].id) / "summary.json").write_bytes(b"[1, 2, 3]")
-    rc = run_cli.main(["--resume", "--question", "1", *args, "--budget-runs", "3"])
+    rc = run_cli.main(["--resume", "--question", "1", *args, "--max-nodes", "3"])
     assert rc == 0   # the resume runs a fresh baseline (no malformed override now) and compares
     again = TreeStore(ws / "tree.db").get_node(nodes[0].id)
     assert again.status == "invalid" and "a JSON list" in again.error

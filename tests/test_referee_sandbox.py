@@ -221,7 +221,7 @@ def test_the_sandbox_of_each_node_is_recorded_and_reported(tmp_path):
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
     base = ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
             "--proposer", "offline", "--sweep", str(FAKE_PROJECT / "fake_sweep.yaml"),
-            "--mem-limit-mb", "0", "--no-report", "--budget-runs", "1"]
+            "--mem-limit-mb", "0", "--no-report", "--max-nodes", "1"]
     run_cli.main(["boxed?", *base])
     agent = tmp_path / "agent.yaml"
     agent.write_text("job:\n  sandbox: none\n")

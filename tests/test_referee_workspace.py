@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def args(repo: Path, ws: Path) -> list[str]:
     return ["--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
             "--proposer", "offline", "--sweep", str(FAKE_PROJECT / "fake_sweep.yaml"),
-            "--mem-limit-mb", "0", "--no-report", "--budget-runs", "1"]
+            "--mem-limit-mb", "0", "--no-report", "--max-nodes", "1"]
 
 
 def test_a_second_research_run_on_a_held_workspace_exits_2_naming_the_holder(tmp_path, capsys):

@@ -36,7 +36,7 @@ def fabricate_xy_tree(root, *, x="mcts.c_puct=1.0,2.0,3.0", x2=None, verdicts=Tr
     ws = Workspace(root)
     store = ws.store()
     plan = make_plan(QUESTION, x=parse_x_flag(x), x2=parse_x_flag(x2) if x2 else None, seeds=1,
-                     budget_runs=20, workers=1, minutes_per_node=5.0)
+                     max_nodes=20, workers=1, minutes_per_node=5.0)
     q = store.add_question(QUESTION, {"runs": 20, "hours": None, "spent_s": 1234.5678,
                                       "board": "9x9", "budget": "tiny", "plan": plan.to_dict()})
     ids = {"question": q, "workspace": ws, "plan": plan, "arms": {}}
@@ -208,7 +208,7 @@ def test_research_run_x_flag_then_report_draws_every_arm(tmp_path, monkeypatch):
     assert run_cli.main(["How does c_puct change strength?", "--x", "mcts.c_puct=1.0,2.0,3.0",
                          "--seeds", "1", "--workspace", str(ws), "--repo", str(repo),
                          "--job-module", JOB_MODULE, "--mem-limit-mb", "0", "--no-report",
-                         "--budget-runs", "4", "--set", "fake.ci=5",
+                         "--max-nodes", "4", "--set", "fake.ci=5",
                          "--agent-config", str(agent)]) == 0
     write_report(ws, ladder=LADDER)
     md = (ws / "report" / "report.md").read_text()
@@ -238,7 +238,7 @@ def test_a_real_xy_experiment_over_three_c_puct_values_answers_with_its_figure(t
     run = subprocess.run([sys.executable, "-m", "autoresearch.cli", "run",
                           "How does c_puct change the strength of a tiny 9x9 run?",
                           "--x", "mcts.c_puct=0.75,1.25,3.0", "--seeds", "1", "--budget", "tiny",
-                          "--budget-runs", "3", "--workspace", str(ws)],
+                          "--max-nodes", "3", "--workspace", str(ws)],
                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=3300)
     print(f"real x/y experiment (3 nodes, tiny): {time.monotonic() - t:.0f} s")
     print(run.stdout[-4000:])

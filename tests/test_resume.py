@@ -43,7 +43,7 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     gate = tmp_path / "gate"
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     loop = subprocess.Popen([sys.executable, "-m", "autoresearch.run_cli", "Which lr?",
-                             *args(repo, ws), "--budget-runs", "6", "--workers", "2",
+                             *args(repo, ws), "--max-nodes", "6", "--workers", "2",
                              "--set", "fake.sleep=1", "--set", f"fake.gate={gate}"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -137,7 +137,7 @@ def test_recover_records_a_run_that_finished_while_the_loop_was_dead(tmp_path):
     (run_dir / "summary.json").write_text(json.dumps(
         {"status": "ok", "metrics": {"elo": 10.0, "elo_ci95": [0.0, 20.0]}}))
     store.update_node(base, status="running", run_dir=str(run_dir))
-    rc = run_cli.main(["--resume", *args(repo, ws), "--budget-runs", "1"])
+    rc = run_cli.main(["--resume", *args(repo, ws), "--max-nodes", "1"])
     assert rc == 1   # recorded, but a budget of one node compares nothing: exit 1 says so
     nodes = store.nodes(qid)
     assert [(n.id, n.status, n.metrics.get("elo")) for n in nodes] == [(base, "ok", 10.0)]
@@ -150,7 +150,7 @@ def test_sigterm_stops_cleanly_and_resume_reruns_the_interrupted_baseline(tmp_pa
     gate.touch()   # the baseline will hang at the gate
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     loop = subprocess.Popen([sys.executable, "-m", "autoresearch.run_cli", "Which lr?",
-                             *args(repo, ws), "--budget-runs", "2", "--set", f"fake.gate={gate}"],
+                             *args(repo, ws), "--max-nodes", "2", "--set", f"fake.gate={gate}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:

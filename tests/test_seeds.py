@@ -52,7 +52,7 @@ def planned(tmp_path, monkeypatch):
     fake_checkpoints(monkeypatch)
     ws = Workspace(tmp_path / "ws")
     store = ws.store()
-    plan = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.25,2.0,3.0"), seeds=2, budget_runs=12,
+    plan = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.25,2.0,3.0"), seeds=2, max_nodes=12,
                      minutes_per_node=1.0)
     qid = store.add_question(QUESTION, {"runs": 12, "board": "9x9", "budget": "tiny", "seed": 0,
                                         "plan": plan.to_dict()})
@@ -74,9 +74,9 @@ def seeds_of(store, qid, node_id):
 
 
 def test_the_plan_counts_seeds_times_arms_and_cuts_seeds_first():
-    plan = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.0,2.0,3.0"), seeds=3, budget_runs=40)
+    plan = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.0,2.0,3.0"), seeds=3, max_nodes=40)
     assert plan.runs == 3 * 4                           # 3 arms + the baseline, 3 seeds each
-    cut = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.0,2.0,3.0"), seeds=3, budget_runs=9)
+    cut = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.0,2.0,3.0"), seeds=3, max_nodes=9)
     assert (cut.seeds, cut.runs) == (2, 8)
     assert cut.cut[0].startswith("seeds per arm 3 -> 2: each arm's interval widens x1.22")
 
@@ -168,7 +168,7 @@ def test_the_xy_point_of_an_arm_pools_its_seed_nodes(planned):
     assert points["mcts.c_puct=2"].y == pytest.approx(2.0 - 0.1)    # seeds 0, 1, 2
 
 
-def test_planned_seeds_stop_at_the_runs_budget(planned):
+def test_planned_seeds_stop_at_the_max_nodes(planned):
     loop, store, ws, qid, plan, ref = planned
     b = store.get_question(qid).budget
     b["runs"] = 3
@@ -205,7 +205,7 @@ def test_research_run_seeds_2_trains_two_seeds_per_arm(tmp_path, monkeypatch):
     ws = tmp_path / "ws"
     assert run_cli.main([QUESTION, "--x", "mcts.c_puct=1.25,2.5", "--seeds", "2",
                          "--workspace", str(ws), "--repo", str(repo), "--job-module", JOB_MODULE,
-                         "--mem-limit-mb", "0", "--no-report", "--budget-runs", "4",
+                         "--mem-limit-mb", "0", "--no-report", "--max-nodes", "4",
                          "--set", "fake.ci=5"]) == 0
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]

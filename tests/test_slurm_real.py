@@ -106,7 +106,7 @@ def test_research_run_runs_its_nodes_as_slurm_jobs(slurm_env, tmp_path):
     repo, ws = make_fake_repo(tmp_path / "repo"), tmp_path / "ws"
     t0 = time.time()
     cp = cli("run", "Which lr?", *run_args(repo, ws, agent_yaml(tmp_path / "a.yaml", c.partition),
-                                           "--launcher", "slurm", "--budget-runs", "3",
+                                           "--launcher", "slurm", "--max-nodes", "3",
                                            "--workers", "2"), env=clean_env(c))
     wall = time.time() - t0
     assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-3000:]
@@ -218,7 +218,7 @@ def test_resume_after_kill_9_reattaches_to_queued_and_running_jobs(slurm_env, tm
     # the node's worktree and run directory, not job.readonly)
     args = run_args(repo, ws, agent, "--set", "fake.sleep=15")
     loop = subprocess.Popen([sys.executable, "-m", "autoresearch.cli", "run", "Which lr?", *args,
-                             "--launcher", "slurm", "--budget-runs", "4", "--workers", "3"],
+                             "--launcher", "slurm", "--max-nodes", "4", "--workers", "3"],
                             cwd=ROOT, env=clean_env(c), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -374,7 +374,7 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
     sets = [w for o in REAL_TINY for w in ("--set", o)]
     t0 = time.time()
     cp = cli("run", "Does mcts.c_puct=2.0 beat the default c_puct?", "--workspace", str(ws),
-             "--repo", str(repo), "--launcher", "slurm", "--budget-runs", "2", "--workers", "1",
+             "--repo", str(repo), "--launcher", "slurm", "--max-nodes", "2", "--workers", "1",
              "--proposer", "offline", "--no-report", "--agent-config", str(agent), *sets,
              env=clean_env(c), timeout=3300)
     wall = time.time() - t0

@@ -162,8 +162,8 @@ def mde(sigma: float, seeds: int) -> float:
 
 def make_plan(question: str, *, reading: Reading | None = None,
               x: tuple[str, list[Any]] | None = None, x2: tuple[str, list[Any]] | None = None,
-              y: str | None = None, seeds: int = 1, budget_runs: int | None = None,
-              budget_hours: float | None = None, workers: int = 1, board: str = "9x9",
+              y: str | None = None, seeds: int = 1, max_nodes: int | None = None,
+              max_hours: float | None = None, workers: int = 1, board: str = "9x9",
               budget: str = "tiny", sweep_points: int = 4, grid_points: int = 3,
               minutes_per_node: float = 4.0, sigma_train_elo: float | None = 120.0,
               vocab: Vocabulary | None = None) -> Plan:
@@ -211,7 +211,7 @@ def make_plan(question: str, *, reading: Reading | None = None,
         values = [thin(v, defaults_[k], grid_points, vocab.factors.get(k) or m.factor)
                   for v, k, m in zip(values, keys, mentions)]
     factors = [m.factor for m in mentions]
-    max_runs = _max_runs(budget_runs, budget_hours, workers, minutes_per_node)
+    max_runs = _max_runs(max_nodes, max_hours, workers, minutes_per_node)
     cut: list[str] = []
     arms = arms_for(design, keys, values, defaults_)
     seeds0 = seeds
@@ -225,7 +225,7 @@ def make_plan(question: str, *, reading: Reading | None = None,
             need = runs_needed(arms, 1)
             raise PlanRefused(f"the smallest plan that answers {question!r} needs {need} runs "
                               f"({design} of {', '.join(keys)}, 1 seed, baseline included); the "
-                              f"budget allows {max_runs}. Give --budget-runs {need} (and --budget-hours "
+                              f"budget allows {max_runs}. Give --max-nodes {need} (and --max-hours "
                               f"to match), or ask about fewer values.")
         design_new, values_new, what = smaller
         cut.append(what)
@@ -249,13 +249,13 @@ def make_plan(question: str, *, reading: Reading | None = None,
                 budget=budget)
 
 
-def _max_runs(budget_runs: int | None, budget_hours: float | None, workers: int,
+def _max_runs(max_nodes: int | None, max_hours: float | None, workers: int,
               minutes_per_node: float) -> int | None:
     caps = []
-    if budget_runs is not None:
-        caps.append(int(budget_runs))
-    if budget_hours is not None:
-        caps.append(int(budget_hours * 60 * workers // minutes_per_node))
+    if max_nodes is not None:
+        caps.append(int(max_nodes))
+    if max_hours is not None:
+        caps.append(int(max_hours * 60 * workers // minutes_per_node))
     return min(caps) if caps else None
 
 

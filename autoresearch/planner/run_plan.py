@@ -60,7 +60,7 @@ def plan_for_run(a: argparse.Namespace, cfg: Any) -> Plan | int | None:
         return 2
     try:
         plan = plan_with(cfg.planner, a.question, x=a.x, x2=a.x2, y=a.y, seeds=a.seeds,
-                         budget_runs=cfg.budget_runs, budget_hours=cfg.budget_hours,
+                         max_nodes=cfg.max_nodes, max_hours=cfg.max_hours,
                          workers=cfg.workers, board=cfg.board, budget=cfg.budget)
     except PlanRefused as e:
         print(f"research run: {e}", file=sys.stderr)
@@ -74,16 +74,16 @@ def plan_for_run(a: argparse.Namespace, cfg: Any) -> Plan | int | None:
 
 
 def plan_with(p: Any, question: str, *, x: str | None = None, x2: str | None = None,
-              y: str | None = None, seeds: int | None = None, budget_runs: int | None = None,
-              budget_hours: float | None = None, workers: int = 1, board: str = "9x9",
+              y: str | None = None, seeds: int | None = None, max_nodes: int | None = None,
+              max_hours: float | None = None, workers: int = 1, board: str = "9x9",
               budget: str = "tiny") -> Plan:
     """The plan of `question` under the planner settings `p` (conf/agent `planner`), with `x`/`x2`
     as `--x` takes them (KEY=v1,v2,...): what `research run` and the Anthropic proposer's
     `propose_experiment` tool both build. PlanRefused says what was wrong."""
     minutes = p.minutes_per_node or budget_expected_s(board, budget) / 60.0 + p.rating_minutes
     return make_plan(question, x=_x(x) if x else None, x2=_x(x2) if x2 else None, y=y,
-                     seeds=p.seeds if seeds is None else int(seeds), budget_runs=budget_runs,
-                     budget_hours=budget_hours, workers=workers, board=board, budget=budget,
+                     seeds=p.seeds if seeds is None else int(seeds), max_nodes=max_nodes,
+                     max_hours=max_hours, workers=workers, board=board, budget=budget,
                      sweep_points=p.sweep_points, grid_points=p.grid_points,
                      minutes_per_node=minutes, sigma_train_elo=p.sigma_train_elo)
 

@@ -148,8 +148,8 @@ class ToolCalls:
         try:
             plan = plan_with(self.planner, q.text, x=args["x"], x2=args.get("x2") or None,
                              y=args.get("y") or None, seeds=args.get("seeds"),
-                             budget_runs=self._runs_for_plan(b, base),
-                             budget_hours=self._hours_left(b), workers=int(b.get("workers") or 1),
+                             max_nodes=self._runs_for_plan(b, base),
+                             max_hours=self._hours_left(b), workers=int(b.get("workers") or 1),
                              board=str(b.get("board") or "9x9"), budget=str(b.get("budget") or "tiny"))
         except PlanRefused as e:
             return f"experiment refused: {e}", True, None
