@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder (default a new one under /tmp)")
     ap.add_argument("--override", action="append", default=[],
                     help="a Hydra override of the training run (repeatable), after the defaults below")
+    ap.add_argument("--max-checkpoints", type=int, default=0,
+                    help="stop after this many checkpoints whatever the minutes (0: no limit)")
     ap.add_argument("--decay-steps", type=int, default=3000,
                     help="cosine learning-rate decay over this many optimizer steps: the tiny budget's 500 "
                          "fit its 142 steps; 60 minutes on 2 cores take about 2,500-3,000")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     run = out / "run"
     trained, games, points = 0.0, 0, []
     prev_elo = None
-    while trained < a.minutes * 60:
+    while trained < a.minutes * 60 and not (a.max_checkpoints and len(points) >= a.max_checkpoints):
         games += a.games_per_checkpoint
         trained += train(run, base + [f"budget.max_games={games}",
                                       f"train.warm_start.init_checkpoint={ckpts[0][1]}"], log)
