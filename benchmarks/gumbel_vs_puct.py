@@ -4,10 +4,11 @@ Why: Gumbel search (Danihelka et al., ICLR 2022) is meant to keep improving on t
 at visit counts where PUCT mostly echoes it. This measures that for a Tengen checkpoint with the
 project's own head-to-head: two `go_core.learn.batch_player --player mcts` processes (A with
 `--root gumbel`, B with `--root puct`, one torch thread each), colour-swapped pairs from the
-shipped opening book, Tromp-Taylor scoring by our engine (`go_core.arena.head_to_head`), and the
-Elo difference A - B with its 95% interval from the pentanomial pair counts
-(`go_core.arena.sprt.estimate`). Both play at temperature 0 without noise (Gumbel: the top-m
-moves by prior, then Sequential Halving on their values).
+shipped opening book, Tromp-Taylor scoring by our engine (`go_core.arena.head_to_head`), the Elo
+difference A - B with its 95% interval from the pentanomial pair counts
+(`go_core.arena.sprt.estimate`), and the verdict of the referee's games-only sequential test
+(`sequential_test`, which also stops a comparison once it has decided). Both play at temperature 0
+without noise (Gumbel: the top-m moves by prior, then Sequential Halving on their values).
 
     python benchmarks/gumbel_vs_puct.py --checkpoint RUN/checkpoints/latest.pt \
         [--visits 4 8 16 32] [--pairs 20] [--gumbel-m 16] [--pairs-at-once 32] [--threads 1]
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head  # noqa: E402
-from go_core.arena.sprt import estimate  # noqa: E402
+from go_core.arena.sprt import estimate, mde_elo, pentanomial, sequential_test  # noqa: E402
 from go_core.learn.net import NetConfig, PolicyValueNet, save_checkpoint  # noqa: E402
 
 
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-moves", type=int, default=0, help="move cap per game (0: head_to_head's 3*size^2)")
+    p.add_argument("--delta", type=float, default=100.0,
+                   help="Elo difference the verdict's sequential test is powered for (the referee's verdict.delta_elo)")
     a = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -70,17 +73,24 @@ def main(argv=None) -> int:
                                     BatchPlayerSpec(player(ck, v, "puct", a), cwd=str(ROOT), name=f"puct{v}"),
                                     pairs=a.pairs, pairs_at_once=a.pairs_at_once, seed=a.seed + v,
                                     sgf_dir=Path(tmp) / f"sgf{v}", timeout_s=900, start_timeout_s=600,
-                                    max_moves=a.max_moves or None)
+                                    max_moves=a.max_moves or None,
+                                    should_stop=lambda done: sequential_test(
+                                        pentanomial(x.score_a for x in done), a.delta, a.pairs).outcome is not None)
             est = estimate(res.pentanomial)
+            test = sequential_test(res.pentanomial, a.delta, a.pairs)
             results[str(v)] = {"pentanomial": res.pentanomial, "pairs": len(res.pairs), "games": res.games,
                                "wins_draws_losses": list(res.wins_draws_losses), "score": res.score_rate,
                                "elo": est.elo, "elo_ci95": list(est.ci95), "failures": len(res.failures),
+                               "verdict": test.outcome or "inconclusive", "verdict_reason": test.reason,
+                               "mde_elo": round(mde_elo(est.se), 1),
                                "games_per_min": res.games_per_min}
             print(f"visits {v}: {results[str(v)]}", file=sys.stderr, flush=True)
     print(json.dumps({
         "benchmark": "gumbel_vs_puct", "board": 9, "checkpoint": a.checkpoint or "fresh b2c32 (untrained)",
         "a": "mcts --root gumbel", "b": "mcts --root puct", "gumbel_m": a.gumbel_m,
         "elo_is": "gumbel minus puct, 95% interval from pentanomial pair counts (pairs are the units)",
+        "verdict_is": f"the referee's games-only sequential test (go_core.arena.sprt.sequential_test, delta "
+                      f"{a.delta:g} Elo, alpha 0.05, beta 0.2), stopping early: better = gumbel stronger",
         "pentanomial_is": "pairs with gumbel scoring 0, 0.5, 1, 1.5, 2 points",
         "by_visits": results, "device": a.device, "threads_per_player": a.threads,
         "wall_s": time.perf_counter() - t0, "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
