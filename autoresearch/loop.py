@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from autoresearch import jobs, loop_start
 from autoresearch.agent_config import AgentConfig
-from autoresearch.digest import Digest, merge_overrides, runs_used
+from autoresearch.digest import Digest, make_digest, merge_overrides, runs_used
 from autoresearch.loop_answer import finish, finished_line
 from autoresearch.loop_proposing import add_proposal, propose_round
 from autoresearch.loop_start import base_overrides
@@ -350,7 +350,9 @@ class ResearchLoop:
 
     # -- verdicts (autoresearch/loop_verdicts.py) ---------------------------------------------
     def update_verdicts(self) -> None:
-        update_verdicts(self.store, self.qid, self.judge, self.cfg.verdict, self.runs_left,
+        def runs_for_seeds() -> int:   # what the proposer's planned runs leave for extra seed pairs
+            return self.runs_left() - self.proposer.runs_reserved(make_digest(self.store, self.qid))
+        update_verdicts(self.store, self.qid, self.judge, self.cfg.verdict, runs_for_seeds,
                         self.stop_reason == "concluded", self.say)
 
     def show_progress(self) -> None:

@@ -218,3 +218,40 @@ def test_research_run_seeds_2_trains_two_seeds_per_arm(tmp_path, monkeypatch):
         and child.verdict_test.count("2 run(s)") == 2, child.verdict_test
     points = {p.label: p for p in xy_result(q, nodes, ws).points}
     assert all(p.seeds == 2 and "mean of 2 seeds" in p.how for p in points.values())
+
+
+def test_an_open_verdict_does_not_take_the_runs_of_planned_arms(tmp_path, monkeypatch):
+    """A 3-arm plan that fills --max-nodes 4 exactly: the first arm's open verdict must not spend
+    the last two runs on a seed pair (which left two arms of a 2x2 question 'not run'); the next
+    arm runs instead. Once every arm is in the tree, the runs left go to seed pairs again."""
+    fake_checkpoints(monkeypatch)
+    ws = Workspace(tmp_path / "ws")
+    store = ws.store()
+    plan = make_plan(QUESTION, x=parse_x_flag("mcts.c_puct=1.25,2.0,3.0,4.0"), seeds=1, max_nodes=4,
+                     minutes_per_node=1.0)
+    assert plan.runs == 4 and len(plan.new_arms) == 3
+    qid = store.add_question(QUESTION, {"runs": 4, "board": "9x9", "budget": "tiny", "seed": 0,
+                                        "plan": plan.to_dict()})
+    loop = ResearchLoop(store, ws.root, qid, PlannerProposer(plan), AgentConfig(), tmp_path,
+                        say=lambda m: None, report=False)
+    loop.ensure_baseline()
+    finish(store, ws, loop.baseline())
+    ref = FakeReferee(ws.root, lambda nid: store.get_node(nid).seed)
+    loop.judge = Judge(ref, loop.cfg.verdict, 16, lambda m: None)
+    (p,) = loop.proposer.propose(make_digest(store, qid), 1)
+    first = loop.add_proposal(p, make_digest(store, qid))
+    finish_all(store, ws, qid)
+    assert loop.proposer.runs_reserved(make_digest(store, qid)) == 2
+    loop.update_verdicts()
+    assert [n for n in store.nodes(qid) if n.kind == "rerun"] == []
+    assert store.get_node(first).verdict == "inconclusive"
+    nxt = loop.proposer.propose(make_digest(store, qid), 2)
+    assert len(nxt) == 2 and {q.meta["arm"] for q in nxt} != {p.meta["arm"]}
+    # with room beyond the plan, the open verdict of the next arm gets its seed pair
+    b = store.get_question(qid).budget
+    b["runs"] = 6
+    store.update_question(qid, budget=b)
+    second = loop.add_proposal(nxt[0], make_digest(store, qid))
+    finish_all(store, ws, qid)
+    loop.update_verdicts()   # 6 - 3 used - 1 arm reserved = 2: one seed pair
+    assert seeds_of(store, qid, second) == [0, 1]

@@ -55,6 +55,11 @@ class Proposer:
         """LLM tokens and USD spent since the last call (the loop books them on the tree)."""
         return 0, 0.0
 
+    def runs_reserved(self, digest: Any) -> int:
+        """Runs this proposer still means to start (e.g. a plan's arms not yet in the tree): the
+        verdicts' extra seed pairs come out of what is left after them, not before."""
+        return 0
+
     def conclude(self, digest: Any) -> Conclusion | None:
         """Asked once when the budget is spent: an answer, or None for the loop's own summary."""
         return None

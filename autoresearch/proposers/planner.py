@@ -76,6 +76,13 @@ class PlannerProposer(Proposer):
             return []         # an arm's seed runs still train: its verdict pools them all first
         return self.conclude(digest)
 
+    def runs_reserved(self, digest: Any) -> int:
+        """The plan's arms not yet in the tree (nor refused), each with its planned seeds: an open
+        verdict's next seed pair must not take the runs of arms the question asked for."""
+        done = self.nodes_of_arms(digest)
+        left = [a for a in self.plan.new_arms if a.label not in done and a.label not in self.refused]
+        return len(left) * max(1, int(self.plan.seeds))
+
     def track_name(self) -> str:
         """The planner's one track: its design over the factor(s) it varies."""
         return f"{DESIGN_NAMES[self.plan.design]} over {', '.join(self.plan.factors)}"
