@@ -33,6 +33,11 @@ def test_learning_curve_trains_one_run_in_segments_and_rates_each_checkpoint(tmp
         assert h["ci95"][0] <= h["diff_elo"] <= h["ci95"][1]
     assert res["gain_ci95"][0] <= res["gain_vs_warm_start_elo"] <= res["gain_ci95"][1] and res["gain_games"] == 4
     assert res["device"] == "cpu" and res["board"] == "5x5"
+    # the chain: the sum of the steps, its interval around it
+    steps = [p["h2h_vs_previous"]["diff_elo"] for p in points]
+    assert points[1]["h2h_chain_elo"] == pytest.approx(sum(steps), abs=0.2)
+    assert all(p["h2h_chain_ci95"][0] <= p["h2h_chain_elo"] <= p["h2h_chain_ci95"][1] for p in points)
+    assert Path(res["figure"]).is_file()
     # one run, resumed: the second segment's iterations continue the first's
     lines = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines() if x.strip()]
     iterations = [x["iteration"] for x in lines if "iteration" in x]
