@@ -45,12 +45,17 @@ SANDBOX_HOME = "/home/node"  # the node's private home (a tmpfs)
 ENV_ALLOW: tuple[str, ...] = (
     "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONPATH",
     "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HYDRA_FULL_ERROR",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS", "NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT", "TORCH_NUM_THREADS",
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG",
     "WANDB_MODE", "WANDB_PROJECT", "WANDB_RUN_GROUP", "WANDB_SILENT", "APPIMAGE_EXTRACT_AND_RUN",
 )
 ENV_ALLOW_PREFIXES: tuple[str, ...] = ("TENGEN_",)
+# What a job gets unless the harness's environment says otherwise. OpenMP threads that spin while
+# waiting (libgomp's default) wreck a machine running two jobs: two self-play benchmarks side by
+# side on 2 cores ran 176 + 173 sims/s with torch's 2 threads each, 979 + 989 with PASSIVE, and
+# one alone 1474 vs 1316 (benchmarks/mcts.py --games 32 --sims 32, 2026-12-01).
+ENV_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 # Even an allowed name is dropped if it looks like a credential (TENGEN_API_TOKEN...).
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
 

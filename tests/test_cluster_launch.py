@@ -132,6 +132,8 @@ def test_sbatch_script_for_a_partition_and_the_node_command(repo, tmp_path, fake
     sh = (run_dir / "job.sh").read_text()
     assert f"cd {(ws / 'worktrees/1').resolve()}" in sh
     assert f"hydra.run.dir={run_dir}" in sh and "ulimit" not in sh   # SLURM's --mem is the limit
+    # OpenMP threads wait passively (bwrap.ENV_DEFAULTS) unless the batch environment says otherwise
+    assert sh.index("OMP_WAIT_POLICY=PASSIVE") < sh.index('${OMP_WAIT_POLICY+"OMP_WAIT_POLICY=$OMP_WAIT_POLICY"}')
     assert subprocess.run(["bash", "-n", str(run_dir / "job.sh")]).returncode == 0
     record = json.loads((run_dir / "job.submitit.json").read_text())
     assert record["job_id"] == jid and record["cluster"] == "slurm"

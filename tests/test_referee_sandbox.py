@@ -182,6 +182,17 @@ def test_environment_is_an_allow_list():
                    "LANG": "C.UTF-8", "HOME": bwrap.SANDBOX_HOME}
 
 
+def test_a_job_waits_for_its_openmp_threads_passively_unless_told_otherwise(monkeypatch):
+    """Spinning OpenMP threads cost 5x when two jobs share the cores (bwrap.ENV_DEFAULTS): every
+    launcher gives a job OMP_WAIT_POLICY=PASSIVE, and a value the user set wins."""
+    from autoresearch.jobs.environment import job_env
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert job_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert job_env()["OMP_WAIT_POLICY"] == "ACTIVE"
+    # (a SLURM node's job.sh: tests/test_cluster_launch.py)
+
+
 def test_startup_overhead_of_the_sandbox_is_small():
     """Not a timing assertion: the sandbox must start at all and return the command's code
     (benchmarks/sandbox_startup.py measures the overhead)."""

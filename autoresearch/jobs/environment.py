@@ -23,6 +23,8 @@ def job_env(extra_env: dict[str, str] | None = None, worktree: Path | None = Non
     if not env["PYTHONPATH"]:
         del env["PYTHONPATH"]
     env["HYDRA_FULL_ERROR"] = "1"
+    for name, value in bwrap.ENV_DEFAULTS.items():   # (a value of the harness's own wins)
+        env.setdefault(name, value)
     return env
 
 

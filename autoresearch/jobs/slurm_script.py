@@ -37,7 +37,8 @@ def job_script(prep: PreparedNode, extra_env: dict[str, str] | None, *,
         "trap '' USR2",
     ]
     keep = [n for n in bwrap.ENV_ALLOW if n not in ("PYTHONPATH",) and not bwrap.is_secret_env(n)]
-    env_words = [f'${{{n}+"{n}=${n}"}}' for n in keep]
+    env_words = [f"{n}={q(v)}" for n, v in bwrap.ENV_DEFAULTS.items()]   # overridden by the next words when set
+    env_words += [f'${{{n}+"{n}=${n}"}}' for n in keep]
     env_words += [f"PYTHONPATH={q(str(wt))}", "HYDRA_FULL_ERROR=1", 'HOME="$HOME"']
     for k, v in sorted((extra_env or {}).items()):
         if bwrap.is_allowed_env(k):
