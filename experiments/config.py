@@ -143,8 +143,6 @@ def validate(cfg: DictConfig) -> DictConfig:
 def validate_rating(rating_cfg: Any) -> None:
     """The `rating` group against go_core.arena.rungs.RatingConfig: unknown keys refused by name (with the
     known ones), and the per-iteration quick Elo keys checked (experiments/iteration_rating.py)."""
-    from go_core.arena.rungs import RatingConfig
-
     raw = OmegaConf.to_container(rating_cfg, resolve=True) if isinstance(rating_cfg, DictConfig) else dict(rating_cfg)
     try:
         ecfg = RatingConfig.from_dict(raw)
