@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from experiments.stop import Stopped
+from experiments.stop import Stopped, stop_in
 
 # A stop request (the job's signal handler or safety limit) must stop the job, not be recorded
 # as a failed rating.
@@ -85,6 +85,8 @@ def maybe_rate(cfg: Any, run_dir: Path, iteration: int, checkpoint: Path, last: 
     except _STOP_REQUESTS:
         raise
     except BaseException as e:  # noqa: BLE001 - a rating must never end the training
+        if stop_in(e) is not None:   # a stop hidden behind a library's clean-up error
+            raise
         error = f"{type(e).__name__}: {e}".strip()[:1000]
         log(f"iteration {iteration}: quick Elo failed, training goes on: {error}")
         return {"elo_error": error, "elo_s": round(time.monotonic() - t0, 1)}

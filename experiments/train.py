@@ -56,23 +56,24 @@ from experiments.config import ConfigError, validate
 from experiments.iteration_rating import is_due, maybe_rate
 from experiments.progress import ProgressReporter
 from experiments.rundir import append_metrics, read_metrics, write_summary
-from experiments.stop import Stopped
+from experiments.stop import Stopped, request_stop, stop_in
 from experiments.training_run import TrainingRun, budget_totals, plan_iteration
 
 log = logging.getLogger("tengen.train")
 
 
-def _raise_stopped(signum, frame):
-    raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+def _stop_on_signal(signum, frame):
+    request_stop(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def arm_wall_clock_limit(seconds: float, describe: Callable[[], str]) -> None:
-    """Raise Stopped in the main thread after `seconds` (SIGALRM): the safety limit. The clock
+    """Raise Stopped in the main thread after `seconds` (SIGALRM; at the end of a checkpoint write
+    when it fires during one: experiments/stop.py): the safety limit. The clock
     never shortens the work; it only ends a job that is far slower than its budget assumes."""
     def expired(signum, frame):
-        raise Stopped(f"wall-clock safety limit of budget.wall_clock_s={seconds:g} s reached after "
-                      f"{describe()}: the machine is slower or busier than this budget allows; raise "
-                      f"budget.wall_clock_s or choose a smaller budget")
+        request_stop(f"wall-clock safety limit of budget.wall_clock_s={seconds:g} s reached after "
+                     f"{describe()}: the machine is slower or busier than this budget allows; raise "
+                     f"budget.wall_clock_s or choose a smaller budget")
     signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
 
@@ -130,7 +131,7 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
         write_summary(run_dir, "invalid", error=str(e), compute={"wall_s": time.time() - t0, "cpu_s": cpu_seconds(),
                                                                    "gpu_s": 0.0, "device": "none"})
         return 2
-    old_handlers = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT)}
+    old_handlers = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     old_alarm = signal.getsignal(signal.SIGALRM)
     tracker = None
     training = None
@@ -208,9 +209,14 @@ def run(cfg: DictConfig, run_dir: Path) -> int:
     except Stopped as e:
         status, error, exit_code = "timeout", str(e), 124
         log.error("%s", e)
-    except Exception:  # noqa: BLE001 - any failure becomes a `crash` summary with its traceback
-        status, error, exit_code = "crash", traceback.format_exc(), 1
-        log.error("crash:\n%s", error)
+    except Exception as e:  # noqa: BLE001 - any failure becomes a `crash` summary with its traceback
+        stop = stop_in(e)
+        if stop is not None:   # a stop that a library's clean-up hid behind its own error
+            status, error, exit_code = "timeout", str(stop), 124
+            log.error("%s (it surfaced as %s: %s)", stop, type(e).__name__, e)
+        else:
+            status, error, exit_code = "crash", traceback.format_exc(), 1
+            log.error("crash:\n%s", error)
     finally:
         disarm_wall_clock_limit()
         signal.signal(signal.SIGALRM, old_alarm)

@@ -65,6 +65,12 @@ class TrainingRun:
 
     # -- checkpoints
     def save(self, wall_s: float, cpu_s: float) -> None:
+        """Write checkpoints/latest.pt and best.pt; a stop signal waits until both are written."""
+        from experiments.stop import stops_deferred
+        with stops_deferred():
+            self._save(wall_s, cpu_s)
+
+    def _save(self, wall_s: float, cpu_s: float) -> None:
         import numpy as np
         import torch
         from go_core.learn.net import save_checkpoint
