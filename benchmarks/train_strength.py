@@ -12,7 +12,9 @@ alternate; Tromp-Taylor scoring by our engine; a game stops after 2*size^2 plies
    differ although both players are deterministic.
 
 Prints one JSON object: wins, games, win rate and its Wilson 95% interval for each match, the
-training job's wall time and status when `--train` ran it, and the device.
+training job's wall time and status when `--train` ran it, the device, and `targets` (each of
+issue 3's targets met or not; the 10-minute training target is only measured here, never asserted
+by a test).
 """
 from __future__ import annotations
 
@@ -128,6 +130,16 @@ def run_training(run_dir: Path, overrides: list[str]) -> dict:
             "budget_note": summary.get("budget_note")}
 
 
+def targets(out: dict) -> dict:
+    """Issue 3's acceptance, target by target (None where this run did not measure it). The time
+    target is a measurement, not a test: it holds on 2 idle cores, and a loaded machine misses it
+    without the code being wrong (the work is fixed; only the wall clock stretches)."""
+    train, vs_random, vs_policy = out.get("training"), out.get("mcts_vs_random"), out.get("mcts_vs_raw_policy")
+    return {"train_tiny_under_600_s": None if train is None else bool(train["status"] == "ok" and train["wall_s"] < 600),
+            "mcts_beats_random_95_of_100": None if vs_random is None else bool(vs_random["wins"] >= 95),
+            "mcts_beats_raw_policy": None if vs_policy is None else bool(vs_policy["winrate_ci95"][0] > 0.5)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="a .pt from a training run (default with --train: its best.pt)")
@@ -178,6 +190,7 @@ def main(argv=None) -> int:
     for k in ("mcts_vs_random", "mcts_vs_raw_policy", "raw_policy_vs_random"):
         if k in out:
             out[k].pop("results", None)
+    out["targets"] = targets(out)
     print(json.dumps(out, indent=1))
     return 0
 
