@@ -207,6 +207,23 @@ def test_slurm_end_states_map_to_node_statuses(repo, tmp_path, fake_slurm, state
     assert summary["status"] == status
 
 
+def test_a_scancel_from_outside_after_the_command_recorded_its_exit_code_says_cancelled(
+        repo, tmp_path, fake_slurm):
+    """scancel kills the command; job.sh may still write job.rc (143) before SLURM ends the job.
+    The node waits for sacct to say how the job ended (rc_grace_s at most), then says CANCELLED."""
+    from autoresearch.jobs.spec import RC_NAME
+    job = submit(repo, tmp_path / "ws", 7, slurm=SlurmConfig(poll_s=0, rc_grace_s=60))
+    set_state(fake_slurm, job.job_id, "RUNNING")
+    assert job.poll() is None
+    (job.run_dir / RC_NAME).write_text("143\n")
+    assert job.poll() is None, "classified before sacct said how the job ended"
+    set_state(fake_slurm, job.job_id, f"CANCELLED by {os.getuid()}")
+    res = job.wait(poll_s=0.05)
+    assert res.status == "crash" and res.returncode == 143, res.error
+    assert f"SLURM job {job.job_id} ended CANCELLED" in res.error
+    assert "CANCELLED" in json.loads((tmp_path / "ws/runs/7/summary.json").read_text())["error"]
+
+
 def test_completed_job_with_a_crashing_or_invalid_run_is_classified_like_a_local_one(
         repo, tmp_path, fake_slurm):
     ws = tmp_path / "ws"

@@ -56,6 +56,7 @@ class SlurmJob(Job):
         self._state_at = -math.inf
         self._ended_at: float | None = None   # when the cluster first said the job is over
         self._cancelled_at: float | None = None
+        self._rc_seen_at: float | None = None  # when a failed command's job.rc first appeared
 
     @property
     def job_id(self) -> str:
@@ -106,6 +107,8 @@ class SlurmJob(Job):
             return self._result.status
         rc = self.returncode()
         if rc is not None:
+            if rc != 0 and self.cluster == "slurm" and self._kill_reason is None and not self._end_known(rc):
+                return None     # sacct still says the job runs: wait (rc_grace_s at most) to learn why it ended
             self._result = self._finish(rc)
             return self._result.status
         state = self.state()
@@ -132,6 +135,23 @@ class SlurmJob(Job):
             return None
         self._result = self._finish(None, state)
         return self._result.status
+
+    def _end_known(self, rc: int) -> bool:
+        """After a failed command's job.rc: False while sacct still calls the job active (within
+        rc_grace_s); True once it is known how the job ended. A scancel from outside Tengen kills
+        the command, and job.sh may still record its exit code (143) before SLURM ends the job:
+        that node is a crash *because it was cancelled*, which the exit code alone does not say."""
+        now = time.time()
+        first = self._rc_seen_at is None
+        if first:
+            self._rc_seen_at = now
+        state = self.state(force=first)
+        if self.active(state) and now - self._rc_seen_at < self.rc_grace_s:
+            return False
+        if state.startswith("CANCELLED"):
+            self._kill_reason = (f"{self.describe()} ended CANCELLED (scancel from outside Tengen); "
+                                 f"its command exited with code {rc}")
+        return True
 
     def kill(self, reason: str) -> None:
         """Cancel the job (scancel; locally also kill the command's process group)."""
