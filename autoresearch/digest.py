@@ -175,4 +175,4 @@ def make_digest(store: Any, question_id: int) -> Digest:
     keys = {proposal_key(n.overrides, n.patch) for n in nodes
             if n.status not in NOT_A_RESULT and n.kind != "rerun"}
     return Digest(question_id=question_id, question=q.text, entries=[entry_of(n) for n in nodes],
-                  runs_used=runs_used(nodes), max_nodes=(q.budget or {}).get("runs"), keys=keys)
+                  runs_used=runs_used(nodes), max_nodes=(q.settings or {}).get("runs"), keys=keys)

@@ -1,5 +1,5 @@
-"""The agent loop: propose, run, score, remember -- until the budget is spent or the proposer
-concludes.
+"""The agent loop: propose, run, score, remember -- until a limit of the question (--max-nodes,
+--max-hours, --max-cost-usd) is reached or the proposer concludes.
 
     question + baseline node (the default config of the chosen board and budget)
     repeat: digest of the tree -> proposer -> new nodes -> run them (K at once, each in its own
@@ -50,7 +50,7 @@ log = logging.getLogger("autoresearch.loop")
 
 POLL_S = 0.2                 # how often running jobs are polled
 LOG_TAIL_CHARS = 4000
-MIN_JOB_S = 60.0             # the hours budget never gives a job less than this
+MIN_JOB_S = 60.0             # the --max-hours limit never gives a job less than this
 
 
 @dataclass
@@ -96,37 +96,37 @@ class ResearchLoop:
         from autoresearch.judge import Judge
         from autoresearch.referee import Referee
         from experiments.rate_checkpoint import as_rating_config
-        commit = self.budget.get("referee_commit")
+        commit = self.settings.get("referee_commit")
         if not commit:
             commit = jobs.worktrees.git(self.repo_root, "rev-parse", "HEAD").stdout.strip()
-            b = self.budget
+            b = self.settings
             b["referee_commit"] = commit
-            self.store.update_question(self.qid, budget=b)
+            self.store.update_question(self.qid, settings=b)
         referee = Referee(self.workspace, self.qid, self.repo_root, commit,
                           sandbox=self.cfg.referee.sandbox)
-        size = int(str(self.budget.get("board") or "9x9").split("x")[0])
+        size = int(str(self.settings.get("board") or "9x9").split("x")[0])
         referee.ensure_pin(board_size=size)
         return Judge(referee, self.cfg.verdict, as_rating_config(None).candidate_visits,
                      self.say, board_size=size)
 
-    # -- the budget --------------------------------------------------------------------------
+    # -- the question's settings and limits ---------------------------------------------------
     @property
-    def budget(self) -> dict[str, Any]:
-        return self.store.get_question(self.qid).budget or {}
+    def settings(self) -> dict[str, Any]:
+        return self.store.get_question(self.qid).settings or {}
 
     def runs_left(self) -> int:
-        runs = self.budget.get("runs")
+        runs = self.settings.get("runs")
         return 10 ** 9 if runs is None else int(runs) - runs_used(self.store.nodes(self.qid))
 
     def seconds_left(self) -> float:
-        hours = self.budget.get("hours")
+        hours = self.settings.get("hours")
         if not hours:
             return math.inf
-        spent = float(self.budget.get("spent_s", 0.0)) + (time.time() - self.session_start)
+        spent = float(self.settings.get("spent_s", 0.0)) + (time.time() - self.session_start)
         return float(hours) * 3600 - spent
 
     def cost_left(self) -> float:
-        cap = self.budget.get("cost_usd")
+        cap = self.settings.get("cost_usd")
         return math.inf if cap is None else float(cap) - self.store.get_question(self.qid).cost_usd
 
     # -- the loop ----------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class ResearchLoop:
         """Make a proposal a node (or refuse it); returns the node id or None. (`digest` is
         unused: the proposal is checked against the tree as it is now.)"""
         return add_proposal(self.store, self.qid, self.proposer, p, self.baseline(),
-                            int(self.budget.get("seed", 0)), self.runs_left, self.say)
+                            int(self.settings.get("seed", 0)), self.runs_left, self.say)
 
     # -- running -------------------------------------------------------------------------------
     def launch_pending(self) -> None:
@@ -256,7 +256,7 @@ class ResearchLoop:
     def command_overrides(self, node: Any) -> list[str]:
         # with the referee on, the job does not rate itself: the referee does, after it
         rated = ["rating.at_end=false", *loop_start.start_overrides(self, node)] if self.judge is not None else []
-        return merge_overrides(base_overrides(self.budget, self.cfg.job.extra_overrides),
+        return merge_overrides(base_overrides(self.settings, self.cfg.job.extra_overrides),
                                node.overrides, [f"seed={node.seed}", *rated])
 
     def job_spec(self, node_id: int | str, overrides: list[str], patch: str | None,
@@ -346,7 +346,7 @@ class ResearchLoop:
         return health_metrics(self.repo_root, self.workspace, self.store.get_node(node_id),
                               metrics, summary, self.cfg.health,
                               real_job=self.cfg.job.module == REAL_JOB_MODULE,
-                              board=str(self.budget.get("board") or "9x9"), say=self.say)
+                              board=str(self.settings.get("board") or "9x9"), say=self.say)
 
     # -- verdicts (autoresearch/loop_verdicts.py) ---------------------------------------------
     def update_verdicts(self) -> None:
@@ -366,10 +366,10 @@ class ResearchLoop:
 
     def save_time(self) -> None:
         now = time.time()
-        b = self.budget
+        b = self.settings
         b["spent_s"] = float(b.get("spent_s", 0.0)) + (now - self.session_start)
         self.session_start = now
-        self.store.update_question(self.qid, budget=b)
+        self.store.update_question(self.qid, settings=b)
 
     def write_report(self, wait: bool = False) -> None:
         """Regenerate the report in the background (autoresearch/report_writer.py); `wait=True`

@@ -50,7 +50,7 @@ def finish(loop: ResearchLoop) -> LoopResult:
             answer, evidence, status = c.answer, c.evidence, "answered"
         else:
             answer, evidence = summarise(digest, loop.stop_reason or "budget spent")
-            status = "answered" if loop.stop_reason == "concluded" else "budget-exhausted"
+            status = "answered" if loop.stop_reason == "concluded" else "limit-reached"
     evidence = [e for e in evidence if e in known]
     if left_out:
         answer += (" [Left out as suspect -- failed health checks not explained: "

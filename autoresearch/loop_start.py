@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 from experiment_tree.records import FAILED_STATUSES as FAILED
 
 
-def base_overrides(budget: dict[str, Any], extra: list[str]) -> list[str]:
+def base_overrides(settings: dict[str, Any], extra: list[str]) -> list[str]:
     """The question's board and budget groups, then the agent's `job.extra_overrides`."""
     base = []
-    if budget.get("board"):
-        base.append(f"board={budget['board']}")
-    if budget.get("budget"):
-        base.append(f"budget={budget['budget']}")
+    if settings.get("board"):
+        base.append(f"board={settings['board']}")
+    if settings.get("budget"):
+        base.append(f"budget={settings['budget']}")
     return base + list(extra)
 
 
@@ -44,7 +44,7 @@ def ensure_baseline(loop: ResearchLoop) -> None:
         return
     if base is not None:
         loop.say(f"node {base.id}, the baseline, was {base.status}: running the baseline again")
-    b = loop.budget
+    b = loop.settings
     hyp = (f"Baseline: the default config of board {b.get('board')} and budget "
            f"{b.get('budget')}; every other node is compared with it.")
     nid = loop.store.add_node(loop.qid, None, "baseline", hyp, overrides=[],
@@ -71,7 +71,7 @@ def ensure_start(loop: ResearchLoop, poll_s: float) -> None:
     and ~25-50 s saved per node). A failed start stops the question like a failed baseline."""
     if loop.judge is None or not loop.cfg.shared_start:
         return
-    b = loop.budget
+    b = loop.settings
     if b.get("start_checkpoint") and Path(b["start_checkpoint"]).is_file():
         return
     ws = Workspace(loop.workspace)
@@ -96,9 +96,9 @@ def ensure_start(loop: ResearchLoop, poll_s: float) -> None:
                             f"{failure_line(res.error)} (log: {run_dir / jobs.LOG_NAME})")
         loop.baseline_failed = True
         return
-    b = loop.budget
+    b = loop.settings
     b["start_checkpoint"] = str(ckpt)
-    loop.store.update_question(loop.qid, budget=b)
+    loop.store.update_question(loop.qid, settings=b)
     loop.say(f"starting point ready: {ckpt}")
 
 
@@ -106,7 +106,7 @@ def start_overrides(loop: ResearchLoop, node: Any) -> list[str]:
     """`train.warm_start.init_checkpoint=<the question's start>` unless the node changes the
     warm start itself (its overrides or the files of its patch)."""
     from experiments.config import concerns_warm_start
-    start = loop.budget.get("start_checkpoint")
+    start = loop.settings.get("start_checkpoint")
     if not start or concerns_warm_start(node.overrides or [],
                                         jobs.protect.patch_paths(node.patch or "")):
         return []

@@ -156,7 +156,7 @@ def choose_proposer_kind(cfg: AgentConfig) -> str:
 def make_proposer(kind: str, cfg: AgentConfig, workspace: Path, question_id: int, store,
                   repo_root: Path, client=None):
     """The proposer for `kind`; `client` replaces the Anthropic SDK client (tests)."""
-    plan = (store.get_question(question_id).budget or {}).get("plan")
+    plan = (store.get_question(question_id).settings or {}).get("plan")
     if kind == "offline" and plan:
         from autoresearch.planner.plan import Plan
         from autoresearch.proposers.planner import PlannerProposer
@@ -235,20 +235,20 @@ def _main(argv: list[str] | None, *, client=None) -> int:
                       file=sys.stderr)
                 return EXIT_USAGE
             q = open_qs[-1]
-        budget = dict(q.budget or {})
+        settings = dict(q.settings or {})
         for key, value in (("runs", a.max_nodes), ("hours", a.max_hours),
                            ("cost_usd", a.max_cost_usd)):
             if value is not None:
-                budget[key] = value
-        store.update_question(q.id, budget=budget)
-        if a.job_module is None and budget.get("job_module"):
-            cfg.job.module = budget["job_module"]
-        if a.workers is None and budget.get("workers"):
-            cfg.workers = int(budget["workers"])
-        if a.launcher is None and budget.get("launcher"):
-            cfg.launcher = budget["launcher"]
+                settings[key] = value
+        store.update_question(q.id, settings=settings)
+        if a.job_module is None and settings.get("job_module"):
+            cfg.job.module = settings["job_module"]
+        if a.workers is None and settings.get("workers"):
+            cfg.workers = int(settings["workers"])
+        if a.launcher is None and settings.get("launcher"):
+            cfg.launcher = settings["launcher"]
         try:
-            kind = a.proposer or budget.get("proposer") or choose_proposer_kind(cfg)
+            kind = a.proposer or settings.get("proposer") or choose_proposer_kind(cfg)
             if kind == "anthropic":
                 choose_proposer_kind(AgentConfig(proposer="anthropic"))
         except SystemExit as e:
@@ -270,18 +270,18 @@ def _main(argv: list[str] | None, *, client=None) -> int:
             return EXIT_USAGE
         if not a.skip_preflight and not preflight(cfg, kind):
             return EXIT_NO_COMPARISON
-        budget = {"runs": cfg.max_nodes, "hours": cfg.max_hours, "board": cfg.board,
-                  "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
-                  "workers": cfg.workers, "job_module": cfg.job.module,
-                  "launcher": cfg.launcher}
+        settings = {"runs": cfg.max_nodes, "hours": cfg.max_hours, "board": cfg.board,
+                    "budget": cfg.budget, "seed": cfg.seed, "proposer": kind,
+                    "workers": cfg.workers, "job_module": cfg.job.module,
+                    "launcher": cfg.launcher}
         if plan is not None:
-            budget["plan"] = plan.to_dict()
+            settings["plan"] = plan.to_dict()
         if kind == "anthropic":
-            budget["cost_usd"] = cfg.anthropic.max_cost_usd
-        qid = store.add_question(a.question, budget)
+            settings["cost_usd"] = cfg.anthropic.max_cost_usd
+        qid = store.add_question(a.question, settings)
         print(f"question {qid}: {a.question} (proposer {kind}, {cfg.max_nodes} runs, "
               f"launcher {cfg.launcher}, workspace {ws.root})")
-    cfg.seed = int(store.get_question(qid).budget.get("seed", cfg.seed))
+    cfg.seed = int(store.get_question(qid).settings.get("seed", cfg.seed))
     try:
         proposer = make_proposer(kind, cfg, ws.root, qid, store, repo_root, client=client)
     except Exception as e:

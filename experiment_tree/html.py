@@ -248,10 +248,10 @@ def render_tree_html(store: TreeStore, question_id: int | None = None,
                            for i in q.evidence) or "none"
             answer = (f'<div class="answer"><b>Answer:</b> {e(q.answer)}<br>'
                       f'<b>Evidence:</b> {ev}</div>')
-        budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+        settings = ", ".join(f"{k}={v}" for k, v in q.settings.items()) or "none"
         sections.append(
             f'<section class="question" data-question="{q.id}"><h2>Question {q.id}: {e(q.text)}</h2>'
-            f'<p>status {e(q.status)} · budget {e(budget)} · {len(nodes)} nodes · '
+            f'<p>status {e(q.status)} · settings {e(settings)} · {len(nodes)} nodes · '
             f'LLM {q.tokens} tokens, ${q.cost_usd:.2f}</p>{answer}'
             f'<div class="treewrap">{tree_svg(nodes, svg_id=f"tree-q{q.id}")}</div>'
             f'{tracks_html(store, q.id, nodes)}</section>')

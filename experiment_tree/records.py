@@ -15,7 +15,7 @@ STATUSES = ("pending", "running", "ok", "crash", "timeout", "invalid", "pruned",
 FAILED_STATUSES = ("crash", "timeout", "invalid", "refused")   # finished without a usable result
 FINISHED_STATUSES = ("ok", "crash", "timeout", "invalid", "pruned", "refused", "interrupted")
 VERDICTS = ("better", "worse", "inconclusive")
-QUESTION_STATUSES = ("open", "running", "answered", "budget-exhausted", "interrupted", "failed")
+QUESTION_STATUSES = ("open", "running", "answered", "limit-reached", "interrupted", "failed")
 
 
 @dataclass
@@ -60,10 +60,15 @@ class Node:
 
 @dataclass
 class Question:
-    """A research question, its budget, and the answer the agent reached."""
+    """A research question, its settings, and the answer the agent reached.
+
+    `settings` (JSON): what the question was asked with and what its loop keeps -- the board, the
+    job budget (`budget`: the work of one node, e.g. "tiny"), the seed, its limits (`runs`,
+    `hours`, `cost_usd`: --max-nodes/--max-hours/--max-cost-usd), the time spent, the plan, the
+    referee's commit, the shared start."""
     id: int
     text: str
-    budget: dict[str, Any]
+    settings: dict[str, Any]
     status: str
     created_at: float
     answer: str | None = None
@@ -142,7 +147,7 @@ def track_from_row(row: sqlite3.Row) -> Track:
 def question_from_row(row: sqlite3.Row) -> Question:
     d = dict(row)
     return Question(
-        id=d["id"], text=d["text"], budget=_loads(d["budget"], {}), status=d["status"],
+        id=d["id"], text=d["text"], settings=_loads(d["settings"], {}), status=d["status"],
         created_at=d["created_at"], answer=d["answer"], evidence=_loads(d.get("evidence"), []),
         finished_at=d.get("finished_at"), tokens=d.get("tokens") or 0,
         cost_usd=d.get("cost_usd") or 0.0, updated_at=d.get("updated_at"))

@@ -81,6 +81,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE nodes ADD COLUMN forecast TEXT",
         "ALTER TABLE nodes ADD COLUMN track_id INTEGER REFERENCES tracks(id)",
     ],
+    # 6: one meaning of "budget" (the work of one job): a question's record of what it was asked
+    # with is its `settings`; a question stopped by --max-nodes/--max-hours/--max-cost-usd has
+    # reached its limit.
+    [
+        "ALTER TABLE questions RENAME COLUMN budget TO settings",
+        "UPDATE questions SET status = 'limit-reached' WHERE status = 'budget-exhausted'",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

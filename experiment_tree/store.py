@@ -30,7 +30,7 @@ _JSON_NODE_FIELDS = {"metrics", "overrides", "forecast"}
 UPDATABLE_NODE_FIELDS = ("status", "run_dir", "metrics", "verdict", "verdict_test", "notes",
                          "error", "log_tail", "wandb_path", "sandbox", "started_at", "finished_at", "tokens",
                          "cost_usd", "command", "hypothesis", "forecast", "track_id")
-UPDATABLE_QUESTION_FIELDS = ("status", "budget", "answer", "evidence", "finished_at")
+UPDATABLE_QUESTION_FIELDS = ("status", "settings", "answer", "evidence", "finished_at")
 
 
 class TreeStore:
@@ -84,14 +84,14 @@ class TreeStore:
         return row[0] if row else 0
 
     # -- questions ---------------------------------------------------------------------------
-    def add_question(self, text: str, budget: dict[str, Any] | None = None) -> int:
+    def add_question(self, text: str, settings: dict[str, Any] | None = None) -> int:
         if not text or not text.strip():
             raise ValueError("a question needs text, e.g. 'does a 10% no-resign fraction help?'")
         now = time.time()
         with self._write() as c:
             cur = c.execute(
-                "INSERT INTO questions (text, budget, status, created_at, updated_at) "
-                "VALUES (?, ?, 'open', ?, ?)", (text, json.dumps(budget or {}), now, now))
+                "INSERT INTO questions (text, settings, status, created_at, updated_at) "
+                "VALUES (?, ?, 'open', ?, ?)", (text, json.dumps(settings or {}), now, now))
             return int(cur.lastrowid)
 
     def get_question(self, question_id: int) -> Question:
@@ -114,7 +114,7 @@ class TreeStore:
         if "status" in fields_ and fields_["status"] not in QUESTION_STATUSES:
             raise ValueError(f"question status must be one of {QUESTION_STATUSES}, "
                              f"got {fields_['status']!r}")
-        values = {k: (json.dumps(v) if k in ("budget", "evidence") else v)
+        values = {k: (json.dumps(v) if k in ("settings", "evidence") else v)
                   for k, v in fields_.items()}
         values["updated_at"] = time.time()
         with self._write() as c:
@@ -294,4 +294,4 @@ class TreeStore:
     @staticmethod
     def _require_question(c: sqlite3.Connection, question_id: int) -> None:
         if c.execute("SELECT 1 FROM questions WHERE id = ?", (question_id,)).fetchone() is None:
-            raise KeyError(f"no question {question_id}; create one with add_question(text, budget)")
+            raise KeyError(f"no question {question_id}; create one with add_question(text, settings)")

@@ -49,9 +49,9 @@ def node_line(node: Node, color: bool = False, hyp_width: int = 70) -> str:
 
 
 def question_header(q: Question, color: bool = False) -> str:
-    budget = ", ".join(f"{k}={v}" for k, v in q.budget.items()) or "none"
+    settings = ", ".join(f"{k}={v}" for k, v in q.settings.items()) or "none"
     head = _paint(f"Question {q.id}: {q.text}", "\033[1m", color)
-    lines = [f"{head}  [{q.status}]  budget: {budget}  "
+    lines = [f"{head}  [{q.status}]  settings: {settings}  "
              f"LLM: {q.tokens} tokens, ${q.cost_usd:.2f}"]
     if q.answer:
         ev = ", ".join(f"#{e}" for e in q.evidence) or "none"

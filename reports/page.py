@@ -1,5 +1,5 @@
 """The report's page: what the markdown and the HTML report are both written from (`Page`), and the
-sentences and tables both print -- the node table, the strongest node, the status and budget
+sentences and tables both print -- the node table, the strongest node, the status and settings
 line, the sandbox line, the head-to-head verdicts and the health flags."""
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from reports.xy import XYResult
 
 TABLE_COLUMNS = ["node", "parent", "kind", "status", "verdict", "comparison", "strength", "wall_s",
                  "iterations", "hypothesis", "overrides", "error"]
-# budget keys that are bookkeeping, not something a reader set: never printed raw
-HIDDEN_BUDGET_KEYS = ("plan", "start_checkpoint", "job_module", "description")
+# settings keys that are bookkeeping, not something a reader set: never printed raw
+HIDDEN_SETTINGS_KEYS = ("plan", "start_checkpoint", "job_module", "description")
 
 
 @dataclass
@@ -118,14 +118,14 @@ def round_text(v: Any) -> str:
     return str(v)
 
 
-def budget_text(budget: dict) -> str:
-    """The question's budget and spending for people: rounded, no Nones, no bookkeeping keys."""
-    b = {k: v for k, v in (budget or {}).items() if v is not None and k not in HIDDEN_BUDGET_KEYS}
+def settings_text(settings: dict) -> str:
+    """The question's settings, limits and spending for people: rounded, no Nones, no bookkeeping keys."""
+    b = {k: v for k, v in (settings or {}).items() if v is not None and k not in HIDDEN_SETTINGS_KEYS}
     named = {
-        "runs": lambda v: f"{v} runs",
-        "hours": lambda v: f"{round_text(float(v))} h",
+        "runs": lambda v: f"at most {v} nodes",
+        "hours": lambda v: f"at most {round_text(float(v))} h",
         "spent_s": lambda v: f"{duration_text(float(v))} spent",
-        "cost_usd": lambda v: f"${float(v):.2f} for the LLM",
+        "cost_usd": lambda v: f"at most ${float(v):.2f} for the LLM",
         "board": lambda v: f"board {v}",
         "budget": lambda v: f"{v} work budget per node",
         "workers": lambda v: f"{v} worker(s)",
@@ -144,7 +144,7 @@ def budget_text(budget: dict) -> str:
 
 
 def status_text(q: Question, frame: pd.DataFrame) -> str:
-    text = f"{q.status} · budget: {budget_text(q.budget)} · {len(frame)} nodes ({status_counts(frame)})"
+    text = f"{q.status} · {settings_text(q.settings)} · {len(frame)} nodes ({status_counts(frame)})"
     if q.tokens or q.cost_usd:
         text += f" · LLM {q.tokens} tokens, ${q.cost_usd:.2f}"
     return text

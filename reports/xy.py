@@ -116,8 +116,8 @@ def _numeric(v: Any) -> bool:
 
 
 def plan_of(question: Question) -> Any | None:
-    """The question's stored plan (`question.budget["plan"]`), or None (no plan, or unreadable)."""
-    raw = (question.budget or {}).get("plan")
+    """The question's stored plan (`question.settings["plan"]`), or None (no plan, or unreadable)."""
+    raw = (question.settings or {}).get("plan")
     if not isinstance(raw, dict):
         return None
     from autoresearch.planner.plan import Plan

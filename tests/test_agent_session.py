@@ -137,7 +137,7 @@ def test_the_offline_planner_forecasts_its_stated_prior_on_the_same_scale(setup,
                        "--max-nodes", "3", "--set", "fake.ci=5", "--agent-config", str(agent)])
     assert rc == 0
     store = TreeStore(ws / "tree.db")
-    plan = Plan.from_dict(store.get_question(1).budget["plan"])
+    plan = Plan.from_dict(store.get_question(1).settings["plan"])
     arms = [n for n in store.nodes(1) if n.kind == "config"]
     assert len(arms) == 2 and plan.mde_elo
     for n in arms:

@@ -219,6 +219,6 @@ def test_run_check_runs_a_snippet_in_a_sandboxed_worktree_of_the_node(tmp_path):
         assert "sandbox: bwrap" in first["content"]
     second = api.messages()[2].body["messages"][-1]["content"][0]
     assert second["is_error"] and "timed out after 1 s" in second["content"]
-    b = store.get_question(qid).budget
+    b = store.get_question(qid).settings
     assert b["checks"] == 2 and b["check_s"] >= 1.0
     assert not list((tmp_path / "ws" / "checks").iterdir()), "the worktrees are removed"

@@ -314,7 +314,7 @@ def test_a_refused_submission_pauses_the_question_instead_of_spending_runs(repo,
     assert rc == 130
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
-    assert q.status == "interrupted" and q.budget["launcher"] == "slurm"
+    assert q.status == "interrupted" and q.settings["launcher"] == "slurm"
     [node] = store.nodes(q.id)
     assert node.status == "pending"               # resumable once the partition is fixed
     assert not (ws / "worktrees" / str(node.id)).exists()

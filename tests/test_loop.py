@@ -181,7 +181,7 @@ def test_cost_budget_stops_proposing_and_the_loop_answers_itself(setup):
     q = store.get_question(1)
     # one call cost 1200 x $5 + 150 x $25 + 900 x $6.25 per Mtok = $0.015375 > $0.005
     assert q.cost_usd == pytest.approx(0.015375)
-    assert len(store.nodes(1)) == 2 and q.status == "budget-exhausted"
+    assert len(store.nodes(1)) == 2 and q.status == "limit-reached"
     assert "max-cost" in q.answer and q.evidence[0] == 1
 
 

@@ -50,7 +50,7 @@ def test_the_start_is_trained_once_and_read_by_nodes_that_do_not_change_it(tmp_p
     loop.ensure_start()
     ckpt = ws.start_dir(qid) / "checkpoints" / "latest.pt"
     assert ckpt.read_bytes() == b"start" and loop.stop_reason is None, said
-    assert store.get_question(qid).budget["start_checkpoint"] == str(ckpt)
+    assert store.get_question(qid).settings["start_checkpoint"] == str(ckpt)
     argv = (ws.start_dir(qid) / "argv.json").read_text()
     assert "train.warm_start.only=true" in argv and "seed=3" in argv and "board=9x9" in argv
     loop.ensure_start()        # once per question: the second call finds the checkpoint

@@ -140,7 +140,7 @@ def test_research_run_plans_runs_and_answers_the_question(tmp_path, monkeypatch)
     assert rc == 0
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
-    plan = Plan.from_dict(q.budget["plan"])
+    plan = Plan.from_dict(q.settings["plan"])
     assert plan.design == "ab" and plan.x_values == [1.5, 2.5]
     nodes = {n.id: n for n in store.nodes(q.id)}
     by_arm = {plan.arm_of_overrides(n.overrides).label: n for n in nodes.values()
@@ -162,6 +162,6 @@ def test_sweep_flag_keeps_the_optuna_search(tmp_path, monkeypatch):
     assert rc == 0
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
-    assert "plan" not in q.budget
+    assert "plan" not in q.settings
     assert [n.kind for n in store.nodes(q.id)] == ["baseline", "sweep-trial"]
     assert os.path.exists(ws / "optuna.db")

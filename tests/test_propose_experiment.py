@@ -76,9 +76,9 @@ def test_the_model_proposes_an_experiment_and_its_arms_run_with_their_seeds(setu
     assert "Plan for: " + QUESTION in out and "cut: seeds per arm 3 -> 2" in out
     store = TreeStore(ws / "tree.db")
     q = store.questions()[-1]
-    (exp,) = q.budget["experiments"]
+    (exp,) = q.settings["experiments"]
     assert exp["plan"]["seeds"] == 2 and exp["plan"]["runs"] == 6 and exp["track"] == "exploration"
-    assert q.budget["plan"] == exp["plan"]
+    assert q.settings["plan"] == exp["plan"]
     # its arms are nodes: the default 1.25 is the baseline; 2.5 and 3.5 are new, each with the
     # baseline's seeds 0 and 1, the model's forecast and track
     nodes = store.nodes(q.id)
@@ -123,9 +123,9 @@ def test_an_experiment_the_budget_cannot_hold_is_a_tool_error(tmp_path, monkeypa
             "mcts.c_puct=2.0,3.0", x2="train.lr=0.01,0.02"), digest, set())
         assert is_error and made is None
         assert "needs 5 runs" in text and "the budget allows 4" in text, text
-        b = store.get_question(qid).budget      # one more run: the grid fits
+        b = store.get_question(qid).settings      # one more run: the grid fits
         b["runs"] = 5
-        store.update_question(qid, budget=b)
+        store.update_question(qid, settings=b)
         text, is_error, made = prop.handle("propose_experiment", experiment(
             "mcts.c_puct=2.0,3.0", x2="train.lr=0.01,0.02"), digest, set())
         assert not is_error and len(made) == 4 and "runs: 5 of 5 allowed" in text, text
@@ -136,5 +136,5 @@ def test_an_experiment_the_budget_cannot_hold_is_a_tool_error(tmp_path, monkeypa
                          (experiment("mcts.c_puct=1,2", track="new", aim=""), "track_aim")]:
             text, is_error, made = prop.handle("propose_experiment", bad, digest, set())
             assert is_error and made is None and why in text, (bad, text)
-    assert len(store.get_question(qid).budget["experiments"]) == 1
+    assert len(store.get_question(qid).settings["experiments"]) == 1
     assert len(store.nodes(qid)) == 1

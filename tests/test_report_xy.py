@@ -81,8 +81,8 @@ def _result(ids, y=None):
     store = TreeStore(ids["workspace"].tree_db)
     q = store.get_question(ids["question"])
     if y:
-        q.budget["plan"]["y"] = y
-        q.budget["plan"]["y_direction"] = "minimize"
+        q.settings["plan"]["y"] = y
+        q.settings["plan"]["y_direction"] = "minimize"
     return xy_result(q, store.nodes(q.id), ids["workspace"].root)
 
 

@@ -13,7 +13,7 @@ from experiments.rundir import append_metrics
 from reports.calibration import NOTHING as NO_CALIBRATION
 from reports.data import curves_frame, nodes_frame
 from reports.ladder_elos import load_ladder, normalise_ladder
-from reports.page import budget_text
+from reports.page import settings_text
 from reports.report import NO_CURVES, NO_LADDER, NO_STRENGTH, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -132,13 +132,13 @@ def test_status_line_is_for_people(tmp_path):
     write_report(tmp_path / "ws", ladder=LADDER)
     md = (tmp_path / "ws" / "report" / "report.md").read_text()
     status = next(ln for ln in md.splitlines() if ln.startswith("*Status:*"))
-    assert "6 runs" in status and "8.3 min spent" in status and "2 worker(s)" in status
+    assert "at most 6 nodes" in status and "8.3 min spent" in status and "2 worker(s)" in status
     assert "referee pinned at 9cb79c6a9c" in status
     for raw in ("495.16", "None", "hours", "plan", "start.pt", "design", "9cb79c6a9cb79c6a9cb",
                 "job_module", "spent_s"):
         assert raw not in status, raw
-    assert budget_text({"hours": 2.0, "cost_usd": 1.5, "spent_s": 7200}) == \
-        "2 h, $1.50 for the LLM, 2.0 h spent"
+    assert settings_text({"hours": 2.0, "cost_usd": 1.5, "spent_s": 7200}) == \
+        "at most 2 h, at most $1.50 for the LLM, 2.0 h spent"
 
 
 def test_report_is_answer_first_and_draws_the_tree_once(report):

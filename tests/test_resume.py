@@ -108,7 +108,7 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     keys = [proposal_key(n.overrides, n.patch) for n in counted if n.kind != "rerun"]
     assert len(keys) == len(set(keys))
     q = store.get_question(1)
-    assert q.status in ("answered", "budget-exhausted") and q.answer
+    assert q.status in ("answered", "limit-reached") and q.answer
     # no job of the killed loop is still alive
     assert not live_jobs(ws)
 

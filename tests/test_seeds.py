@@ -162,7 +162,7 @@ def test_the_xy_point_of_an_arm_pools_its_seed_nodes(planned):
         if label != "mcts.c_puct=1.25":
             assert p.seeds == 3 and "3 seed pair(s)" in p.how
     # another y (policy loss from each seed's run): the mean of the 3 seeds with a t-interval
-    q.budget["plan"]["y"], q.budget["plan"]["y_direction"] = "policy_loss", "minimize"
+    q.settings["plan"]["y"], q.settings["plan"]["y_direction"] = "policy_loss", "minimize"
     points = {p.label: p for p in xy_result(q, store.nodes(qid), ws.root).points}
     assert all(p.seeds == 3 and p.how == "mean of 3 seeds, t-interval" for p in points.values())
     assert points["mcts.c_puct=2"].y == pytest.approx(2.0 - 0.1)    # seeds 0, 1, 2
@@ -170,9 +170,9 @@ def test_the_xy_point_of_an_arm_pools_its_seed_nodes(planned):
 
 def test_planned_seeds_stop_at_the_max_nodes(planned):
     loop, store, ws, qid, plan, ref = planned
-    b = store.get_question(qid).budget
+    b = store.get_question(qid).settings
     b["runs"] = 3
-    store.update_question(qid, budget=b)
+    store.update_question(qid, settings=b)
     said = []
     loop.say = said.append
     (p,) = loop.proposer.propose(make_digest(store, qid), 1)
@@ -248,9 +248,9 @@ def test_an_open_verdict_does_not_take_the_runs_of_planned_arms(tmp_path, monkey
     nxt = loop.proposer.propose(make_digest(store, qid), 2)
     assert len(nxt) == 2 and {q.meta["arm"] for q in nxt} != {p.meta["arm"]}
     # with room beyond the plan, the open verdict of the next arm gets its seed pair
-    b = store.get_question(qid).budget
+    b = store.get_question(qid).settings
     b["runs"] = 6
-    store.update_question(qid, budget=b)
+    store.update_question(qid, settings=b)
     second = loop.add_proposal(nxt[0], make_digest(store, qid))
     finish_all(store, ws, qid)
     loop.update_verdicts()   # 6 - 3 used - 1 arm reserved = 2: one seed pair

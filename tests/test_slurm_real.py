@@ -387,7 +387,7 @@ def test_a_real_question_whose_nodes_train_on_slurm_is_rated_by_the_referee(slur
         [(n.id, n.kind, n.status, n.error) for n in nodes]
     base, child = nodes
     assert child.parent_id == base.id and "mcts.c_puct=2" in " ".join(child.overrides)
-    start = Path(q.budget["start_checkpoint"])
+    start = Path(q.settings["start_checkpoint"])
     assert start.is_file() and start.is_relative_to(ws)
     recs = records(ws)
     starts = {}

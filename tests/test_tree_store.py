@@ -92,7 +92,7 @@ def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path):
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     conn.execute("INSERT INTO questions (text, budget, status, created_at) "
-                 "VALUES ('old q', '{}', 'open', 0)")
+                 "VALUES ('old q', '{\"runs\": 3, \"budget\": \"tiny\"}', 'budget-exhausted', 0)")
     conn.execute("INSERT INTO nodes (question_id, parent_id, created_at, kind, hypothesis, status, "
                  "metrics) VALUES (1, NULL, 0, 'baseline', 'old node', 'ok', '{\"elo\": 5}')")
     conn.close()
@@ -103,6 +103,9 @@ def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path):
     assert node.hypothesis == "old node" and node.metrics == {"elo": 5}
     assert node.tokens == 0 and node.error is None
     assert store.get_question(1).evidence == []
+    # version 6: the question's record is its settings; a stop at a limit is `limit-reached`
+    q = store.get_question(1)
+    assert q.settings == {"runs": 3, "budget": "tiny"} and q.status == "limit-reached"
     # and the new columns work
     store.update_node(1, wandb_path="x", error="boom")
     assert store.get_node(1).wandb_path == "x"

@@ -78,7 +78,7 @@ class AnthropicProposer(Proposer):
 
     def _cost_spent(self) -> bool:
         q = self.store.get_question(self.qid)
-        cap = (q.budget or {}).get("cost_usd", self.cfg.max_cost_usd)
+        cap = (q.settings or {}).get("cost_usd", self.cfg.max_cost_usd)
         pending = self.client._pending_cost
         return cap is not None and q.cost_usd + pending >= float(cap)
 

@@ -26,7 +26,7 @@ from autoresearch.safe_git import git_argv
 
 SEARCH_MAX_LINES = 100
 MAX_IMAGE_BYTES = 3_000_000   # the API refuses images over ~5 MB of base64
-EXPERIMENTS_KEY = "experiments"   # question.budget[...]: the x/y experiments the model proposed
+EXPERIMENTS_KEY = "experiments"   # question.settings[...]: the x/y experiments the model proposed
 
 
 class ToolCalls:
@@ -143,7 +143,7 @@ class ToolCalls:
         if not isinstance(args.get("x"), str):
             return "x must be a string KEY=v1,v2,... e.g. \"selfplay.visits=8,16,32\"", True, None
         q = self.store.get_question(self.qid)
-        b = q.budget or {}
+        b = q.settings or {}
         base = digest.baseline()
         try:
             plan = plan_with(self.planner, q.text, x=args["x"], x2=args.get("x2") or None,
@@ -167,7 +167,7 @@ class ToolCalls:
         experiments.append(record)
         b[EXPERIMENTS_KEY] = experiments
         b["plan"] = plan.to_dict()               # the report's x/y figure reads the latest one
-        self.store.update_question(self.qid, budget=b)
+        self.store.update_question(self.qid, settings=b)
         print(plan.text())
         arms = self._arms_of(len(experiments) - 1, record, digest, len(todo))
         return (f"accepted: {len(todo)} arm(s) will run as nodes, {plan.seeds} seed(s) each (the "
@@ -178,7 +178,7 @@ class ToolCalls:
         """Arms of stored experiments that are not in the tree yet (at most n), read back from
         the tree, so a resumed loop goes on with them."""
         out: list[Proposal] = []
-        for i, record in enumerate((self.store.get_question(self.qid).budget or {}).get(
+        for i, record in enumerate((self.store.get_question(self.qid).settings or {}).get(
                 EXPERIMENTS_KEY) or []):
             if len(out) >= n:
                 break

@@ -92,7 +92,7 @@ def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: lis
 
 def book_check(store: Any, question_id: int, seconds: float) -> None:
     """Tally a check on the question's budget (its time is already in the loop's wall clock)."""
-    b = dict(store.get_question(question_id).budget or {})
+    b = dict(store.get_question(question_id).settings or {})
     b["checks"] = int(b.get("checks", 0)) + 1
     b["check_s"] = float(b.get("check_s", 0.0)) + float(seconds)
-    store.update_question(question_id, budget=b)
+    store.update_question(question_id, settings=b)
