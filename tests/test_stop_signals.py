@@ -13,13 +13,11 @@ import pytest
 import torch
 
 from experiments.stop import Stopped, request_stop, stop_in, stops_deferred
+from tests.test_train_job import MICRO as TRAIN_MICRO
 
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = ["board=5x5", "model=b2c32", "budget.max_iterations=3", "selfplay.games_per_iteration=2",
-         "selfplay.parallel_games=2", "selfplay.visits=4", "selfplay.cheap_visits=2",
-         "selfplay.max_moves_factor=1.0", "train.batch_size=16", "train.max_steps_per_iteration=3",
-         "train.warm_start.random_value_games=4", "train.warm_start.random_value_steps=1",
-         "train.torch_threads=1", "++rating.at_end=false", "tracking=disabled"]
+# the micro job of test_train_job, with the safety limit armed (it is off there)
+MICRO = [o for o in TRAIN_MICRO if not o.startswith("budget.wall_clock_s=")] + ["tracking=disabled"]
 
 
 def _stop(signum, frame):
