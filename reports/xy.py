@@ -216,7 +216,8 @@ def _point(label: str, arm_x: dict, plan: Any, group: list[Node], y: str,
         pairs = int(detail.get("seed_pairs") or 1)
         p.y, p.lo, p.hi, p.seeds = anchor + d, anchor + float(lo), anchor + float(hi), pairs
         p.how = (f"head-to-head {d:+.0f} Elo [{float(lo):+.0f}, {float(hi):+.0f}] vs #{main.parent_id} "
-                 f"({detail.get('games_per_side')} games, {pairs} seed pair(s))")
+                 f"({detail.get('games_per_side')} games, {pairs} seed pair(s)) on top of its ladder "
+                 f"Elo {anchor:.0f}")
         return p
     values = [v for v in (seed_value(n, y, workspace_root) for n in group) if v is not None]
     if values:

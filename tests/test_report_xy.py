@@ -103,6 +103,7 @@ def test_sweep_report_opens_with_the_xy_figure_and_the_trend(sweep):
     assert "Trend: elo rises with mcts.c_puct: slope +" in md and "per unit of mcts.c_puct" in md
     # each arm's point: the baseline's pooled ladder Elo plus its head-to-head difference
     assert "- mcts.c_puct=2: elo 320 [260, 380], head-to-head +10 Elo [-50, +70]" in md
+    assert "on top of its ladder Elo 310" in md        # the point is the anchor plus the difference
     assert "2 seed pair(s)" in md
     assert "- baseline (default): elo 310" in md
     assert page.index('id="xy"') < page.index('id="tree-section"')
