@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoresearch.bwrap import ENV_DEFAULTS  # noqa: E402
 from go_core.arena.head_to_head import BatchPlayerSpec, play_head_to_head  # noqa: E402
 from go_core.arena.sprt import estimate  # noqa: E402
 
@@ -41,7 +42,8 @@ def train(run_dir: Path, overrides: list[str], log: Path) -> float:
     t = time.monotonic()
     cmd = [sys.executable, "-m", "experiments.train", *overrides, f"hydra.run.dir={run_dir}"]
     with open(log, "ab") as f:
-        cp = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+        cp = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                            env={**ENV_DEFAULTS, **os.environ})   # passive OpenMP waits unless set
     summary = json.loads((run_dir / "summary.json").read_text())
     if cp.returncode != 0 or summary.get("status") != "ok":
         raise SystemExit(f"training failed ({summary.get('status')}): {summary.get('error')} (log {log})")

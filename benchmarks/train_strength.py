@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autoresearch.bwrap import ENV_DEFAULTS  # noqa: E402
 from go_core.game.board import BLACK, Board  # noqa: E402
 from go_core.learn.evaluators import NetEvaluator  # noqa: E402
 from go_core.learn.mcts import BatchedMCTS  # noqa: E402
@@ -119,7 +120,9 @@ def play_match(a, b, n_games: int, size: int, komi: float, opening: int, rng) ->
 
 
 def run_training(run_dir: Path, overrides: list[str]) -> dict:
-    env = dict(os.environ, WANDB_MODE="disabled")
+    # OpenMP threads wait passively unless the caller says otherwise: spinning ones slow a training
+    # job beside other work several times over (autoresearch/bwrap.ENV_DEFAULTS)
+    env = {**ENV_DEFAULTS, **os.environ, "WANDB_MODE": "disabled"}
     cmd = [sys.executable, "-m", "experiments.train", "board=9x9", "budget=tiny", "++rating.at_end=false",
            f"hydra.run.dir={run_dir}", *overrides]
     t = time.time()
