@@ -38,15 +38,19 @@ def request_stop(message: str) -> None:
 
 @contextlib.contextmanager
 def stops_deferred() -> Iterator[None]:
-    """A block that a stop must not cut; a stop requested meanwhile is raised as the block ends."""
+    """A block that a stop must not cut; a stop requested meanwhile is raised as the block ends
+    (when it ends by an exception of its own, that one goes on and the stop is dropped: the job
+    ends either way, and no stale stop is left for a later block)."""
     global _deferring, _pending
     _deferring += 1
+    stop = None
     try:
         yield
     finally:
         _deferring -= 1
-    if not _deferring and _pending is not None:
-        stop, _pending = _pending, None
+        if not _deferring:
+            stop, _pending = _pending, None
+    if stop is not None:
         raise stop
 
 

@@ -39,6 +39,12 @@ def test_a_stop_signal_waits_for_the_end_of_a_deferred_block():
         signal.signal(signal.SIGALRM, old)
     with pytest.raises(Stopped):      # outside a deferred block a stop is raised at once
         request_stop("now")
+    with pytest.raises(OSError):      # a block that fails by itself: its error goes on ...
+        with stops_deferred():
+            request_stop("during a failing write")
+            raise OSError("disk full")
+    with stops_deferred():            # ... and leaves no stale stop behind
+        pass
 
 
 def test_a_stop_hidden_behind_a_clean_up_error_is_found():
