@@ -3,7 +3,7 @@ Python snippet -- in a fresh worktree of one node (the repository's HEAD with th
 under the same sandbox as the node's job (bubblewrap: no network, no keys, writable only the
 worktree), with a time limit; the output comes back to the model. The seconds it takes are the
 loop's own wall-clock time, so they count against the question's hours budget, and every check
-is tallied on the question's budget (`checks`, `check_s`).
+is tallied in the question's settings (`checks`, `check_s`).
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def run_check(repo_root: Path | str, workspace: Path | str, node: Any, argv: lis
 
 
 def book_check(store: Any, question_id: int, seconds: float) -> None:
-    """Tally a check on the question's budget (its time is already in the loop's wall clock)."""
+    """Tally a check in the question's settings (its time is already in the loop's wall clock)."""
     b = dict(store.get_question(question_id).settings or {})
     b["checks"] = int(b.get("checks", 0)) + 1
     b["check_s"] = float(b.get("check_s", 0.0)) + float(seconds)
